@@ -1,0 +1,659 @@
+//! Waiting on many tasks: [`gather`], [`gather_settled`], [`wait`], [`as_completed`], and
+//! [`shield`] against cancellation.
+//!
+//! Each combinator owns the [`Task`] handles it waits on and registers itself as their joiner
+//! through one shared [`Group`]: when a member finishes, the loop appends its index to the group
+//! and queues a *deferred* wake of the combinator. A finished member therefore costs O(1), not a
+//! scan of all members, and the combinator resumes two iterations after the member finished,
+//! exactly as asyncio's done-callbacks make it (`_on_completion` via `call_soon`, then the
+//! waiter's wakeup via `call_soon`).
+//!
+//! # Invariants
+//! - [`wait`] and [`as_completed`] never cancel anything; dropping them detaches the tasks.
+//! - [`gather`] (not yet complete) cancels all its members when dropped, which is how cancelling
+//!   the task that awaits it reaches the members; once it has completed (first failure or all
+//!   done) the members still running are left alone.
+//! - Members that already finished when `gather` is first polled are collected without a loop
+//!   iteration (asyncio 3.12).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_core::Stream;
+
+use crate::error::TaskError;
+use crate::runtime::Core;
+use crate::task::{Group, IntoTask, Status, Task};
+use crate::time::TimerSlot;
+
+/// The members of a combinator and their group.
+struct Members<T> {
+    /// The handles; `None` once the member's outcome was taken.
+    tasks: Vec<Option<Task<T>>>,
+    /// The group the members report to.
+    group: Rc<Group>,
+    /// The loop (absent when there are no members).
+    core: Option<Rc<Core>>,
+    /// The members are registered with the group.
+    registered: bool,
+    /// Members whose outcome was not taken yet.
+    left: usize,
+}
+
+impl<T: 'static> Members<T> {
+    fn new(tasks: Vec<Task<T>>) -> Members<T> {
+        let core = tasks.first().map(|t| t.core().clone());
+        let left = tasks.len();
+        Members { tasks: tasks.into_iter().map(Some).collect(), group: Rc::default(), core, registered: false, left }
+    }
+
+    /// Registers every member with the group (finished ones report at once, for the next iteration).
+    fn register(&mut self) {
+        if self.registered {
+            return;
+        }
+        self.registered = true;
+        if let Some(core) = &self.core {
+            for (i, t) in self.tasks.iter().enumerate() {
+                if let Some(t) = t {
+                    core.join_group(t.key(), &self.group, i as u32);
+                }
+            }
+        }
+    }
+
+    /// Takes the outcome of a finished member.
+    fn take(&mut self, i: usize) -> Option<Result<T, TaskError>> {
+        let mut task = self.tasks[i].take()?;
+        let mut cx = Context::from_waker(Waker::noop());
+        match task.poll_join(&mut cx, false) {
+            Poll::Ready(r) => {
+                self.left -= 1;
+                Some(r)
+            }
+            Poll::Pending => {
+                self.tasks[i] = Some(task);
+                None
+            }
+        }
+    }
+
+    /// Returns the next member that finished (in finishing order), registering `cx` for more.
+    fn poll_next_done(&mut self, cx: &mut Context<'_>) -> Poll<Option<(usize, Result<T, TaskError>)>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        self.group.register(cx.waker());
+        self.register();
+        loop {
+            let next = self.group.done.borrow_mut().pop_front();
+            match next {
+                Some(i) => {
+                    if let Some(r) = self.take(i as usize) {
+                        return Poll::Ready(Some((i as usize, r)));
+                    }
+                }
+                None => return Poll::Pending,
+            }
+        }
+    }
+
+    fn forget_joins(&self) {
+        if let (Some(core), true) = (&self.core, self.registered) {
+            for t in self.tasks.iter().flatten() {
+                core.clear_join(t.key());
+            }
+        }
+    }
+}
+
+impl<T> Drop for Members<T> {
+    fn drop(&mut self) {
+        if let (Some(core), true) = (&self.core, self.registered) {
+            for t in self.tasks.iter().flatten() {
+                core.clear_join(t.key());
+            }
+        }
+    }
+}
+
+fn into_tasks<I>(items: I) -> Vec<Task<<I::Item as IntoTask>::Output>>
+where
+    I: IntoIterator,
+    I::Item: IntoTask,
+{
+    items.into_iter().map(IntoTask::into_task).collect()
+}
+
+/// Runs tasks (or futures, which it spawns) concurrently and returns their values in argument
+/// order (asyncio's `gather`).
+///
+/// The first member that fails (panics, or is cancelled) completes the gather with that error;
+/// the other members keep running. Dropping a gather that has not completed cancels all its
+/// members (so cancelling the task that awaits it cancels them). `gather` of nothing gives
+/// `Ok(vec![])`.
+///
+/// # Panics
+///
+/// Plain futures are spawned on the running loop: "no running event loop" outside one.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+/// let v = lp.run_until_complete(async {
+///     aioloop::gather((1..=3u64).map(|i| async move {
+///         aioloop::sleep(Duration::from_secs(4 - i)).await; // finish in reverse order
+///         i * 10
+///     }))
+///     .await
+/// });
+/// assert_eq!(v.unwrap(), [10, 20, 30]);
+/// ```
+pub fn gather<I>(items: I) -> Gather<<I::Item as IntoTask>::Output>
+where
+    I: IntoIterator,
+    I::Item: IntoTask,
+    <I::Item as IntoTask>::Output: 'static,
+{
+    let tasks = into_tasks(items);
+    let n = tasks.len();
+    Gather { members: Members::new(tasks), results: (0..n).map(|_| None).collect(), done: false }
+}
+
+/// The future of [`gather`].
+///
+/// # Examples
+///
+/// ```
+/// aioloop::run(async {
+///     let g: aioloop::Gather<i32> = aioloop::gather(vec![async { 1 }, async { 2 }]);
+///     assert_eq!(g.await.unwrap(), [1, 2]);
+/// });
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Gather<T> {
+    members: Members<T>,
+    results: Vec<Option<T>>,
+    done: bool,
+}
+
+impl<T> std::fmt::Debug for Gather<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gather").field("members", &self.results.len()).field("left", &self.members.left).finish()
+    }
+}
+
+// The values are never pinned: they are moved out when the gather completes.
+impl<T> Unpin for Gather<T> {}
+impl<T> Unpin for GatherSettled<T> {}
+impl<T> Unpin for AsCompleted<T> {}
+
+impl<T: 'static> Gather<T> {
+    /// Collects members that finished before the first poll, without an iteration (asyncio 3.12).
+    fn take_finished(&mut self) -> Option<TaskError> {
+        for i in 0..self.members.tasks.len() {
+            let finished = self.members.tasks[i].as_ref().is_some_and(|t| t.is_done());
+            if finished {
+                match self.members.take(i) {
+                    Some(Ok(v)) => self.results[i] = Some(v),
+                    Some(Err(e)) => return Some(e),
+                    None => {}
+                }
+            }
+        }
+        None
+    }
+}
+
+impl<T: 'static> Future for Gather<T> {
+    type Output = Result<Vec<T>, TaskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        assert!(!this.done, "aioloop: a `Gather` was polled after it completed");
+        if !this.members.registered {
+            if let Some(e) = this.take_finished() {
+                this.done = true;
+                return Poll::Ready(Err(e));
+            }
+        }
+        loop {
+            match this.members.poll_next_done(cx) {
+                Poll::Ready(Some((i, Ok(v)))) => this.results[i] = Some(v),
+                Poll::Ready(Some((_, Err(e)))) => {
+                    this.done = true;
+                    this.members.forget_joins();
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    let results = std::mem::take(&mut this.results);
+                    return Poll::Ready(Ok(results
+                        .into_iter()
+                        .map(|v| v.expect("every member has a value"))
+                        .collect()));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<T> Drop for Gather<T> {
+    fn drop(&mut self) {
+        if !self.done {
+            for t in self.members.tasks.iter().flatten() {
+                t.cancel();
+            }
+        }
+    }
+}
+
+/// Like [`gather`], but waits for every member and returns each outcome, failures included
+/// (asyncio's `gather(..., return_exceptions=True)`).
+///
+/// # Examples
+///
+/// ```
+/// let out = aioloop::run(async {
+///     let ok = aioloop::spawn(async { 1 });
+///     let bad = aioloop::spawn(async { panic!("no") });
+///     aioloop::gather_settled([ok, bad]).await
+/// });
+/// assert_eq!(out[0].as_ref().unwrap(), &1);
+/// assert!(out[1].as_ref().unwrap_err().is_panic());
+/// ```
+pub fn gather_settled<I>(items: I) -> GatherSettled<<I::Item as IntoTask>::Output>
+where
+    I: IntoIterator,
+    I::Item: IntoTask,
+    <I::Item as IntoTask>::Output: 'static,
+{
+    let tasks = into_tasks(items);
+    let n = tasks.len();
+    GatherSettled { members: Members::new(tasks), results: (0..n).map(|_| None).collect(), done: false }
+}
+
+/// The future of [`gather_settled`].
+///
+/// # Examples
+///
+/// ```
+/// aioloop::run(async {
+///     let g: aioloop::GatherSettled<i32> = aioloop::gather_settled(vec![async { 1 }]);
+///     assert_eq!(g.await[0].as_ref().unwrap(), &1);
+/// });
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct GatherSettled<T> {
+    members: Members<T>,
+    results: Vec<Option<Result<T, TaskError>>>,
+    done: bool,
+}
+
+impl<T> std::fmt::Debug for GatherSettled<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatherSettled").field("members", &self.results.len()).field("left", &self.members.left).finish()
+    }
+}
+
+impl<T: 'static> Future for GatherSettled<T> {
+    type Output = Vec<Result<T, TaskError>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        assert!(!this.done, "aioloop: a `GatherSettled` was polled after it completed");
+        if !this.members.registered {
+            for i in 0..this.members.tasks.len() {
+                if this.members.tasks[i].as_ref().is_some_and(|t| t.is_done()) {
+                    this.results[i] = this.members.take(i);
+                }
+            }
+        }
+        loop {
+            match this.members.poll_next_done(cx) {
+                Poll::Ready(Some((i, r))) => this.results[i] = Some(r),
+                Poll::Ready(None) => {
+                    this.done = true;
+                    let results = std::mem::take(&mut this.results);
+                    return Poll::Ready(results.into_iter().map(|r| r.expect("every member has an outcome")).collect());
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<T> Drop for GatherSettled<T> {
+    fn drop(&mut self) {
+        if !self.done {
+            for t in self.members.tasks.iter().flatten() {
+                t.cancel();
+            }
+        }
+    }
+}
+
+/// When [`wait`] returns.
+///
+/// # Examples
+///
+/// ```
+/// assert_ne!(aioloop::ReturnWhen::FirstCompleted, aioloop::ReturnWhen::AllCompleted);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReturnWhen {
+    /// As soon as any task finishes (or is cancelled).
+    FirstCompleted,
+    /// As soon as any task panics, or when all have finished.
+    FirstException,
+    /// When every task has finished.
+    AllCompleted,
+}
+
+/// Waits for tasks until `return_when` holds or `timeout` passes, and returns them split into
+/// `(done, pending)` (asyncio's `asyncio.wait`).
+///
+/// `wait` never cancels anything and never fails: on timeout the pending tasks keep running.
+/// The split is made when `wait` resumes, so `done` may hold more tasks than the one that
+/// triggered the return. A cancelled task counts as done; for `FirstException` only a panic is an
+/// "exception". Unlike asyncio (which raises `ValueError`), an empty input returns at once with
+/// two empty vectors.
+///
+/// # Examples
+///
+/// The seeds' `phase` program, on virtual time:
+///
+/// ```
+/// use std::time::Duration;
+/// use aioloop::ReturnWhen;
+/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+/// lp.run_until_complete(async {
+///     let phases: Vec<_> = (0..3u64)
+///         .map(|i| aioloop::spawn(aioloop::sleep(Duration::from_secs(5 * i))))
+///         .collect();
+///     let (done, pending) = aioloop::wait(phases, Some(Duration::from_secs(6)), ReturnWhen::AllCompleted).await;
+///     assert_eq!((done.len(), pending.len()), (2, 1));
+///     for t in &pending {
+///         t.cancel();
+///     }
+/// });
+/// ```
+pub fn wait<T, I>(tasks: I, timeout: Option<Duration>, return_when: ReturnWhen) -> Wait<T>
+where
+    I: IntoIterator<Item = Task<T>>,
+    T: 'static,
+{
+    let tasks: Vec<Task<T>> = tasks.into_iter().collect();
+    Wait {
+        tasks,
+        group: Rc::default(),
+        timeout,
+        timer: None,
+        return_when,
+        registered: false,
+        finished: 0,
+        triggered: false,
+    }
+}
+
+/// The future of [`wait`]: `(done, pending)`.
+///
+/// # Examples
+///
+/// ```
+/// aioloop::run(async {
+///     let w: aioloop::Wait<()> = aioloop::wait(vec![], None, aioloop::ReturnWhen::AllCompleted);
+///     assert_eq!(w.await, (vec![], vec![]));
+/// });
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Wait<T> {
+    tasks: Vec<Task<T>>,
+    group: Rc<Group>,
+    timeout: Option<Duration>,
+    timer: Option<TimerSlot>,
+    return_when: ReturnWhen,
+    registered: bool,
+    /// Members whose finishing was reported to the group.
+    finished: usize,
+    /// The return condition held (a member finished or panicked, per `return_when`).
+    triggered: bool,
+}
+
+impl<T> std::fmt::Debug for Wait<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wait").field("tasks", &self.tasks.len()).field("return_when", &self.return_when).finish()
+    }
+}
+
+impl<T: 'static> Future for Wait<T> {
+    type Output = (Vec<Task<T>>, Vec<Task<T>>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.tasks.is_empty() {
+            return Poll::Ready((Vec::new(), Vec::new()));
+        }
+        let core = this.tasks[0].core().clone();
+        this.group.register(cx.waker());
+        if !this.registered {
+            this.registered = true;
+            for (i, t) in this.tasks.iter().enumerate() {
+                core.join_group(t.key(), &this.group, i as u32);
+            }
+            if let Some(d) = this.timeout {
+                this.timer = Some(TimerSlot::new(core.clone(), core.deadline_after(d)));
+            }
+        }
+        loop {
+            let Some(i) = this.group.done.borrow_mut().pop_front() else { break };
+            this.finished += 1;
+            let panicked = core.status_of(this.tasks[i as usize].key()) == Some(Status::Panicked);
+            match this.return_when {
+                ReturnWhen::FirstCompleted => this.triggered = true,
+                ReturnWhen::FirstException if panicked => this.triggered = true,
+                _ => {}
+            }
+        }
+        let timed_out = this.timer.as_mut().is_some_and(|t| t.poll_fired(cx));
+        if !(this.triggered || timed_out || this.finished == this.tasks.len()) {
+            return Poll::Pending;
+        }
+        this.timer = None;
+        for t in &this.tasks {
+            core.clear_join(t.key());
+        }
+        this.registered = false;
+        let (done, pending) = std::mem::take(&mut this.tasks).into_iter().partition(|t| t.is_done());
+        Poll::Ready((done, pending))
+    }
+}
+
+impl<T> Drop for Wait<T> {
+    fn drop(&mut self) {
+        if self.registered {
+            if let Some(core) = self.tasks.first().map(|t| t.core().clone()) {
+                for t in &self.tasks {
+                    core.clear_join(t.key());
+                }
+            }
+        }
+    }
+}
+
+/// Returns the outcomes of tasks (or futures, which it spawns) in the order they finish
+/// (asyncio's `as_completed`), as a [`Stream`]; [`AsCompleted::next`] awaits the next one.
+///
+/// Dropping it leaves the remaining tasks running. For a deadline, wrap `next()` in a
+/// [`timeout`](crate::timeout).
+///
+/// # Panics
+///
+/// Plain futures are spawned on the running loop: "no running event loop" outside one.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+/// let order = lp.run_until_complete(async {
+///     let mut s = aioloop::as_completed([3u64, 1, 2].map(|i| async move {
+///         aioloop::sleep(Duration::from_secs(i)).await;
+///         i
+///     }));
+///     let mut order = vec![];
+///     while let Some(r) = s.next().await {
+///         order.push(r.unwrap());
+///     }
+///     order
+/// });
+/// assert_eq!(order, [1, 2, 3]);
+/// ```
+pub fn as_completed<I>(items: I) -> AsCompleted<<I::Item as IntoTask>::Output>
+where
+    I: IntoIterator,
+    I::Item: IntoTask,
+    <I::Item as IntoTask>::Output: 'static,
+{
+    AsCompleted { members: Members::new(into_tasks(items)) }
+}
+
+/// The stream of [`as_completed`].
+///
+/// # Examples
+///
+/// ```
+/// aioloop::run(async {
+///     let mut s: aioloop::AsCompleted<u8> = aioloop::as_completed(vec![async { 1u8 }]);
+///     assert_eq!(s.next().await.unwrap().unwrap(), 1);
+///     assert!(s.next().await.is_none());
+/// });
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct AsCompleted<T> {
+    members: Members<T>,
+}
+
+impl<T> std::fmt::Debug for AsCompleted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsCompleted").field("left", &self.members.left).finish()
+    }
+}
+
+impl<T: 'static> AsCompleted<T> {
+    /// Waits for the next task to finish and returns its outcome; `None` when all were returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     let mut s = aioloop::as_completed(vec![async { 'x' }]);
+    ///     assert_eq!(s.next().await.unwrap().unwrap(), 'x');
+    /// });
+    /// ```
+    pub async fn next(&mut self) -> Option<Result<T, TaskError>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Returns how many outcomes are still to come.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     let s = aioloop::as_completed(vec![async {}, async {}]);
+    ///     assert_eq!(s.remaining(), 2);
+    /// });
+    /// ```
+    pub fn remaining(&self) -> usize {
+        self.members.left
+    }
+}
+
+impl<T: 'static> Stream for AsCompleted<T> {
+    type Item = Result<T, TaskError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.members.poll_next_done(cx).map(|o| o.map(|(_, r)| r))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.members.left, Some(self.members.left))
+    }
+}
+
+/// Awaits a task (or a future, which it spawns) without passing cancellation on to it (asyncio's
+/// `shield`): if the task awaiting the shield is cancelled, the shielded task keeps running.
+///
+/// # Panics
+///
+/// A plain future is spawned on the running loop: "no running event loop" outside one.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+/// let inner = lp.spawn(aioloop::sleep(Duration::from_secs(1)));
+/// let inner_id = inner.id();
+/// let outer = lp.spawn(aioloop::shield(inner));
+/// lp.run_until_complete(aioloop::yield_now());
+/// outer.cancel();
+/// lp.run_until_complete(aioloop::sleep(Duration::from_secs(2)));
+/// assert!(outer.is_cancelled());
+/// // The inner task finished normally: it was detached, not cancelled.
+/// ```
+pub fn shield<A: IntoTask>(aw: A) -> Shield<A::Output> {
+    Shield { task: aw.into_task() }
+}
+
+/// The future of [`shield`]: the shielded task's outcome.
+///
+/// # Examples
+///
+/// ```
+/// aioloop::run(async {
+///     let s: aioloop::Shield<i32> = aioloop::shield(async { 3 });
+///     assert_eq!(s.await.unwrap(), 3);
+/// });
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Shield<T> {
+    task: Task<T>,
+}
+
+impl<T> Shield<T> {
+    /// Returns the shielded task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     let s = aioloop::shield(async { 3 });
+    ///     assert!(!s.task().is_done());
+    /// });
+    /// ```
+    pub fn task(&self) -> &Task<T> {
+        &self.task
+    }
+}
+
+impl<T> std::fmt::Debug for Shield<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shield").field("task", &self.task).finish()
+    }
+}
+
+impl<T: 'static> Future for Shield<T> {
+    type Output = Result<T, TaskError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // `link: false`: the awaiting task does not pass its cancellation on.
+        self.task.poll_join(cx, false)
+    }
+}

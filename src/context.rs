@@ -1,0 +1,196 @@
+//! The running loop of this thread (asyncio's `get_running_loop()`), and the free functions that
+//! use it: [`spawn`], [`try_spawn`], [`now`], [`current_task`], [`run`].
+//!
+//! # Invariants
+//! - At most one loop runs on a thread at a time; running a second one inside the first fails
+//!   with asyncio's message.
+//! - The thread-local is set only while a loop runs (`run_until_complete`, `run_forever`), so
+//!   a waker woken on this thread at that moment reaches the ready queue without a lock.
+
+use std::cell::RefCell;
+use std::future::{Future, IntoFuture};
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::error::NoRunningLoop;
+use crate::runtime::{Core, EventLoop};
+use crate::task::{Task, TaskId};
+use crate::waker::TaskKey;
+
+thread_local! {
+    /// The loop running on this thread, if any.
+    static RUNNING: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+}
+
+/// Marks a loop as running on this thread until dropped.
+pub(crate) struct EnterGuard(());
+
+/// Makes `core` this thread's running loop.
+///
+/// # Panics
+///
+/// If a loop is already running on this thread.
+pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
+    RUNNING.with(|r| {
+        let mut r = r.borrow_mut();
+        assert!(r.is_none(), "Cannot run the event loop while another loop is running");
+        *r = Some(core.clone());
+    });
+    EnterGuard(())
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let core = RUNNING.with(|r| r.borrow_mut().take());
+        drop(core);
+    }
+}
+
+/// Returns true if a loop is running on this thread.
+pub(crate) fn is_running() -> bool {
+    RUNNING.try_with(|r| r.try_borrow().is_ok_and(|r| r.is_some())).unwrap_or(false)
+}
+
+/// Calls `f` with the running loop, if any.
+pub(crate) fn with_running<R>(f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
+    RUNNING.try_with(|r| r.try_borrow().ok().and_then(|r| r.as_ref().map(f))).ok().flatten()
+}
+
+/// Returns the running loop.
+///
+/// # Panics
+///
+/// "no running event loop" if no loop is running on this thread.
+#[track_caller]
+pub(crate) fn current() -> Rc<Core> {
+    match with_running(Rc::clone) {
+        Some(core) => core,
+        None => panic!("no running event loop"),
+    }
+}
+
+/// Wakes `key` if its loop is the one running on this thread; returns false otherwise.
+pub(crate) fn wake_on_running_loop(key: TaskKey) -> bool {
+    with_running(|core| {
+        if core.remote.slot == key.slot() {
+            core.wake_local(key);
+            true
+        } else {
+            false
+        }
+    })
+    .unwrap_or(false)
+}
+
+/// Spawns a task on the running loop (asyncio's `asyncio.create_task`).
+///
+/// The task starts lazily: `spawn` only queues its first step, and the caller keeps running
+/// until it awaits something. Dropping the returned [`Task`] detaches the task.
+///
+/// # Panics
+///
+/// "no running event loop" outside a running loop (use [`try_spawn`] to get an error instead, or
+/// [`EventLoop::spawn`]); and if more than 67,108,864 tasks are alive on the loop.
+///
+/// # Examples
+///
+/// ```
+/// let out = aioloop::run(async {
+///     let t = aioloop::spawn(async { "hello" });
+///     t.await.unwrap()
+/// });
+/// assert_eq!(out, "hello");
+/// ```
+#[track_caller]
+pub fn spawn<F>(fut: F) -> Task<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    current().spawn(fut)
+}
+
+/// Spawns a task on the running loop, or returns [`NoRunningLoop`] if there is none.
+///
+/// # Examples
+///
+/// ```
+/// assert!(aioloop::try_spawn(async {}).is_err());
+/// aioloop::run(async { assert!(aioloop::try_spawn(async {}).is_ok()) });
+/// ```
+pub fn try_spawn<F>(fut: F) -> Result<Task<F::Output>, NoRunningLoop>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    with_running(|core| core.spawn(fut)).ok_or(NoRunningLoop)
+}
+
+/// Returns the running loop's time (virtual under virtual time; asyncio's `loop.time()`).
+///
+/// # Panics
+///
+/// "no running event loop" outside a running loop.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+/// lp.run_until_complete(async {
+///     let t0 = aioloop::now();
+///     aioloop::sleep(Duration::from_secs(2)).await;
+///     assert_eq!(aioloop::now() - t0, Duration::from_secs(2));
+/// });
+/// ```
+#[track_caller]
+pub fn now() -> Instant {
+    let core = current();
+    core.clock.instant(core.clock.now_ns())
+}
+
+/// Returns the id of the task being polled on this thread's running loop, if any.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(aioloop::current_task(), None);
+/// aioloop::run(async { assert!(aioloop::current_task().is_some()) });
+/// ```
+pub fn current_task() -> Option<crate::TaskId> {
+    with_running(|core| {
+        let key = core.current.get()?;
+        core.tasks.borrow().get(key.index()).map(|e| TaskId(e.id))
+    })
+    .flatten()
+}
+
+/// Runs `fut` to completion on a fresh loop, then cancels every task left, runs the loop until
+/// they have finished, and closes it (asyncio's `asyncio.run`).
+///
+/// Tasks left over are cancelled *after* `fut` returned, so their destructors run after it.
+///
+/// # Panics
+///
+/// - If called while a loop is running on this thread.
+/// - If the loop's poller cannot be created (the OS is out of file descriptors).
+/// - If `fut` panics, the panic resumes here.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let v = aioloop::run(async {
+///     aioloop::sleep(Duration::from_millis(1)).await;
+///     7
+/// });
+/// assert_eq!(v, 7);
+/// ```
+pub fn run<F: IntoFuture>(fut: F) -> F::Output {
+    assert!(!is_running(), "aioloop::run() cannot be called from a running event loop");
+    let mut lp = EventLoop::new().unwrap_or_else(|e| panic!("aioloop::run(): cannot create the event loop: {e}"));
+    let out = lp.run_until_complete(fut);
+    lp.cancel_all_tasks();
+    lp.close();
+    out
+}

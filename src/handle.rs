@@ -1,0 +1,269 @@
+//! Callback handles: `call_soon`, `call_later`, `call_at` (asyncio's `Handle` and `TimerHandle`).
+//!
+//! A *handle record* is something the loop runs from its ready queue that is not a task step:
+//! a user callback, the action of a timer (for [`sleep`](crate::sleep): wake the sleeping task),
+//! a deferred wake (how combinators keep asyncio's iteration counts), or the stop request that
+//! ends `run_until_complete`. Records live in a slab; the ready queue and the timer heap refer to
+//! them by `(index, seq)`.
+//!
+//! # Invariants
+//! - Cancelling a handle removes its record at once (its callback is dropped); the ready-queue or
+//!   heap entry left behind no longer matches and is skipped (a skipped entry still counts as one
+//!   of the iteration's "ntodo" slots, as in asyncio).
+//! - A record runs at most once: running removes it first, then calls it with no borrow held.
+//! - A panicking callback is reported ("Exception in callback") and the loop goes on.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::task::Waker;
+use std::time::Instant;
+
+use crate::error::panic_message;
+use crate::runtime::{Core, Runnable};
+use crate::timer::TimerEntry;
+
+/// What a handle record does when it runs.
+pub(crate) enum Action {
+    /// A user callback.
+    Callback(Box<dyn FnOnce()>),
+    /// Wake this waker (timers of sleeps and timeouts; deferred wakes).
+    Wake(Waker),
+    /// Stop the loop (scheduled when the main task of `run_until_complete` finishes).
+    Stop,
+}
+
+/// A record in the handle slab.
+pub(crate) struct HandleRecord {
+    /// Unique per record; a ready or heap entry with another `seq` is stale.
+    pub(crate) seq: u64,
+    /// The record is (still) scheduled in the timer heap.
+    pub(crate) in_heap: bool,
+    /// What to do.
+    pub(crate) action: Action,
+}
+
+/// Identifies a record: slab index and sequence number.
+pub(crate) type HandleKey = (u32, u64);
+
+impl Core {
+    fn insert_handle(&self, in_heap: bool, action: Action) -> HandleKey {
+        let seq = self.next_seq.get();
+        self.next_seq.set(seq + 1);
+        let index = self.handles.borrow_mut().insert(HandleRecord { seq, in_heap, action });
+        (u32::try_from(index).expect("aioloop: more than 2^32 pending callbacks"), seq)
+    }
+
+    /// Queues an action for the next iteration (asyncio's `call_soon`).
+    pub(crate) fn call_soon_action(&self, action: Action) -> HandleKey {
+        let (index, seq) = self.insert_handle(false, action);
+        self.ready.borrow_mut().push_back(Runnable::Handle { index, seq });
+        (index, seq)
+    }
+
+    /// Wakes `waker` in the next iteration rather than now (one extra loop hop, as asyncio's
+    /// done-callbacks have).
+    pub(crate) fn call_soon_wake(&self, waker: Waker) {
+        self.call_soon_action(Action::Wake(waker));
+    }
+
+    /// Schedules an action at a loop time (asyncio's `call_at`).
+    pub(crate) fn call_at_action(&self, deadline: u64, action: Action) -> HandleKey {
+        let (index, seq) = self.insert_handle(true, action);
+        self.timers.borrow_mut().push(TimerEntry { deadline, seq, index });
+        (index, seq)
+    }
+
+    /// Returns true if the record has neither run nor been cancelled.
+    pub(crate) fn handle_pending(&self, (index, seq): HandleKey) -> bool {
+        self.handles.borrow().get(index as usize).is_some_and(|r| r.seq == seq)
+    }
+
+    /// Replaces the waker a pending `Wake` record will wake (a task polled from a new context).
+    pub(crate) fn set_handle_waker(&self, (index, seq): HandleKey, waker: &Waker) {
+        let mut handles = self.handles.borrow_mut();
+        if let Some(r) = handles.get_mut(index as usize).filter(|r| r.seq == seq) {
+            if let Action::Wake(w) = &mut r.action {
+                if !w.will_wake(waker) {
+                    *w = waker.clone();
+                }
+            }
+        }
+    }
+
+    /// Cancels a record; returns true if it was still pending.
+    pub(crate) fn cancel_handle(&self, (index, seq): HandleKey) -> bool {
+        let removed = {
+            let mut handles = self.handles.borrow_mut();
+            match handles.get(index as usize) {
+                Some(r) if r.seq == seq => Some(handles.remove(index as usize)),
+                _ => None,
+            }
+        };
+        match removed {
+            Some(r) => {
+                if r.in_heap {
+                    self.timers.borrow_mut().note_cancelled();
+                }
+                drop(r); // may run a closure's destructors: no borrow held
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs a record from the ready queue (skipped if it was cancelled).
+    pub(crate) fn run_handle(&self, index: u32, seq: u64) {
+        let record = {
+            let mut handles = self.handles.borrow_mut();
+            match handles.get(index as usize) {
+                Some(r) if r.seq == seq => handles.remove(index as usize),
+                _ => return,
+            }
+        };
+        match record.action {
+            Action::Callback(f) => {
+                if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+                    eprintln!("aioloop: Exception in callback: panicked: {}", panic_message(&*p));
+                }
+            }
+            Action::Wake(w) => w.wake(),
+            Action::Stop => self.remote.stop.store(true, SeqCst),
+        }
+    }
+}
+
+/// A callback scheduled with [`EventLoop::call_soon`](crate::EventLoop::call_soon).
+///
+/// Dropping the handle does not cancel the callback.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// let mut lp = aioloop::EventLoop::new().unwrap();
+/// let ran = Rc::new(Cell::new(false));
+/// let r = ran.clone();
+/// let h = lp.call_soon(move || r.set(true));
+/// h.cancel();
+/// lp.run_until_complete(aioloop::yield_now());
+/// assert!(!ran.get());
+/// assert!(h.is_cancelled());
+/// ```
+pub struct Handle {
+    core: Rc<Core>,
+    key: HandleKey,
+    cancelled: std::cell::Cell<bool>,
+}
+
+impl Handle {
+    pub(crate) fn new(core: &Rc<Core>, key: HandleKey) -> Handle {
+        Handle { core: core.clone(), key, cancelled: std::cell::Cell::new(false) }
+    }
+
+    /// Cancels the callback if it has not run yet (its closure is dropped now).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::new().unwrap();
+    /// lp.call_soon(|| unreachable!()).cancel();
+    /// ```
+    pub fn cancel(&self) {
+        if self.core.cancel_handle(self.key) {
+            self.cancelled.set(true);
+        }
+    }
+
+    /// Returns true if [`cancel`](Self::cancel) cancelled the callback before it ran.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::new().unwrap();
+    /// let h = lp.call_soon(|| {});
+    /// assert!(!h.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.get()
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").field("cancelled", &self.is_cancelled()).finish()
+    }
+}
+
+/// A callback scheduled at a time with [`EventLoop::call_later`](crate::EventLoop::call_later)
+/// or [`EventLoop::call_at`](crate::EventLoop::call_at).
+///
+/// Dropping the handle does not cancel the callback.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+/// let h = lp.call_later(Duration::from_secs(1), || {});
+/// assert_eq!(h.when() - lp.time(), Duration::from_secs(1));
+/// h.cancel();
+/// ```
+pub struct TimerHandle {
+    handle: Handle,
+    deadline: u64,
+}
+
+impl TimerHandle {
+    pub(crate) fn new(core: &Rc<Core>, deadline: u64, action: Action) -> TimerHandle {
+        TimerHandle { handle: Handle::new(core, core.call_at_action(deadline, action)), deadline }
+    }
+
+    /// Cancels the callback if it has not run yet. The heap entry stays behind as a tombstone
+    /// until it reaches the head or the heap is compacted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = aioloop::EventLoop::new().unwrap();
+    /// lp.call_later(Duration::from_secs(1), || unreachable!()).cancel();
+    /// ```
+    pub fn cancel(&self) {
+        self.handle.cancel();
+    }
+
+    /// Returns true if [`cancel`](Self::cancel) cancelled the callback before it ran.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = aioloop::EventLoop::new().unwrap();
+    /// let h = lp.call_later(Duration::from_secs(1), || {});
+    /// h.cancel();
+    /// assert!(h.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.handle.is_cancelled()
+    }
+
+    /// Returns when the callback is scheduled to run, in loop time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::new().unwrap();
+    /// let t = lp.time();
+    /// assert_eq!(lp.call_at(t, || {}).when(), t);
+    /// ```
+    pub fn when(&self) -> Instant {
+        self.handle.core.clock.instant(self.deadline)
+    }
+}
+
+impl std::fmt::Debug for TimerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerHandle").field("when", &self.when()).field("cancelled", &self.is_cancelled()).finish()
+    }
+}

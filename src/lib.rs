@@ -1,0 +1,121 @@
+//! A single-threaded, asyncio-style event loop: one OS thread runs many tasks (1:N), the way
+//! Python's asyncio does, over Rust futures.
+//!
+//! ```
+//! use std::time::Duration;
+//! use aioloop::ReturnWhen;
+//!
+//! async fn phase(i: u64) -> String {
+//!     println!("in phase {i}");
+//!     aioloop::sleep(Duration::from_secs(5 * i)).await;
+//!     println!("done with phase {i}");
+//!     format!("phase {i} result")
+//! }
+//!
+//! let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+//! lp.run_until_complete(async {
+//!     let phases: Vec<_> = (0..3).map(|i| aioloop::spawn(phase(i))).collect();
+//!     let (done, pending) = aioloop::wait(phases, Some(Duration::from_secs(6)), ReturnWhen::AllCompleted).await;
+//!     println!("{} completed and {} pending", done.len(), pending.len());
+//!     pending.iter().for_each(|t| { t.cancel(); });
+//! });
+//! ```
+//!
+//! # How the loop works
+//!
+//! An [`EventLoop`] holds four things, each in a file named after it:
+//!
+//! - the **ready queue** (`runtime.rs`, asyncio's `_ready`): task steps and callbacks to run;
+//! - the **waiting set** (`task.rs`): every task lives in a slab slot; those not in the ready
+//!   queue are parked until a waker, which is just the slot's number (`waker.rs`), names them;
+//! - the **timer heap** (`timer.rs`, asyncio's `_scheduled`): a binary min-heap of deadlines;
+//! - the **poller** (`reactor.rs`, asyncio's selector): epoll/kqueue, where the loop sleeps.
+//!
+//! One iteration, `run_once`, is asyncio's `_run_once`:
+//!
+//! ```text
+//!   1 purge_timers      drop cancelled timers at the head of the heap
+//!   2 compute_timeout   0 if anything is ready; else until the next deadline; else forever
+//!   3 poll_io           sleep in the poller (virtual time: jump to the deadline instead)
+//!   4 drain_inbox       tasks woken by other threads join the ready queue
+//!   5 fire_due_timers   expired timers join the ready queue
+//!   6 run_ready         run exactly the entries ready now; what they schedule runs next time
+//! ```
+//!
+//! Cancelling a task means dropping its future the next time the loop would run it: its
+//! destructors are its cleanup, and whoever awaits it gets [`TaskError::Cancelled`]. A task
+//! that panics ends with [`TaskError::Panicked`]; the loop and the other tasks go on.
+//!
+//! # Reading the source
+//!
+//! | file | concept |
+//! |---|---|
+//! | `runtime.rs` | [`EventLoop`], the ready queue, `run_once` and its six phases |
+//! | `task.rs` | [`Task`], task states, the waiting set's entries, cancellation |
+//! | `waker.rs` | how a `Waker` becomes "push this task onto the ready queue" |
+//! | `remote.rs` | the thread-safe half: the inbox for wakes from other threads |
+//! | `timer.rs` | the timer heap with lazy cancellation |
+//! | `time.rs` | [`sleep`], [`timeout`], [`wait_for`], [`yield_now`] |
+//! | `handle.rs` | [`EventLoop::call_soon`] / [`call_later`](EventLoop::call_later) handles |
+//! | `combinators.rs` | [`gather`], [`wait`], [`as_completed`], [`shield`] |
+//! | `reactor.rs` | the poller |
+//! | `clock.rs` | real and virtual time |
+//! | `context.rs` | the running loop of this thread; [`spawn`], [`run`], [`current_task`] |
+//! | `error.rs` | [`TaskError`], [`TimeoutError`] |
+//!
+//! docs/architecture.md walks through one iteration step by step.
+//!
+//! # asyncio names
+//!
+//! | asyncio | aioloop |
+//! |---|---|
+//! | `asyncio.run(main())` | [`run`]`(main())` |
+//! | `loop.run_until_complete(f)` | [`EventLoop::run_until_complete`] |
+//! | `asyncio.create_task(c)` | [`spawn`]`(c)` |
+//! | `task.cancel()`, `task.done()` | [`Task::cancel`], [`Task::is_done`] |
+//! | `asyncio.sleep(d)`, `sleep(0)` | [`sleep`]`(d)`, [`yield_now`]`()` |
+//! | `asyncio.wait(fs, timeout, return_when)` | [`wait`]`(tasks, timeout, ReturnWhen::..)` |
+//! | `asyncio.wait_for(aw, t)` | [`wait_for`]`(aw, t)` |
+//! | `asyncio.timeout(d)` | [`timeout`]`(d, fut)` |
+//! | `asyncio.gather(*aws)` | [`gather`]`(aws)` |
+//! | `gather(..., return_exceptions=True)` | [`gather_settled`] |
+//! | `asyncio.as_completed(fs)` | [`as_completed`] |
+//! | `asyncio.shield(aw)` | [`shield`] |
+//! | `loop.call_soon` / `call_later` / `call_at` | [`EventLoop::call_soon`] / [`call_later`](EventLoop::call_later) / [`call_at`](EventLoop::call_at) |
+//! | `CancelledError` | [`TaskError::Cancelled`] |
+
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, clippy::undocumented_unsafe_blocks)]
+#![doc(test(attr(deny(warnings))))]
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("aioloop packs a task key (loop, generation, slot) into a 64-bit waker pointer");
+
+mod clock;
+mod combinators;
+mod context;
+mod error;
+mod handle;
+mod reactor;
+mod remote;
+mod runtime;
+mod task;
+mod time;
+mod timer;
+#[allow(unsafe_code)]
+mod waker;
+
+pub use combinators::{
+    as_completed, gather, gather_settled, shield, wait, AsCompleted, Gather, GatherSettled, ReturnWhen, Shield, Wait,
+};
+pub use context::{current_task, now, run, spawn, try_spawn};
+pub use error::{NoRunningLoop, TaskError, TimeoutError};
+pub use handle::{Handle, TimerHandle};
+pub use runtime::{Builder, EventLoop, LoopHandle, Stats};
+pub use task::{Awaitable, IntoTask, Join, JoinRef, Task, TaskId, TaskState};
+pub use time::{sleep, sleep_until, timeout, timeout_at, wait_for, yield_now, Sleep, Timeout, YieldNow};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

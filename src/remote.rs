@@ -1,0 +1,145 @@
+//! The part of a loop that other threads can touch: its inbox, its stop flag and its poller.
+//!
+//! Everything else in a loop is single-threaded (`Rc`, `RefCell`, no atomics). A waker may be
+//! woken from any thread, and [`LoopHandle`](crate::LoopHandle) may stop the loop from any
+//! thread, so those paths go through this `Sync` half, held in an `Arc`:
+//!
+//! - **the inbox** (asyncio's `call_soon_threadsafe` queue): task keys woken from other threads,
+//!   drained by the loop at the start of every iteration;
+//! - **the registry**: a process-wide table from a loop's *slot* (the top bits of every task key,
+//!   see [`waker`](crate::waker)) to its `Remote`, so that a waker, which is only a number, can find
+//!   its loop from any thread.
+//!
+//! # The wake-up protocol (no lost wakeups)
+//!
+//! A remote waker pushes its key into the inbox, sets `pending`, then calls `Poller::notify` unless
+//! `notified` was already set. The loop never blocks while `pending` is set, clears `notified`
+//! after each return from the poller and only then reads `pending`. Every push is therefore either
+//! seen by the loop before it blocks, or followed by a notify that interrupts (or pre-empts) the
+//! block. All four flag operations are `SeqCst`, so the two threads agree on one order.
+//!
+//! A key is queued in the inbox at most once until the loop drains it (the `queued` set), so a
+//! storm of wakes from other threads costs memory for one entry per task, not one per wake.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use crate::reactor::Reactor;
+
+/// How many loops may be alive at once in one process (the slot field of a task key is 12 bits).
+pub(crate) const MAX_LOOPS: usize = 1 << 12;
+
+/// The cross-thread half of one event loop.
+pub(crate) struct Remote {
+    /// Task keys woken from other threads, and the set that keeps each key in it once.
+    inbox: Mutex<Inbox>,
+    /// Set when the inbox is not empty; read by the loop without taking the lock.
+    pending: AtomicBool,
+    /// Set when a notification is already on its way to the poller; saves redundant syscalls.
+    notified: AtomicBool,
+    /// Set by `stop()` (from any thread); read and cleared by the loop after each iteration.
+    pub(crate) stop: AtomicBool,
+    /// The poller the loop sleeps in.
+    pub(crate) reactor: Reactor,
+    /// This loop's index in the registry.
+    pub(crate) slot: u16,
+}
+
+#[derive(Default)]
+struct Inbox {
+    keys: Vec<u64>,
+    queued: HashSet<u64>,
+}
+
+/// The registry: slot → loop. A vacant slot (`None`) makes a stale waker a no-op.
+static REGISTRY: RwLock<Vec<Option<Arc<Remote>>>> = RwLock::new(Vec::new());
+
+impl Remote {
+    /// Creates a loop's remote half and registers it in a free slot.
+    pub(crate) fn register() -> io::Result<Arc<Remote>> {
+        let reactor = Reactor::new()?;
+        let mut reg = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
+        let slot = match reg.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if reg.len() < MAX_LOOPS => {
+                reg.push(None);
+                reg.len() - 1
+            }
+            None => {
+                return Err(io::Error::other(format!(
+                    "too many event loops alive in this process (the limit is {MAX_LOOPS})"
+                )));
+            }
+        };
+        let remote = Arc::new(Remote {
+            inbox: Mutex::new(Inbox::default()),
+            pending: AtomicBool::new(false),
+            notified: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            reactor,
+            slot: slot as u16,
+        });
+        reg[slot] = Some(remote.clone());
+        Ok(remote)
+    }
+
+    /// Removes this loop from the registry: from now on its wakers do nothing.
+    pub(crate) fn unregister(&self) {
+        let mut reg = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = reg.get_mut(self.slot as usize) {
+            if entry.as_ref().is_some_and(|r| std::ptr::eq(&**r, self)) {
+                *entry = None;
+            }
+        }
+    }
+
+    /// Queues a wake-up coming from another thread (or from outside the running loop).
+    pub(crate) fn wake_from_outside(slot: u16, key: u64) {
+        let reg = REGISTRY.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(Some(remote)) = reg.get(slot as usize) {
+            remote.push(key);
+        }
+    }
+
+    fn push(&self, key: u64) {
+        {
+            let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+            if !inbox.queued.insert(key) {
+                return;
+            }
+            inbox.keys.push(key);
+        }
+        self.pending.store(true, SeqCst);
+        self.notify();
+    }
+
+    /// Interrupts the loop's sleep in the poller (at most one notification in flight).
+    pub(crate) fn notify(&self) {
+        if !self.notified.swap(true, SeqCst) {
+            // A failing notify means the eventfd is gone, which only happens once the loop is
+            // closed; there is nobody left to wake.
+            let _ = self.reactor.notify();
+        }
+    }
+
+    /// Returns true if other threads queued wake-ups the loop has not drained yet.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.load(SeqCst)
+    }
+
+    /// Called by the loop after each return from the poller: the next remote wake must notify again.
+    pub(crate) fn clear_notified(&self) {
+        self.notified.store(false, SeqCst);
+    }
+
+    /// Takes every key queued from other threads.
+    pub(crate) fn drain(&self, into: &mut Vec<u64>) {
+        if self.pending.swap(false, SeqCst) {
+            let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+            inbox.queued.clear();
+            into.append(&mut inbox.keys);
+        }
+    }
+}

@@ -1,0 +1,760 @@
+//! The event loop: the ready queue, the waiting set, the timer heap and the poller, and
+//! `run_once`, one iteration of asyncio's `BaseEventLoop._run_once`.
+//!
+//! # One iteration
+//!
+//! ```text
+//!          ┌──────────────────────────── run_once ─────────────────────────────┐
+//!          │ 1 purge_timers     drop cancelled timers at the heap's head         │
+//!          │ 2 compute_timeout  0 if anything is ready, else the next deadline  │
+//!          │ 3 poll_io          sleep in the poller (or jump virtual time)      │
+//!          │ 4 drain_inbox      queue tasks woken by other threads              │
+//!          │ 5 fire_due_timers  move expired timers to the ready queue's tail   │
+//!          │ 6 run_ready        run exactly the entries ready *now* ("ntodo")   │
+//!          └────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! # Invariants
+//! - Only `run_ready` runs user code (task polls, callbacks, wakers of deferred wakes): "this is
+//!   the only place where callbacks are actually *called*" (CPython). What it schedules while
+//!   running goes to the tail of the ready queue and runs in the next iteration.
+//! - No `RefCell` borrow of the loop's structures is held while user code runs, so a task may
+//!   spawn, cancel, wake, set timers or drop anything from anywhere.
+//! - The loop blocks only when nothing is ready, no stop was requested and no wake from another
+//!   thread is pending; then it blocks until the head timer's deadline, so it never spins.
+//! - The future given to `run_until_complete` is an ordinary task entry (the *main task*) that
+//!   goes through the ready queue like every other; only its future lives on the caller's stack.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::panic::resume_unwind;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::clock::{duration_ns, Clock};
+use crate::handle::{Action, Handle, HandleRecord, TimerHandle};
+use crate::remote::Remote;
+use crate::task::{Status, Task, TaskEntry};
+use crate::timer::{TimerEntry, TimerHeap};
+use crate::waker::TaskKey;
+
+/// The longest the loop sleeps in one go (asyncio's `MAXIMUM_SELECT_TIMEOUT`, one day): a timer
+/// further away than that is looked at again after a day.
+const MAX_SLEEP: Duration = Duration::from_secs(24 * 3600);
+
+/// While tasks keep the ready queue busy, the loop asks the poller for I/O every this many
+/// iterations instead of every iteration (a zero-timeout `epoll_wait` costs several syscalls).
+/// tokio's `event_interval` is the same number. See docs/architecture.md for why that is fair.
+const IO_POLL_INTERVAL: u32 = 61;
+
+/// An entry of the ready queue: a task step, or a handle (a callback, a timer's action, a deferred wake).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Runnable {
+    /// Poll this task (or drop its future if it was cancelled).
+    Task(TaskKey),
+    /// Run the handle record at `index`, if it still has this `seq` (else it was cancelled).
+    Handle { index: u32, seq: u64 },
+}
+
+/// How long phase 3 may sleep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timeout {
+    /// Do not sleep: something is ready, a stop was requested, or another thread woke a task.
+    Zero,
+    /// Sleep until this loop time (ns), the head timer's deadline.
+    Until(u64),
+    /// Sleep until an I/O event or a notification from another thread.
+    Forever,
+}
+
+/// The loop's state. Shared (`Rc`) by the [`EventLoop`], its [`Task`] handles, its callback
+/// handles, and the thread-local "running loop" while it runs.
+pub(crate) struct Core {
+    /// The ready queue (asyncio's `_ready`): what runs in the current or next iteration.
+    pub(crate) ready: RefCell<VecDeque<Runnable>>,
+    /// Every live task, by slab index. Those not in `ready` form the waiting set.
+    pub(crate) tasks: RefCell<Slab<TaskEntry>>,
+    /// Callback records (asyncio's `Handle`s): `call_soon` callbacks, timers' actions, deferred wakes.
+    pub(crate) handles: RefCell<Slab<HandleRecord>>,
+    /// The timer heap (asyncio's `_scheduled`), entries pointing into `handles`.
+    pub(crate) timers: RefCell<TimerHeap>,
+    /// Real or virtual time.
+    pub(crate) clock: Clock,
+    /// The thread-safe half: inbox, stop flag, poller.
+    pub(crate) remote: Arc<Remote>,
+    /// The task being polled right now (asyncio's `current_task()`).
+    pub(crate) current: Cell<Option<TaskKey>>,
+    /// The next handle sequence number (orders equal timer deadlines; detects stale handles).
+    pub(crate) next_seq: Cell<u64>,
+    /// Set by `close()`: spawned tasks are born cancelled, the loop cannot run again.
+    pub(crate) closed: Cell<bool>,
+    /// Panic payloads of finished tasks, by task id, until a handle takes them.
+    pub(crate) panics: RefCell<HashMap<u64, Box<dyn std::any::Any + Send>>>,
+    /// Names given with `Task::set_name`, by task id.
+    pub(crate) names: RefCell<HashMap<u64, String>>,
+    /// Iterations since the poller was last asked for I/O.
+    ticks_since_io: Cell<u32>,
+    /// Counters for [`EventLoop::stats`].
+    stats: Cell<Stats>,
+    /// Scratch buffer for keys drained from the inbox.
+    inbox_scratch: RefCell<Vec<u64>>,
+}
+
+impl Core {
+    fn new(virtual_time: bool) -> io::Result<Rc<Core>> {
+        Ok(Rc::new(Core {
+            ready: RefCell::new(VecDeque::new()),
+            tasks: RefCell::new(Slab::new()),
+            handles: RefCell::new(Slab::new()),
+            timers: RefCell::new(TimerHeap::default()),
+            clock: Clock::new(virtual_time),
+            remote: Remote::register()?,
+            current: Cell::new(None),
+            next_seq: Cell::new(0),
+            closed: Cell::new(false),
+            panics: RefCell::new(HashMap::new()),
+            names: RefCell::new(HashMap::new()),
+            ticks_since_io: Cell::new(0),
+            stats: Cell::new(Stats::default()),
+            inbox_scratch: RefCell::new(Vec::new()),
+        }))
+    }
+
+    /// Runs one iteration of the loop (asyncio's `_run_once`).
+    pub(crate) fn run_once(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
+        self.bump(|s| s.iterations += 1);
+        // 1. Forget cancelled timers at the head of the heap, so the timeout below is right.
+        self.purge_timers();
+        // 2. Decide how long we may sleep: not at all if anything is ready.
+        let timeout = self.compute_timeout();
+        // 3. Sleep in the poller until I/O, a notification or the timeout (virtual time: jump).
+        self.poll_io(timeout);
+        // 4. Tasks woken from other threads join the ready queue (after what was already there).
+        self.drain_inbox();
+        // 5. Timers that expired join it too, measured with the clock read *after* the sleep.
+        self.fire_due_timers();
+        // 6. Run what is ready now; whatever this schedules waits for the next iteration.
+        self.run_ready(main);
+    }
+
+    fn purge_timers(&self) {
+        let handles = self.handles.borrow();
+        self.timers.borrow_mut().purge(|e| timer_is_live(&handles, e));
+    }
+
+    fn compute_timeout(&self) -> Timeout {
+        if !self.ready.borrow().is_empty() || self.remote.stop.load(SeqCst) || self.remote.has_pending() {
+            return Timeout::Zero;
+        }
+        match self.timers.borrow().next_deadline() {
+            Some(deadline) if deadline <= self.clock.now_ns() => Timeout::Zero,
+            Some(deadline) => Timeout::Until(deadline),
+            None => Timeout::Forever,
+        }
+    }
+
+    fn poll_io(&self, timeout: Timeout) {
+        let sources = self.remote.reactor.sources();
+        let wait = match timeout {
+            // Busy: skip the syscalls unless sockets are registered and it is their turn.
+            Timeout::Zero if sources == 0 || self.ticks_since_io.get() < IO_POLL_INTERVAL => {
+                self.ticks_since_io.set(self.ticks_since_io.get() + 1);
+                return;
+            }
+            Timeout::Zero => Some(Duration::ZERO),
+            // Virtual time: nothing can happen before the next deadline, so go there at once.
+            Timeout::Until(deadline) if self.clock.is_virtual() && sources == 0 => {
+                self.clock.advance_to(deadline);
+                return;
+            }
+            Timeout::Until(deadline) => {
+                Some(Duration::from_nanos(deadline.saturating_sub(self.clock.now_ns())).min(MAX_SLEEP))
+            }
+            Timeout::Forever => None,
+        };
+        self.ticks_since_io.set(0);
+        self.bump(|s| {
+            s.polls += 1;
+            s.last_poll_timeout = wait;
+        });
+        if let Err(e) = self.remote.reactor.wait(wait) {
+            panic!("aioloop: waiting in the poller failed: {e}");
+        }
+        self.remote.clear_notified();
+    }
+
+    fn drain_inbox(&self) {
+        let mut keys = std::mem::take(&mut *self.inbox_scratch.borrow_mut());
+        self.remote.drain(&mut keys);
+        for key in keys.drain(..) {
+            self.wake_local(TaskKey(key));
+        }
+        *self.inbox_scratch.borrow_mut() = keys;
+    }
+
+    fn fire_due_timers(&self) {
+        if self.timers.borrow().len() == 0 {
+            return;
+        }
+        let now = self.clock.now_ns();
+        loop {
+            let due = {
+                let handles = self.handles.borrow();
+                self.timers.borrow_mut().pop_due(now, |e| timer_is_live(&handles, e))
+            };
+            let Some(entry) = due else { break };
+            self.handles.borrow_mut()[entry.index as usize].in_heap = false;
+            self.ready.borrow_mut().push_back(Runnable::Handle { index: entry.index, seq: entry.seq });
+        }
+    }
+
+    fn run_ready(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
+        // The "ntodo" rule: count first, then run exactly that many.
+        let ntodo = self.ready.borrow().len();
+        for _ in 0..ntodo {
+            let Some(next) = self.ready.borrow_mut().pop_front() else { break };
+            match next {
+                Runnable::Task(key) => self.run_task(key, main),
+                Runnable::Handle { index, seq } => self.run_handle(index, seq),
+            }
+        }
+    }
+
+    /// Runs iterations until a stop is requested (then clears the request).
+    fn run_until_stopped(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
+        loop {
+            self.run_once(main);
+            if self.remote.stop.swap(false, SeqCst) {
+                break;
+            }
+        }
+    }
+
+    /// Drops every task's future and every callback, then unregisters the loop. Idempotent.
+    ///
+    /// Destructors may spawn (the new tasks are born cancelled), cancel, wake or schedule: each
+    /// round drops what the previous round left, until nothing is left.
+    pub(crate) fn close(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
+        loop {
+            let doomed: Vec<_> = {
+                let mut tasks = self.tasks.borrow_mut();
+                let slot = self.remote.slot;
+                tasks
+                    .iter_mut()
+                    .filter(|(_, e)| !e.status.is_finished() && !e.is_main)
+                    .map(|(i, e)| {
+                        e.status = Status::Running;
+                        (TaskKey::new(slot, i, e.id), e.cell.take())
+                    })
+                    .collect()
+            };
+            if doomed.is_empty() {
+                break;
+            }
+            for (key, cell) in doomed {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(cell)));
+                match outcome {
+                    Ok(()) => self.finish_task(key, Status::Cancelled, None, None),
+                    Err(p) => self.finish_task(key, Status::Panicked, None, Some(p)),
+                }
+            }
+        }
+        loop {
+            let records: Vec<HandleRecord> = self.handles.borrow_mut().drain().collect();
+            if records.is_empty() {
+                break;
+            }
+            for r in records {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(r)));
+            }
+        }
+        self.ready.borrow_mut().clear();
+        self.timers.borrow_mut().clear();
+        self.remote.unregister();
+    }
+
+    fn bump(&self, f: impl FnOnce(&mut Stats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+
+    /// Returns the deadline `d` from now, in loop time.
+    pub(crate) fn deadline_after(&self, d: Duration) -> u64 {
+        self.clock.now_ns().saturating_add(duration_ns(d))
+    }
+}
+
+fn timer_is_live(handles: &Slab<HandleRecord>, e: &TimerEntry) -> bool {
+    handles.get(e.index as usize).is_some_and(|r| r.seq == e.seq && r.in_heap)
+}
+
+/// A single-threaded, asyncio-style event loop: one OS thread runs many tasks.
+///
+/// It holds the ready queue, the waiting set of parked tasks, the timer heap and the poller;
+/// each iteration is asyncio's `_run_once` (see the [crate documentation](crate)).
+///
+/// Dropping the loop closes it, like [`close`](Self::close).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use aioloop::EventLoop;
+///
+/// let mut lp = EventLoop::new()?;
+/// let answer = lp.run_until_complete(async {
+///     let t = aioloop::spawn(async {
+///         aioloop::sleep(Duration::from_millis(10)).await;
+///         42
+///     });
+///     t.await.unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct EventLoop {
+    core: Rc<Core>,
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("tasks", &self.core.tasks.borrow().len())
+            .field("ready", &self.core.ready.borrow().len())
+            .field("timers", &self.core.timers.borrow().len())
+            .field("virtual_time", &self.core.clock.is_virtual())
+            .finish()
+    }
+}
+
+/// A snapshot of the loop's anatomy and counters, from [`EventLoop::stats`].
+///
+/// # Examples
+///
+/// ```
+/// let mut lp = aioloop::EventLoop::new().unwrap();
+/// lp.spawn(async {});
+/// assert_eq!(lp.stats().tasks, 1);
+/// assert_eq!(lp.stats().ready, 1);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Tasks alive in the slab (waiting, ready, or finished with an outcome not yet taken).
+    pub tasks: usize,
+    /// Entries in the ready queue (task steps and callbacks).
+    pub ready: usize,
+    /// Entries in the timer heap, cancelled ones (tombstones) included.
+    pub timers: usize,
+    /// Entries of the timer heap counted as cancelled.
+    pub cancelled_timers: usize,
+    /// Iterations (`run_once` calls) since the loop was created.
+    pub iterations: u64,
+    /// Times the loop called into the poller (each may block).
+    pub polls: u64,
+    /// The timeout of the last call into the poller (`None`: block until woken).
+    pub last_poll_timeout: Option<Duration>,
+}
+
+/// Configures an [`EventLoop`] before creating it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build()?;
+/// let t0 = lp.time();
+/// lp.run_until_complete(aioloop::sleep(Duration::from_secs(3600)));
+/// assert_eq!(lp.time() - t0, Duration::from_secs(3600)); // instantly, on virtual time
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    virtual_time: bool,
+}
+
+impl Builder {
+    /// Runs the loop on virtual time: the clock stands still while tasks run and jumps to the
+    /// next timer's deadline whenever the loop would otherwise sleep with nothing ready and no
+    /// I/O source registered. Programs behave as in real time, only faster (asyncio's `TestLoop`,
+    /// tokio's paused clock). Default: false.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+    /// ```
+    pub fn virtual_time(mut self, on: bool) -> Builder {
+        self.virtual_time = on;
+        self
+    }
+
+    /// Creates the loop.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the OS poller cannot be created (for example `EMFILE`: too many open files), or if
+    /// 4,096 loops are already alive in this process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::builder().build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn build(self) -> io::Result<EventLoop> {
+        Ok(EventLoop { core: Core::new(self.virtual_time)? })
+    }
+}
+
+impl EventLoop {
+    /// Creates a loop on real time.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the OS poller cannot be created (for example `EMFILE`: too many open files), or if
+    /// 4,096 loops are already alive in this process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::new()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new() -> io::Result<EventLoop> {
+        Builder::default().build()
+    }
+
+    /// Returns a [`Builder`] to configure a loop (virtual time).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::builder().virtual_time(true).build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Runs the loop until `fut` completes and returns its output.
+    ///
+    /// `fut` runs as the loop's *main task*: it goes through the ready queue like any task, so it
+    /// sees [`current_task`](crate::current_task) and can be woken from anywhere. It need not be
+    /// `'static` or `Send`. As in asyncio, the loop stops at the end of the iteration *after* the
+    /// one in which `fut` completed, so whatever that completion made ready still runs.
+    ///
+    /// Tasks that are still pending afterwards stay in the loop; the next `run_*` call resumes
+    /// them, [`close`](Self::close) drops them.
+    ///
+    /// # Panics
+    ///
+    /// - If `fut` panics, the panic resumes here (after the loop stopped).
+    /// - "Event loop stopped before Future completed." if [`stop`](Self::stop) was called before
+    ///   `fut` completed (`fut` is dropped; spawned tasks stay in the loop).
+    /// - "Cannot run the event loop while another loop is running" if a loop is already running
+    ///   on this thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let s = String::from("borrowed");
+    /// let n = lp.run_until_complete(async { s.len() }); // non-'static is fine
+    /// assert_eq!(n, 8);
+    /// ```
+    pub fn run_until_complete<F: IntoFuture>(&mut self, fut: F) -> F::Output {
+        let out = Cell::new(None);
+        let fut = fut.into_future();
+        let mut wrapper = pin!(async {
+            out.set(Some(fut.await));
+        });
+        let key = self.core.insert_task(None, true, Status::Idle);
+        let main_task = MainTask { core: &self.core, key };
+        let guard = crate::context::enter(&self.core);
+        let mut main: Option<Pin<&mut dyn Future<Output = ()>>> = Some(wrapper.as_mut());
+        self.core.run_until_stopped(&mut main);
+        drop(main);
+        drop(guard);
+        let (status, payload) = main_task.finish();
+        match status {
+            Status::Done => out.take().expect("the main task stored its output"),
+            Status::Panicked => resume_unwind(payload.expect("a panicked task has a payload")),
+            _ => panic!("Event loop stopped before Future completed."),
+        }
+    }
+
+    /// Runs the loop until [`stop`](Self::stop) is called (from a task, a callback, or another
+    /// thread through a [`LoopHandle`]).
+    ///
+    /// `stop()` lets the current iteration finish; a `stop()` before `run_forever` makes it run
+    /// exactly one iteration.
+    ///
+    /// # Panics
+    ///
+    /// "Cannot run the event loop while another loop is running" if a loop is already running on
+    /// this thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let h = lp.handle();
+    /// lp.call_later(Duration::from_millis(5), move || h.stop());
+    /// lp.run_forever();
+    /// ```
+    pub fn run_forever(&mut self) {
+        let _guard = crate::context::enter(&self.core);
+        self.core.run_until_stopped(&mut None);
+    }
+
+    /// Asks the loop to stop after the iteration in progress (asyncio's `loop.stop()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// lp.stop();
+    /// lp.run_forever(); // one iteration, then returns
+    /// ```
+    pub fn stop(&self) {
+        self.core.remote.stop.store(true, SeqCst);
+    }
+
+    /// Closes the loop: drops every remaining task's future (cancelling it) and every pending
+    /// callback, without running them. Dropping the loop does the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let t = lp.spawn(aioloop::sleep(Duration::from_secs(60)));
+    /// lp.close();
+    /// assert!(t.is_cancelled());
+    /// ```
+    pub fn close(self) {
+        drop(self);
+    }
+
+    /// Returns the loop's current time (virtual under virtual time).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::new().unwrap();
+    /// assert!(lp.time() <= std::time::Instant::now());
+    /// ```
+    pub fn time(&self) -> Instant {
+        self.core.clock.instant(self.core.clock.now_ns())
+    }
+
+    /// Spawns a task on this loop (asyncio's `loop.create_task`). It starts when the loop runs.
+    ///
+    /// # Panics
+    ///
+    /// If more than 67,108,864 tasks are alive on this loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let t = lp.spawn(async { 1 + 1 });
+    /// assert_eq!(lp.run_until_complete(t).unwrap(), 2);
+    /// ```
+    pub fn spawn<F>(&self, fut: F) -> Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.core.spawn(fut)
+    }
+
+    /// Schedules `f` to run in the next iteration, after what is already ready (FIFO).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::RefCell, rc::Rc};
+    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let log = Rc::new(RefCell::new(vec![]));
+    /// let l = log.clone();
+    /// lp.call_soon(move || l.borrow_mut().push("a"));
+    /// lp.run_until_complete(aioloop::yield_now());
+    /// assert_eq!(*log.borrow(), ["a"]);
+    /// ```
+    pub fn call_soon(&self, f: impl FnOnce() + 'static) -> Handle {
+        Handle::new(&self.core, self.core.call_soon_action(Action::Callback(Box::new(f))))
+    }
+
+    /// Schedules `f` to run `delay` from now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+    /// let h = lp.call_later(Duration::from_secs(5), || println!("never"));
+    /// h.cancel();
+    /// ```
+    pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> TimerHandle {
+        let deadline = self.core.deadline_after(delay);
+        TimerHandle::new(&self.core, deadline, Action::Callback(Box::new(f)))
+    }
+
+    /// Schedules `f` to run at `when` (loop time; a past instant runs in the next iteration).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+    /// let h = lp.call_at(lp.time() + Duration::from_secs(1), || {});
+    /// assert_eq!(h.when(), lp.time() + Duration::from_secs(1));
+    /// ```
+    pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> TimerHandle {
+        let deadline = self.core.clock.ns_of(when);
+        TimerHandle::new(&self.core, deadline, Action::Callback(Box::new(f)))
+    }
+
+    /// Returns a thread-safe handle to this loop (`Send + Sync + Clone`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let h = lp.handle();
+    /// std::thread::spawn(move || h.stop()).join().unwrap();
+    /// lp.run_forever(); // returns: the stop was requested from another thread
+    /// ```
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle { remote: self.core.remote.clone() }
+    }
+
+    /// Returns the loop's current anatomy: task, ready-queue and timer-heap sizes, and counters
+    /// of iterations and poller calls (for tests, teaching and debugging).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+    /// lp.run_until_complete(aioloop::sleep(Duration::from_secs(1)));
+    /// assert_eq!(lp.stats().polls, 0); // virtual time jumped instead of sleeping
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let mut s = self.core.stats.get();
+        s.tasks = self.core.tasks.borrow().len();
+        s.ready = self.core.ready.borrow().len();
+        let timers = self.core.timers.borrow();
+        s.timers = timers.len();
+        s.cancelled_timers = timers.cancelled();
+        s
+    }
+
+    /// Cancels every unfinished task and runs the loop until they are all finished (the first
+    /// half of `asyncio.run`'s shutdown). Tasks their destructors spawn are left for `close`.
+    pub(crate) fn cancel_all_tasks(&mut self) {
+        let keys: Vec<TaskKey> = {
+            let slot = self.core.remote.slot;
+            let tasks = self.core.tasks.borrow();
+            tasks.iter().filter(|(_, e)| !e.status.is_finished()).map(|(i, e)| TaskKey::new(slot, i, e.id)).collect()
+        };
+        for &k in &keys {
+            self.core.cancel_task(k);
+        }
+        let _guard = crate::context::enter(&self.core);
+        while keys.iter().any(|&k| self.core.status_of(k).is_some_and(|s| !s.is_finished())) {
+            self.core.run_once(&mut None);
+        }
+        self.core.remote.stop.store(false, SeqCst);
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        self.core.close();
+    }
+}
+
+/// The main task's slab entry, removed when `run_until_complete` returns or unwinds.
+struct MainTask<'a> {
+    core: &'a Rc<Core>,
+    key: TaskKey,
+}
+
+impl MainTask<'_> {
+    fn finish(self) -> (Status, Option<Box<dyn std::any::Any + Send>>) {
+        let entry = self.core.tasks.borrow_mut().remove(self.key.index());
+        let payload = self.core.panics.borrow_mut().remove(&entry.id);
+        std::mem::forget(self);
+        (entry.status, payload)
+    }
+}
+
+impl Drop for MainTask<'_> {
+    fn drop(&mut self) {
+        let mut tasks = self.core.tasks.borrow_mut();
+        if tasks.get(self.key.index()).is_some_and(|e| self.key.matches(e.id)) {
+            let entry = tasks.remove(self.key.index());
+            drop(tasks);
+            self.core.panics.borrow_mut().remove(&entry.id);
+        }
+    }
+}
+
+/// A thread-safe handle to an [`EventLoop`]: `Send + Sync + Clone`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let mut lp = aioloop::EventLoop::new().unwrap();
+/// let h = lp.handle();
+/// let t = std::thread::spawn(move || {
+///     std::thread::sleep(Duration::from_millis(10));
+///     h.stop(); // wakes the loop, which is blocked in its poller
+/// });
+/// lp.run_forever();
+/// t.join().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct LoopHandle {
+    remote: Arc<Remote>,
+}
+
+impl std::fmt::Debug for LoopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopHandle").field("slot", &self.remote.slot).finish()
+    }
+}
+
+impl LoopHandle {
+    /// Asks the loop to stop after its current iteration; wakes it if it is blocked. Works from
+    /// tasks, callbacks and other threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let h = lp.handle();
+    /// lp.spawn(async move { h.stop() });
+    /// lp.run_forever();
+    /// ```
+    pub fn stop(&self) {
+        self.remote.stop.store(true, SeqCst);
+        self.remote.notify();
+    }
+}

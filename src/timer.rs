@@ -1,0 +1,177 @@
+//! The timer heap: a binary min-heap of `(deadline, seq, handle index)` with lazy cancellation
+//! (asyncio's `_scheduled`).
+//!
+//! # Invariants
+//! - Entries are ordered by `(deadline, seq)`. `seq` grows with every scheduled handle, so timers
+//!   with equal deadlines fire in the order they were created. (CPython's `heapq` compares only the
+//!   deadline and leaves ties unordered; FIFO is a strict refinement of it.)
+//! - Cancelling a timer does not touch the heap: the loop removes the timer's record from the
+//!   handle slab and calls [`TimerHeap::note_cancelled`]. The entry stays behind as a *tombstone*,
+//!   recognised because its record is gone (or its `seq` no longer matches).
+//! - Tombstones are dropped when they reach the head, and the whole heap is rebuilt when it holds
+//!   more than 100 entries of which more than half are cancelled: asyncio's rule, so a program that
+//!   creates and cancels timeouts in a loop keeps the heap near its live size.
+//! - Deadlines are nanoseconds since the loop's epoch (`u64`: 584 years), so a far-future deadline
+//!   saturates instead of overflowing.
+//!
+//! The alternative, async-io's `BTreeMap<(Instant, id), Waker>`, cancels eagerly in O(log n) but
+//! allocates a tree node per timer; a heap in a `Vec` allocates nothing once warmed up, which is
+//! what makes a timer's create+cancel cheap. tokio uses a hierarchical timing wheel (O(1) insert,
+//! millisecond resolution); a heap keeps nanosecond deadlines and is simpler to read.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// Heaps smaller than this are never rebuilt (asyncio's `_MIN_SCHEDULED_TIMER_HANDLES`).
+pub(crate) const MIN_ENTRIES_FOR_COMPACTION: usize = 100;
+
+/// One scheduled timer: when, in which order, and which handle record it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct TimerEntry {
+    /// Deadline in nanoseconds of loop time.
+    pub(crate) deadline: u64,
+    /// Creation order; breaks ties between equal deadlines.
+    pub(crate) seq: u64,
+    /// Index of the handle record in the loop's handle slab.
+    pub(crate) index: u32,
+}
+
+/// The min-heap and its tombstone count.
+#[derive(Default)]
+pub(crate) struct TimerHeap {
+    /// The entries, earliest on top.
+    heap: BinaryHeap<Reverse<TimerEntry>>,
+    /// How many entries are believed to be tombstones (asyncio's `_timer_cancelled_count`).
+    cancelled: usize,
+}
+
+impl TimerHeap {
+    /// Schedules an entry.
+    pub(crate) fn push(&mut self, entry: TimerEntry) {
+        self.heap.push(Reverse(entry));
+    }
+
+    /// Returns how many entries the heap holds, tombstones included.
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Returns how many entries are counted as tombstones.
+    pub(crate) fn cancelled(&self) -> usize {
+        self.cancelled
+    }
+
+    /// Records that a timer still in the heap was cancelled.
+    pub(crate) fn note_cancelled(&mut self) {
+        self.cancelled += 1;
+    }
+
+    /// Phase 1 of an iteration: rebuild the heap if it is mostly tombstones, else drop the
+    /// tombstones at its head, so that the head (if any) is live.
+    pub(crate) fn purge(&mut self, is_live: impl Fn(&TimerEntry) -> bool) {
+        let len = self.heap.len();
+        if len > MIN_ENTRIES_FOR_COMPACTION && self.cancelled * 2 > len {
+            self.heap.retain(|Reverse(e)| is_live(e));
+            self.cancelled = 0;
+        } else {
+            while let Some(Reverse(head)) = self.heap.peek() {
+                if is_live(head) {
+                    break;
+                }
+                self.heap.pop();
+                self.cancelled = self.cancelled.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Returns the earliest deadline (the head may be a tombstone unless `purge` just ran).
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse(e)| e.deadline)
+    }
+
+    /// Pops the next live entry whose deadline is at or before `now`, dropping tombstones on the way.
+    pub(crate) fn pop_due(&mut self, now: u64, is_live: impl Fn(&TimerEntry) -> bool) -> Option<TimerEntry> {
+        while let Some(Reverse(head)) = self.heap.peek() {
+            if head.deadline > now {
+                return None;
+            }
+            let Reverse(head) = self.heap.pop().expect("peeked");
+            if is_live(&head) {
+                return Some(head);
+            }
+            // Unlike CPython, which forgets to, count the tombstone as gone.
+            self.cancelled = self.cancelled.saturating_sub(1);
+        }
+        None
+    }
+
+    /// Removes every entry.
+    pub(crate) fn clear(&mut self) {
+        self.heap.clear();
+        self.cancelled = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+
+    fn e(deadline: u64, seq: u64) -> TimerEntry {
+        TimerEntry { deadline, seq, index: seq as u32 }
+    }
+
+    #[test]
+    fn equal_deadlines_pop_in_insertion_order() {
+        let mut h = TimerHeap::default();
+        for seq in [3, 1, 4, 0, 2] {
+            h.push(e(10, seq));
+        }
+        let order: Vec<u64> = std::iter::from_fn(|| h.pop_due(10, |_| true)).map(|t| t.seq).collect();
+        assert_eq!(order, [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn never_pops_before_the_deadline() {
+        let mut h = TimerHeap::default();
+        h.push(e(10, 0));
+        assert_eq!(h.pop_due(9, |_| true), None);
+        assert_eq!(h.pop_due(10, |_| true).map(|t| t.seq), Some(0));
+    }
+
+    #[test]
+    fn compaction_follows_asyncio_thresholds() {
+        // 101 entries, 51 cancelled: > 100 and > 50 %, rebuilt; 100 entries, 100 cancelled: not.
+        let dead = RefCell::new(HashSet::new());
+        let live = |t: &TimerEntry| !dead.borrow().contains(&t.seq);
+        let mut h = TimerHeap::default();
+        for seq in 0..101 {
+            h.push(e(1000 + seq, seq));
+        }
+        for seq in 50..101 {
+            dead.borrow_mut().insert(seq);
+            h.note_cancelled();
+        }
+        h.purge(live);
+        assert_eq!((h.len(), h.cancelled()), (50, 0));
+
+        let mut h = TimerHeap::default();
+        dead.borrow_mut().clear();
+        for seq in 0..100 {
+            h.push(e(1000 + seq, seq));
+        }
+        for seq in 1..100 {
+            dead.borrow_mut().insert(seq);
+            h.note_cancelled();
+        }
+        h.purge(live);
+        // Not rebuilt (only 100 entries); the head is live, so nothing is popped.
+        assert_eq!((h.len(), h.cancelled()), (100, 99));
+        // Cancelling the head makes purge pop tombstones until a live head (none is left).
+        dead.borrow_mut().insert(0);
+        h.note_cancelled();
+        h.purge(live);
+        assert_eq!((h.len(), h.cancelled()), (0, 0));
+    }
+}
