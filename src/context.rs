@@ -1,5 +1,6 @@
 //! The running loop of this thread (asyncio's `get_running_loop()`), and the free functions that
-//! use it: [`spawn`], [`try_spawn`], [`now`], [`current_task`], [`run`].
+//! use it: [`spawn`], [`try_spawn`], [`now`], [`current_task`], [`call_soon`], [`call_later`],
+//! [`call_at`], [`run`].
 //!
 //! # Invariants
 //! - At most one loop runs on a thread at a time; running a second one inside the first fails
@@ -10,9 +11,10 @@
 use std::cell::RefCell;
 use std::future::{Future, IntoFuture};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::NoRunningLoop;
+use crate::handle::{Action, Handle, TimerHandle};
 use crate::runtime::{Core, EventLoop};
 use crate::task::{Task, TaskId};
 use crate::waker::TaskKey;
@@ -147,6 +149,75 @@ where
 pub fn now() -> Instant {
     let core = current();
     core.clock.instant(core.clock.now_ns())
+}
+
+/// Schedules `f` on the running loop for the next iteration (asyncio's
+/// `get_running_loop().call_soon(f)`); see [`EventLoop::call_soon`].
+///
+/// # Panics
+///
+/// "no running event loop" outside a running loop.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// aioloop::run(async {
+///     let ran = Rc::new(Cell::new(false));
+///     let r = ran.clone();
+///     aioloop::call_soon(move || r.set(true));
+///     aioloop::yield_now().await; // callbacks queued before the yield run first
+///     assert!(ran.get());
+/// });
+/// ```
+#[track_caller]
+pub fn call_soon(f: impl FnOnce() + 'static) -> Handle {
+    let core = current();
+    Handle::new(&core, core.call_soon_action(Action::Callback(Box::new(f))))
+}
+
+/// Schedules `f` on the running loop `delay` from now; see [`EventLoop::call_later`].
+///
+/// # Panics
+///
+/// "no running event loop" outside a running loop.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// aioloop::run(async {
+///     let h = aioloop::call_later(Duration::from_secs(60), || unreachable!());
+///     h.cancel();
+/// });
+/// ```
+#[track_caller]
+pub fn call_later(delay: Duration, f: impl FnOnce() + 'static) -> TimerHandle {
+    let core = current();
+    let deadline = core.deadline_after(delay);
+    TimerHandle::new(&core, deadline, Action::Callback(Box::new(f)))
+}
+
+/// Schedules `f` on the running loop at `when` (loop time); see [`EventLoop::call_at`].
+///
+/// # Panics
+///
+/// "no running event loop" outside a running loop.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// aioloop::run(async {
+///     let h = aioloop::call_at(aioloop::now() + Duration::from_secs(1), || {});
+///     h.cancel();
+/// });
+/// ```
+#[track_caller]
+pub fn call_at(when: Instant, f: impl FnOnce() + 'static) -> TimerHandle {
+    let core = current();
+    let deadline = core.clock.ns_of(when);
+    TimerHandle::new(&core, deadline, Action::Callback(Box::new(f)))
 }
 
 /// Returns the id of the task being polled on this thread's running loop, if any.

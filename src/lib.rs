@@ -82,6 +82,7 @@
 //! | `asyncio.as_completed(fs)` | [`as_completed`] |
 //! | `asyncio.shield(aw)` | [`shield`] |
 //! | `loop.call_soon` / `call_later` / `call_at` | [`EventLoop::call_soon`] / [`call_later`](EventLoop::call_later) / [`call_at`](EventLoop::call_at) |
+//! | `get_running_loop().call_soon(f)` | [`call_soon`]`(f)` (also [`call_later`], [`call_at`]) |
 //! | `CancelledError` | [`TaskError::Cancelled`] |
 
 #![deny(unsafe_code)]
@@ -109,7 +110,7 @@ mod waker;
 pub use combinators::{
     as_completed, gather, gather_settled, shield, wait, AsCompleted, Gather, GatherSettled, ReturnWhen, Shield, Wait,
 };
-pub use context::{current_task, now, run, spawn, try_spawn};
+pub use context::{call_at, call_later, call_soon, current_task, now, run, spawn, try_spawn};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};
 pub use handle::{Handle, TimerHandle};
 pub use runtime::{Builder, EventLoop, LoopHandle, Stats};

@@ -485,7 +485,6 @@ impl EventLoop {
         let guard = crate::context::enter(&self.core);
         let mut main: Option<Pin<&mut dyn Future<Output = ()>>> = Some(wrapper.as_mut());
         self.core.run_until_stopped(&mut main);
-        drop(main);
         drop(guard);
         let (status, payload) = main_task.finish();
         match status {

@@ -1,0 +1,215 @@
+//! Timers: far-future and past deadlines, never firing early, never spinning, equal deadlines
+//! in insertion order, tombstone compaction (reliability checklist items 19-23, spec L5-L9).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use aioloop::EventLoop;
+
+fn vloop() -> EventLoop {
+    EventLoop::builder().virtual_time(true).build().unwrap()
+}
+
+#[test]
+fn far_future_sleeps_neither_panic_nor_fire_and_can_be_cancelled() {
+    let mut lp = EventLoop::new().unwrap();
+    let t0 = lp.time();
+    let forever = lp.spawn(aioloop::sleep(Duration::MAX));
+    let secs = lp.spawn(aioloop::sleep(Duration::from_secs(u64::MAX / 10)));
+    let years = lp.spawn(aioloop::sleep_until(t0 + Duration::from_secs(5 * 365 * 24 * 3600)));
+    // A short real sleep beside them completes; the far ones do not fire.
+    lp.run_until_complete(aioloop::sleep(Duration::from_millis(20)));
+    for t in [&forever, &secs, &years] {
+        assert!(!t.is_done());
+        assert!(t.cancel());
+    }
+    lp.run_until_complete(aioloop::yield_now());
+    for t in [&forever, &secs, &years] {
+        assert!(t.is_cancelled());
+    }
+    assert_eq!(lp.stats().tasks, 3, "handles still hold the outcomes");
+}
+
+#[test]
+fn a_loop_with_only_a_far_timer_blocks_with_a_bounded_timeout() {
+    // With only a `Duration::MAX` timer the loop sleeps in the poller, at most a day at a time
+    // (asyncio's MAXIMUM_SELECT_TIMEOUT), until another thread stops it.
+    let mut lp = EventLoop::new().unwrap();
+    lp.spawn(aioloop::sleep(Duration::MAX));
+    let h = lp.handle();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        h.stop();
+    });
+    let start = Instant::now();
+    lp.run_forever();
+    stopper.join().unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    let stats = lp.stats();
+    assert_eq!(stats.last_poll_timeout, Some(Duration::from_secs(24 * 3600)));
+    assert!(stats.polls <= 3, "the loop spun: {} polls", stats.polls);
+}
+
+#[test]
+fn virtual_time_jumps_to_a_far_deadline_without_overflow() {
+    let mut lp = vloop();
+    let t0 = lp.time();
+    let r = lp.run_until_complete(aioloop::timeout(Duration::from_secs(1), aioloop::sleep(Duration::MAX)));
+    assert!(r.is_err());
+    assert_eq!(lp.time() - t0, Duration::from_secs(1));
+    // sleep(Duration::MAX) on virtual time completes, 584 years later, without panicking.
+    lp.run_until_complete(aioloop::sleep(Duration::MAX));
+    assert!(lp.time() - t0 > Duration::from_secs(500 * 365 * 24 * 3600));
+}
+
+#[test]
+fn zero_past_and_now_deadlines_fire_in_the_next_iterations_without_polling() {
+    let mut lp = EventLoop::new().unwrap();
+    let fired = Rc::new(RefCell::new(0));
+    let polls_before = lp.stats().polls;
+    lp.run_until_complete(async {
+        let now = aioloop::now();
+        let mut tasks = vec![];
+        for i in 0..1000 {
+            let f = fired.clone();
+            let at = match i % 3 {
+                0 => now,
+                1 => now - Duration::from_secs(1),
+                _ => now + Duration::ZERO,
+            };
+            tasks.push(aioloop::spawn(async move {
+                aioloop::sleep(Duration::ZERO).await;
+                aioloop::sleep_until(at).await;
+                *f.borrow_mut() += 1;
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(*fired.borrow(), 1000);
+    // Everything was ready or already due: the loop never needed the poller.
+    assert_eq!(lp.stats().polls, polls_before);
+}
+
+#[test]
+fn sleep_zero_takes_exactly_one_iteration() {
+    let mut lp = vloop();
+    // A main task that completes at once takes 2 iterations (run, then the stop callback).
+    let before = lp.stats().iterations;
+    lp.run_until_complete(async {});
+    let ready = lp.stats().iterations - before;
+    let before = lp.stats().iterations;
+    lp.run_until_complete(aioloop::sleep(Duration::ZERO));
+    assert_eq!(lp.stats().iterations - before, ready + 1);
+}
+
+#[test]
+fn sleep_zero_runs_after_callbacks_already_queued() {
+    // asyncio's test_sleep_zero (T45): a callback call_soon'ed before `await sleep(0)` has run
+    // when the sleep returns.
+    let mut lp = vloop();
+    let x = Rc::new(RefCell::new(0));
+    let x2 = x.clone();
+    let seen = lp.run_until_complete(async move {
+        let x3 = x2.clone();
+        aioloop::call_soon(move || *x3.borrow_mut() += 1);
+        aioloop::sleep(Duration::ZERO).await;
+        let v = *x2.borrow();
+        v
+    });
+    assert_eq!(seen, 1);
+    assert_eq!(*x.borrow(), 1);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "real time")]
+fn sleeps_never_end_early_and_the_loop_does_not_spin() {
+    let mut lp = EventLoop::new().unwrap();
+    for (d, n) in [(Duration::from_micros(100), 100u32), (Duration::from_micros(3100), 10)] {
+        let before = lp.stats();
+        let elapsed = lp.run_until_complete(async move {
+            let mut shortest = Duration::MAX;
+            for _ in 0..n {
+                let t = Instant::now();
+                aioloop::sleep(d).await;
+                shortest = shortest.min(t.elapsed());
+            }
+            shortest
+        });
+        assert!(elapsed >= d, "a {d:?} sleep ended after {elapsed:?}");
+        let after = lp.stats();
+        // Each sleep: one iteration to register, one blocked in the poller, one to resume; a
+        // spinning loop would make thousands.
+        let per_sleep = (after.iterations - before.iterations) as f64 / f64::from(n);
+        assert!(per_sleep <= 4.0, "{per_sleep} iterations per {d:?} sleep");
+        assert!(
+            (after.polls - before.polls) <= u64::from(n) * 2,
+            "{} polls for {n} sleeps",
+            after.polls - before.polls
+        );
+    }
+}
+
+#[test]
+fn equal_deadlines_fire_in_insertion_order() {
+    let mut lp = vloop();
+    let order = Rc::new(RefCell::new(Vec::with_capacity(10_000)));
+    let at = lp.time() + Duration::from_secs(1);
+    for i in 0..10_000 {
+        let o = order.clone();
+        lp.call_at(at, move || o.borrow_mut().push(i));
+    }
+    lp.run_until_complete(aioloop::sleep(Duration::from_secs(2)));
+    assert_eq!(*order.borrow(), (0..10_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn cancelled_timers_are_compacted_away() {
+    let mut lp = vloop();
+    let n = 100_000;
+    let handles: Vec<_> = (0..n).map(|i| lp.call_later(Duration::from_secs(10 + i), || {})).collect();
+    for (i, h) in handles.iter().enumerate() {
+        if i % 100 != 0 {
+            h.cancel();
+        }
+    }
+    let live = n / 100;
+    assert_eq!(lp.stats().timers, n as usize);
+    assert_eq!(lp.stats().cancelled_timers, (n - live) as usize);
+    // One iteration: more than 100 entries and more than half cancelled, so the heap is rebuilt.
+    lp.stop();
+    lp.run_forever();
+    assert_eq!(lp.stats().timers, live as usize);
+    assert_eq!(lp.stats().cancelled_timers, 0);
+}
+
+#[test]
+fn a_sleep_dropped_early_leaves_a_tombstone_that_is_counted() {
+    let mut lp = vloop();
+    let t = lp.spawn(aioloop::sleep(Duration::from_secs(10)));
+    lp.run_until_complete(aioloop::yield_now());
+    assert_eq!((lp.stats().timers, lp.stats().cancelled_timers), (1, 0));
+    t.cancel();
+    lp.run_until_complete(aioloop::yield_now());
+    assert!(t.is_cancelled());
+    // The cancelled head is purged at the start of the next iteration.
+    lp.run_until_complete(aioloop::yield_now());
+    assert_eq!((lp.stats().timers, lp.stats().cancelled_timers), (0, 0));
+}
+
+#[test]
+fn call_at_in_the_past_runs_in_deadline_order_next_iteration() {
+    // asyncio's test_call_later_negative_delays: call_later(-1, a), call_later(-2, b) -> b, a.
+    let mut lp = vloop();
+    lp.run_until_complete(aioloop::sleep(Duration::from_secs(5)));
+    let log = Rc::new(RefCell::new(vec![]));
+    let now = lp.time();
+    let (l1, l2) = (log.clone(), log.clone());
+    lp.call_at(now - Duration::from_secs(1), move || l1.borrow_mut().push("a"));
+    lp.call_at(now - Duration::from_secs(2), move || l2.borrow_mut().push("b"));
+    lp.stop();
+    lp.run_forever();
+    assert_eq!(*log.borrow(), ["b", "a"]);
+}
