@@ -2,19 +2,18 @@
 //! [`shield`] against cancellation.
 //!
 //! Each combinator owns the [`Task`] handles it waits on and registers itself as their joiner
-//! through one shared [`Group`]: when a member finishes, the loop appends its index to the group
-//! and queues a *deferred* wake of the combinator. A finished member therefore costs O(1), not a
-//! scan of all members, and the combinator resumes two iterations after the member finished,
-//! exactly as asyncio's done-callbacks make it (`_on_completion` via `call_soon`, then the
-//! waiter's wakeup via `call_soon`).
+//! through one shared [`Group`](crate::group): a finished member costs O(1), not a scan of all
+//! members, and the combinator resumes two iterations after the member that satisfied its
+//! condition finished, as asyncio's done-callbacks make it.
 //!
 //! # Invariants
 //! - [`wait`] and [`as_completed`] never cancel anything; dropping them detaches the tasks.
-//! - [`gather`] (not yet complete) cancels all its members when dropped, which is how cancelling
-//!   the task that awaits it reaches the members; once it has completed (first failure or all
-//!   done) the members still running are left alone.
+//! - Cancelling the task that awaits a [`gather`] cancels its members, and the task finishes
+//!   after them (asyncio's cancellation of a `_GatheringFuture`). A gather dropped before it
+//!   completed cancels its members too. Once it has completed (first failure, or all done) the
+//!   members still running are left alone, and their failures are not reported as unretrieved.
 //! - Members that already finished when `gather` is first polled are collected without a loop
-//!   iteration (asyncio 3.12).
+//!   iteration (asyncio 3.12); `wait`, `as_completed` and `shield` still take two iterations.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,9 +24,10 @@ use std::time::Duration;
 use futures_core::Stream;
 
 use crate::error::TaskError;
+use crate::group::{Group, WakeWhen};
 use crate::runtime::Core;
-use crate::task::{Group, IntoTask, Status, Task};
-use crate::time::TimerSlot;
+use crate::task::{IntoTask, Link, Task};
+use crate::time::{PastDue, TimerSlot};
 
 /// The members of a combinator and their group.
 struct Members<T> {
@@ -41,13 +41,16 @@ struct Members<T> {
     registered: bool,
     /// Members whose outcome was not taken yet.
     left: usize,
+    /// The task whose `awaiting` link points at this group (gather only).
+    linker: Option<crate::waker::TaskKey>,
 }
 
 impl<T: 'static> Members<T> {
-    fn new(tasks: Vec<Task<T>>) -> Members<T> {
+    fn new(tasks: Vec<Task<T>>, wake_when: WakeWhen) -> Members<T> {
         let core = tasks.first().map(|t| t.core().clone());
         let left = tasks.len();
-        Members { tasks: tasks.into_iter().map(Some).collect(), group: Rc::default(), core, registered: false, left }
+        let group = Rc::new(Group::new(wake_when));
+        Members { tasks: tasks.into_iter().map(Some).collect(), group, core, registered: false, left, linker: None }
     }
 
     /// Registers every member with the group (finished ones report at once, for the next iteration).
@@ -69,7 +72,7 @@ impl<T: 'static> Members<T> {
     fn take(&mut self, i: usize) -> Option<Result<T, TaskError>> {
         let mut task = self.tasks[i].take()?;
         let mut cx = Context::from_waker(Waker::noop());
-        match task.poll_join(&mut cx, false) {
+        match task.poll_outcome(&mut cx, false) {
             Poll::Ready(r) => {
                 self.left -= 1;
                 Some(r)
@@ -87,7 +90,12 @@ impl<T: 'static> Members<T> {
             return Poll::Ready(None);
         }
         self.group.register(cx.waker());
-        self.register();
+        if !self.registered {
+            // Members that already finished report through a deferred wake: even they are
+            // returned two iterations from now, as asyncio's done-callbacks would.
+            self.register();
+            return Poll::Pending;
+        }
         loop {
             let next = self.group.done.borrow_mut().pop_front();
             match next {
@@ -101,10 +109,33 @@ impl<T: 'static> Members<T> {
         }
     }
 
-    fn forget_joins(&self) {
-        if let (Some(core), true) = (&self.core, self.registered) {
+    /// Records the running task as awaiting this group (cancelling it cancels the members).
+    fn link(&mut self) {
+        if let Some(core) = &self.core {
+            self.linker = core.set_awaiting_of_current(Link::Group(self.group.clone()));
+        }
+    }
+
+    /// Leaves the members to themselves: no joiner, no link, and no "never retrieved" report
+    /// for a failure nobody will look at.
+    fn release(&mut self) {
+        if let Some(core) = &self.core {
+            if let Some(linker) = self.linker.take() {
+                core.unlink(linker, &Link::Group(self.group.clone()));
+            }
             for t in self.tasks.iter().flatten() {
-                core.clear_join(t.key());
+                if self.registered {
+                    core.clear_join(t.key());
+                }
+            }
+        }
+        self.registered = false;
+    }
+
+    fn quiet_all(&self) {
+        if let Some(core) = &self.core {
+            for t in self.tasks.iter().flatten() {
+                core.set_quiet(t.key());
             }
         }
     }
@@ -112,9 +143,14 @@ impl<T: 'static> Members<T> {
 
 impl<T> Drop for Members<T> {
     fn drop(&mut self) {
-        if let (Some(core), true) = (&self.core, self.registered) {
-            for t in self.tasks.iter().flatten() {
-                core.clear_join(t.key());
+        if let Some(core) = &self.core {
+            if let Some(linker) = self.linker.take() {
+                core.unlink(linker, &Link::Group(self.group.clone()));
+            }
+            if self.registered {
+                for t in self.tasks.iter().flatten() {
+                    core.clear_join(t.key());
+                }
             }
         }
     }
@@ -162,7 +198,11 @@ where
 {
     let tasks = into_tasks(items);
     let n = tasks.len();
-    Gather { members: Members::new(tasks), results: (0..n).map(|_| None).collect(), done: false }
+    Gather {
+        members: Members::new(tasks, WakeWhen::FirstFailure),
+        results: (0..n).map(|_| None).collect(),
+        done: false,
+    }
 }
 
 /// The future of [`gather`].
@@ -171,7 +211,7 @@ where
 ///
 /// ```
 /// aioloop::run(async {
-///     let g: aioloop::Gather<i32> = aioloop::gather(vec![async { 1 }, async { 2 }]);
+///     let g: aioloop::Gather<i32> = aioloop::gather((1..=2).map(|i| async move { i }));
 ///     assert_eq!(g.await.unwrap(), [1, 2]);
 /// });
 /// ```
@@ -194,6 +234,20 @@ impl<T> Unpin for GatherSettled<T> {}
 impl<T> Unpin for AsCompleted<T> {}
 
 impl<T: 'static> Gather<T> {
+    fn complete(&mut self) -> Vec<T> {
+        self.done = true;
+        self.members.release();
+        std::mem::take(&mut self.results).into_iter().map(|v| v.expect("every member has a value")).collect()
+    }
+
+    /// The first failure completes the gather; the others keep running, unobserved.
+    fn complete_early(&mut self, e: TaskError) -> TaskError {
+        self.done = true;
+        self.members.release();
+        self.members.quiet_all();
+        e
+    }
+
     /// Collects members that finished before the first poll, without an iteration (asyncio 3.12).
     fn take_finished(&mut self) -> Option<TaskError> {
         for i in 0..self.members.tasks.len() {
@@ -218,27 +272,21 @@ impl<T: 'static> Future for Gather<T> {
         assert!(!this.done, "aioloop: a `Gather` was polled after it completed");
         if !this.members.registered {
             if let Some(e) = this.take_finished() {
-                this.done = true;
-                return Poll::Ready(Err(e));
+                return Poll::Ready(Err(this.complete_early(e)));
+            }
+            if this.members.left == 0 {
+                return Poll::Ready(Ok(this.complete()));
             }
         }
         loop {
             match this.members.poll_next_done(cx) {
                 Poll::Ready(Some((i, Ok(v)))) => this.results[i] = Some(v),
-                Poll::Ready(Some((_, Err(e)))) => {
-                    this.done = true;
-                    this.members.forget_joins();
-                    return Poll::Ready(Err(e));
+                Poll::Ready(Some((_, Err(e)))) => return Poll::Ready(Err(this.complete_early(e))),
+                Poll::Ready(None) => return Poll::Ready(Ok(this.complete())),
+                Poll::Pending => {
+                    this.members.link();
+                    return Poll::Pending;
                 }
-                Poll::Ready(None) => {
-                    this.done = true;
-                    let results = std::mem::take(&mut this.results);
-                    return Poll::Ready(Ok(results
-                        .into_iter()
-                        .map(|v| v.expect("every member has a value"))
-                        .collect()));
-                }
-                Poll::Pending => return Poll::Pending,
             }
         }
     }
@@ -276,7 +324,11 @@ where
 {
     let tasks = into_tasks(items);
     let n = tasks.len();
-    GatherSettled { members: Members::new(tasks), results: (0..n).map(|_| None).collect(), done: false }
+    GatherSettled {
+        members: Members::new(tasks, WakeWhen::AllFinished),
+        results: (0..n).map(|_| None).collect(),
+        done: false,
+    }
 }
 
 /// The future of [`gather_settled`].
@@ -320,10 +372,14 @@ impl<T: 'static> Future for GatherSettled<T> {
                 Poll::Ready(Some((i, r))) => this.results[i] = Some(r),
                 Poll::Ready(None) => {
                     this.done = true;
+                    this.members.release();
                     let results = std::mem::take(&mut this.results);
                     return Poll::Ready(results.into_iter().map(|r| r.expect("every member has an outcome")).collect());
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    this.members.link();
+                    return Poll::Pending;
+                }
             }
         }
     }
@@ -390,9 +446,14 @@ where
     T: 'static,
 {
     let tasks: Vec<Task<T>> = tasks.into_iter().collect();
+    let wake_when = match return_when {
+        ReturnWhen::FirstCompleted => WakeWhen::AnyFinished,
+        ReturnWhen::FirstException => WakeWhen::FirstPanic,
+        ReturnWhen::AllCompleted => WakeWhen::AllFinished,
+    };
     Wait {
         tasks,
-        group: Rc::default(),
+        group: Rc::new(Group::new(wake_when)),
         timeout,
         timer: None,
         return_when,
@@ -409,7 +470,8 @@ where
 /// ```
 /// aioloop::run(async {
 ///     let w: aioloop::Wait<()> = aioloop::wait(vec![], None, aioloop::ReturnWhen::AllCompleted);
-///     assert_eq!(w.await, (vec![], vec![]));
+///     let (done, pending) = w.await;
+///     assert!(done.is_empty() && pending.is_empty());
 /// });
 /// ```
 #[must_use = "futures do nothing unless awaited"]
@@ -443,18 +505,24 @@ impl<T: 'static> Future for Wait<T> {
         let core = this.tasks[0].core().clone();
         this.group.register(cx.waker());
         if !this.registered {
+            // Register and wait, even for members that already finished: asyncio's `wait`
+            // resumes two iterations later in every case.
             this.registered = true;
             for (i, t) in this.tasks.iter().enumerate() {
                 core.join_group(t.key(), &this.group, i as u32);
             }
             if let Some(d) = this.timeout {
-                this.timer = Some(TimerSlot::new(core.clone(), core.deadline_after(d)));
+                // A real timer even for a zero timeout: it fires next iteration, like call_later(0).
+                let mut timer = TimerSlot::new(core.clone(), core.deadline_after(d), PastDue::Heap);
+                timer.poll_fired(cx);
+                this.timer = Some(timer);
             }
+            return Poll::Pending;
         }
         loop {
             let Some(i) = this.group.done.borrow_mut().pop_front() else { break };
             this.finished += 1;
-            let panicked = core.status_of(this.tasks[i as usize].key()) == Some(Status::Panicked);
+            let panicked = core.status_of(this.tasks[i as usize].key()) == Some(crate::task::Status::Panicked);
             match this.return_when {
                 ReturnWhen::FirstCompleted => this.triggered = true,
                 ReturnWhen::FirstException if panicked => this.triggered = true,
@@ -465,6 +533,8 @@ impl<T: 'static> Future for Wait<T> {
         if !(this.triggered || timed_out || this.finished == this.tasks.len()) {
             return Poll::Pending;
         }
+        // Cancel the timer and unregister before splitting: `done` and `pending` are computed
+        // now, when `wait` resumes, so `done` may hold more than the task that woke it.
         this.timer = None;
         for t in &this.tasks {
             core.clear_join(t.key());
@@ -521,7 +591,7 @@ where
     I::Item: IntoTask,
     <I::Item as IntoTask>::Output: 'static,
 {
-    AsCompleted { members: Members::new(into_tasks(items)) }
+    AsCompleted { members: Members::new(into_tasks(items), WakeWhen::EachFinished) }
 }
 
 /// The stream of [`as_completed`].
@@ -567,7 +637,7 @@ impl<T: 'static> AsCompleted<T> {
     ///
     /// ```
     /// aioloop::run(async {
-    ///     let s = aioloop::as_completed(vec![async {}, async {}]);
+    ///     let s = aioloop::as_completed((0..2).map(|i| async move { i }));
     ///     assert_eq!(s.remaining(), 2);
     /// });
     /// ```
@@ -600,17 +670,19 @@ impl<T: 'static> Stream for AsCompleted<T> {
 /// ```
 /// use std::time::Duration;
 /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
-/// let inner = lp.spawn(aioloop::sleep(Duration::from_secs(1)));
-/// let inner_id = inner.id();
+/// let inner = lp.spawn(async {
+///     aioloop::sleep(Duration::from_secs(1)).await;
+///     "inner finished"
+/// });
 /// let outer = lp.spawn(aioloop::shield(inner));
 /// lp.run_until_complete(aioloop::yield_now());
 /// outer.cancel();
-/// lp.run_until_complete(aioloop::sleep(Duration::from_secs(2)));
+/// lp.run_until_complete(aioloop::yield_now());
 /// assert!(outer.is_cancelled());
-/// // The inner task finished normally: it was detached, not cancelled.
+/// // The inner task was detached, not cancelled: it keeps running and finishes.
 /// ```
 pub fn shield<A: IntoTask>(aw: A) -> Shield<A::Output> {
-    Shield { task: aw.into_task() }
+    Shield { task: aw.into_task(), group: Rc::new(Group::new(WakeWhen::AllFinished)), registered: false }
 }
 
 /// The future of [`shield`]: the shielded task's outcome.
@@ -626,6 +698,8 @@ pub fn shield<A: IntoTask>(aw: A) -> Shield<A::Output> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Shield<T> {
     task: Task<T>,
+    group: Rc<Group>,
+    registered: bool,
 }
 
 impl<T> Shield<T> {
@@ -653,7 +727,30 @@ impl<T> std::fmt::Debug for Shield<T> {
 impl<T: 'static> Future for Shield<T> {
     type Output = Result<T, TaskError>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // `link: false`: the awaiting task does not pass its cancellation on.
-        self.task.poll_join(cx, false)
+        let this = &mut *self;
+        // A finished task is returned at once (asyncio returns the inner future itself).
+        // Otherwise the shield waits through a group, so it resumes two iterations after the
+        // inner task finished, like asyncio's outer future; and it never sets the awaiting
+        // link, so the awaiting task's cancellation does not reach the inner task.
+        if this.registered {
+            this.group.register(cx.waker());
+            if this.group.done.borrow_mut().pop_front().is_none() {
+                return Poll::Pending;
+            }
+        } else if !this.task.is_done() {
+            this.registered = true;
+            this.group.register(cx.waker());
+            this.task.core().join_group(this.task.key(), &this.group, 0);
+            return Poll::Pending;
+        }
+        this.task.poll_outcome(&mut Context::from_waker(Waker::noop()), false)
+    }
+}
+
+impl<T> Drop for Shield<T> {
+    fn drop(&mut self) {
+        if self.registered {
+            self.task.core().clear_join(self.task.key());
+        }
     }
 }

@@ -260,8 +260,10 @@ pub fn current_task() -> Option<crate::TaskId> {
 pub fn run<F: IntoFuture>(fut: F) -> F::Output {
     assert!(!is_running(), "aioloop::run() cannot be called from a running event loop");
     let mut lp = EventLoop::new().unwrap_or_else(|e| panic!("aioloop::run(): cannot create the event loop: {e}"));
-    let out = lp.run_until_complete(fut);
+    // asyncio.run's `finally`: the leftover tasks are cancelled inside the loop even when
+    // `fut` panicked, then the panic resumes.
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run_until_complete(fut)));
     lp.cancel_all_tasks();
     lp.close();
-    out
+    out.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }

@@ -16,7 +16,7 @@ use std::fmt;
 /// # Examples
 ///
 /// ```
-/// use aioloop::{EventLoop, TaskError};
+/// use aioloop::EventLoop;
 ///
 /// let mut lp = EventLoop::new().unwrap();
 /// let err = lp.run_until_complete(async {

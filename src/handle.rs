@@ -31,6 +31,11 @@ pub(crate) enum Action {
     Wake(Waker),
     /// Stop the loop (scheduled when the main task of `run_until_complete` finishes).
     Stop,
+    /// A timeout's deadline (asyncio's `Timeout._on_timeout`): cancel what the timed-out future
+    /// awaits, if anything, then wake its task (or let that cancellation wake it).
+    Expire(Waker, Option<crate::task::Link>),
+    /// Tell a combinator's group that a member finished (asyncio's done-callback of a child).
+    Member(std::rc::Rc<crate::group::Group>, u32, crate::task::Status),
 }
 
 /// A record in the handle slab.
@@ -61,12 +66,6 @@ impl Core {
         (index, seq)
     }
 
-    /// Wakes `waker` in the next iteration rather than now (one extra loop hop, as asyncio's
-    /// done-callbacks have).
-    pub(crate) fn call_soon_wake(&self, waker: Waker) {
-        self.call_soon_action(Action::Wake(waker));
-    }
-
     /// Schedules an action at a loop time (asyncio's `call_at`).
     pub(crate) fn call_at_action(&self, deadline: u64, action: Action) -> HandleKey {
         let (index, seq) = self.insert_handle(true, action);
@@ -83,10 +82,20 @@ impl Core {
     pub(crate) fn set_handle_waker(&self, (index, seq): HandleKey, waker: &Waker) {
         let mut handles = self.handles.borrow_mut();
         if let Some(r) = handles.get_mut(index as usize).filter(|r| r.seq == seq) {
-            if let Action::Wake(w) = &mut r.action {
+            if let Action::Wake(w) | Action::Expire(w, _) = &mut r.action {
                 if !w.will_wake(waker) {
                     *w = waker.clone();
                 }
+            }
+        }
+    }
+
+    /// Records what a pending `Expire` record must cancel when it runs.
+    pub(crate) fn set_handle_link(&self, (index, seq): HandleKey, link: Option<crate::task::Link>) {
+        let mut handles = self.handles.borrow_mut();
+        if let Some(r) = handles.get_mut(index as usize).filter(|r| r.seq == seq) {
+            if let Action::Expire(_, l) = &mut r.action {
+                *l = link;
             }
         }
     }
@@ -127,8 +136,16 @@ impl Core {
                     eprintln!("aioloop: Exception in callback: panicked: {}", panic_message(&*p));
                 }
             }
-            Action::Wake(w) => w.wake(),
+            Action::Wake(w) => crate::task::contain("a waker", move || w.wake()),
             Action::Stop => self.remote.stop.store(true, SeqCst),
+            Action::Member(group, member, status) => group.member_finished(member, status),
+            Action::Expire(waker, link) => {
+                // When the awaited task (or gather) finishes cancelling, it wakes the timed-out
+                // task itself; only if there is nothing to cancel is the task woken now.
+                if !link.is_some_and(|l| crate::time::cancel_link(self, &l)) {
+                    crate::task::contain("a waker", move || waker.wake());
+                }
+            }
         }
     }
 }
@@ -204,7 +221,7 @@ impl std::fmt::Debug for Handle {
 ///
 /// ```
 /// use std::time::Duration;
-/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+/// let lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
 /// let h = lp.call_later(Duration::from_secs(1), || {});
 /// assert_eq!(h.when() - lp.time(), Duration::from_secs(1));
 /// h.cancel();

@@ -97,6 +97,7 @@ mod clock;
 mod combinators;
 mod context;
 mod error;
+mod group;
 mod handle;
 mod reactor;
 mod remote;

@@ -49,9 +49,10 @@ use crate::waker::TaskKey;
 /// further away than that is looked at again after a day.
 const MAX_SLEEP: Duration = Duration::from_secs(24 * 3600);
 
-/// While tasks keep the ready queue busy, the loop asks the poller for I/O every this many
-/// iterations instead of every iteration (a zero-timeout `epoll_wait` costs several syscalls).
-/// tokio's `event_interval` is the same number. See docs/architecture.md for why that is fair.
+/// While tasks keep the ready queue busy and I/O sources are registered, one iteration in this
+/// many asks the poller for I/O (with a zero timeout) instead of every iteration, because a
+/// zero-timeout wait costs several syscalls. tokio's `event_interval` is the same number, but
+/// counts task polls rather than iterations. See docs/architecture.md for why that is fair.
 const IO_POLL_INTERVAL: u32 = 61;
 
 /// An entry of the ready queue: a task step, or a handle (a callback, a timer's action, a deferred wake).
@@ -164,7 +165,7 @@ impl Core {
         let sources = self.remote.reactor.sources();
         let wait = match timeout {
             // Busy: skip the syscalls unless sockets are registered and it is their turn.
-            Timeout::Zero if sources == 0 || self.ticks_since_io.get() < IO_POLL_INTERVAL => {
+            Timeout::Zero if sources == 0 || self.ticks_since_io.get() + 1 < IO_POLL_INTERVAL => {
                 self.ticks_since_io.set(self.ticks_since_io.get() + 1);
                 return;
             }
@@ -343,7 +344,7 @@ impl std::fmt::Debug for EventLoop {
 /// # Examples
 ///
 /// ```
-/// let mut lp = aioloop::EventLoop::new().unwrap();
+/// let lp = aioloop::EventLoop::new().unwrap();
 /// lp.spawn(async {});
 /// assert_eq!(lp.stats().tasks, 1);
 /// assert_eq!(lp.stats().ready, 1);
@@ -394,6 +395,7 @@ impl Builder {
     ///
     /// ```
     /// let lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+    /// assert!(format!("{lp:?}").contains("virtual_time: true"));
     /// ```
     pub fn virtual_time(mut self, on: bool) -> Builder {
         self.virtual_time = on;
@@ -410,7 +412,7 @@ impl Builder {
     /// # Examples
     ///
     /// ```
-    /// let lp = aioloop::EventLoop::builder().build()?;
+    /// let _lp = aioloop::EventLoop::builder().build()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn build(self) -> io::Result<EventLoop> {
@@ -429,7 +431,7 @@ impl EventLoop {
     /// # Examples
     ///
     /// ```
-    /// let lp = aioloop::EventLoop::new()?;
+    /// let _lp = aioloop::EventLoop::new()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new() -> io::Result<EventLoop> {
@@ -441,7 +443,7 @@ impl EventLoop {
     /// # Examples
     ///
     /// ```
-    /// let lp = aioloop::EventLoop::builder().virtual_time(true).build()?;
+    /// let _lp = aioloop::EventLoop::builder().virtual_time(true).build()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn builder() -> Builder {
@@ -539,7 +541,7 @@ impl EventLoop {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let lp = aioloop::EventLoop::new().unwrap();
     /// let t = lp.spawn(aioloop::sleep(Duration::from_secs(60)));
     /// lp.close();
     /// assert!(t.is_cancelled());
@@ -604,7 +606,7 @@ impl EventLoop {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+    /// let lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
     /// let h = lp.call_later(Duration::from_secs(5), || println!("never"));
     /// h.cancel();
     /// ```
@@ -619,7 +621,7 @@ impl EventLoop {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+    /// let lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
     /// let h = lp.call_at(lp.time() + Duration::from_secs(1), || {});
     /// assert_eq!(h.when(), lp.time() + Duration::from_secs(1));
     /// ```

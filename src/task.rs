@@ -42,6 +42,7 @@ use std::task::{Context, Poll, Waker};
 use pin_project_lite::pin_project;
 
 use crate::error::{panic_message, TaskError};
+use crate::group::Group;
 use crate::runtime::Core;
 use crate::waker::{waker_for, TaskKey, MAX_TASKS};
 
@@ -75,7 +76,7 @@ pub enum TaskState {
 /// # Examples
 ///
 /// ```
-/// let mut lp = aioloop::EventLoop::new().unwrap();
+/// let lp = aioloop::EventLoop::new().unwrap();
 /// let a = lp.spawn(async {});
 /// let b = lp.spawn(async {});
 /// assert_ne!(a.id(), b.id());
@@ -90,7 +91,7 @@ impl TaskId {
     /// # Examples
     ///
     /// ```
-    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let lp = aioloop::EventLoop::new().unwrap();
     /// assert!(lp.spawn(async {}).id().as_u64() > 0);
     /// ```
     pub fn as_u64(self) -> u64 {
@@ -166,40 +167,23 @@ pub(crate) enum JoinSlot {
     Group(Rc<Group>, u32),
 }
 
-/// A combinator's record of which of its tasks finished, in finishing order.
-///
-/// asyncio's combinators learn of a finished child through a done-callback run with `call_soon`,
-/// and then wake their own task with another `call_soon`: two loop iterations. A `Group` keeps
-/// that timing: the loop appends the member to `done` when the task finishes and schedules a
-/// *deferred* wake of the combinator's waker (a handle in the ready queue), at most one at a time.
-#[derive(Default)]
-pub(crate) struct Group {
-    /// Members that finished and the combinator has not looked at yet.
-    pub(crate) done: std::cell::RefCell<std::collections::VecDeque<u32>>,
-    /// The combinator's waker.
-    waker: std::cell::RefCell<Option<Waker>>,
-    /// A deferred wake is already queued.
-    wake_queued: Cell<bool>,
+/// What a task is awaiting, as far as cancellation is concerned (asyncio's `_fut_waiter`):
+/// cancelling the task cancels this first, and the task finishes after it.
+#[derive(Clone)]
+pub(crate) enum Link {
+    /// Another task, through its [`Task`] handle.
+    Task(TaskKey),
+    /// The members of a `gather`.
+    Group(Rc<Group>),
 }
 
-impl Group {
-    /// Records the combinator's current waker (called at each of its polls).
-    pub(crate) fn register(&self, waker: &Waker) {
-        self.wake_queued.set(false);
-        let mut w = self.waker.borrow_mut();
-        if !w.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            *w = Some(waker.clone());
-        }
-    }
-
-    fn member_finished(&self, core: &Core, member: u32) {
-        self.done.borrow_mut().push_back(member);
-        if !self.wake_queued.get() {
-            let waker = self.waker.borrow().clone();
-            if let Some(waker) = waker {
-                self.wake_queued.set(true);
-                core.call_soon_wake(waker);
-            }
+impl Link {
+    /// Returns true if both name the same task or the same group.
+    pub(crate) fn same(&self, other: &Link) -> bool {
+        match (self, other) {
+            (Link::Task(a), Link::Task(b)) => a == b,
+            (Link::Group(a), Link::Group(b)) => Rc::ptr_eq(a, b),
+            _ => false,
         }
     }
 }
@@ -214,9 +198,10 @@ pub(crate) struct TaskEntry {
     pub(crate) join: JoinSlot,
     /// The task id; its low bits are the generation in the task's key.
     pub(crate) id: u64,
-    /// The task whose handle this task polled (and found pending) during its last poll: where a
-    /// cancellation of this task propagates (asyncio's `_fut_waiter`).
-    pub(crate) awaiting: Option<TaskKey>,
+    /// What this task was awaiting at its last poll (a task's handle found pending, or a
+    /// gather): where a cancellation of this task propagates (asyncio's `_fut_waiter`). Cleared
+    /// at each poll, and when the future that set it is dropped.
+    pub(crate) awaiting: Option<Link>,
     /// Where the task is in its life.
     pub(crate) status: Status,
     /// The task is in the ready queue.
@@ -342,29 +327,71 @@ impl Core {
 
     /// Requests the cancellation of a task (asyncio's `Task.cancel()`); returns false if it is
     /// already finished (or the key is stale).
+    ///
+    /// The request walks down the await chain (`awaiting` links): every task on it is marked,
+    /// and only the innermost one that is waiting is queued, so the chain unwinds from the inside
+    /// out, each task woken by the one it awaits. The walk is a loop with a visited set, so a
+    /// cycle of tasks awaiting each other, or a very long chain, cannot overflow the stack.
     pub(crate) fn cancel_task(&self, key: TaskKey) -> bool {
-        let (awaiting, idle) = {
-            let mut tasks = self.tasks.borrow_mut();
-            let Some(e) = tasks.get_mut(key.index()).filter(|e| key.matches(e.id)) else {
-                return false;
+        enum Next {
+            Finished,
+            InFlight,
+            Follow(Option<Link>),
+        }
+        let mut visited: std::collections::HashSet<TaskKey> = std::collections::HashSet::new();
+        let mut prev: Option<TaskKey> = None;
+        let mut cur = key;
+        loop {
+            let first = cur == key;
+            let next = {
+                let mut tasks = self.tasks.borrow_mut();
+                match tasks.get_mut(cur.index()).filter(|e| cur.matches(e.id)) {
+                    None => Next::Finished,
+                    Some(e) if e.status.is_finished() => {
+                        if first {
+                            // Cancelling a failed task counts as looking at its failure (asyncio T42).
+                            e.quiet = true;
+                        }
+                        Next::Finished
+                    }
+                    Some(e) => {
+                        let already = std::mem::replace(&mut e.cancel_requested, true);
+                        if e.status != Status::Idle || e.scheduled || (already && !first) {
+                            // Running or queued: its future is dropped at its next run. Already
+                            // requested: a walk through it is under way.
+                            Next::InFlight
+                        } else {
+                            Next::Follow(e.awaiting.clone())
+                        }
+                    }
+                }
             };
-            if e.status.is_finished() {
-                // Cancelling a failed task still counts as looking at its failure (asyncio T42).
-                e.quiet = true;
-                return false;
-            }
-            e.cancel_requested = true;
-            (e.awaiting, e.status == Status::Idle && !e.scheduled)
-        };
-        // A running task (cancelling itself) is handled when its poll returns.
-        if idle {
-            // Propagate down the await chain first: the awaited task finishes, then wakes us.
-            let propagated = awaiting.is_some_and(|inner| self.cancel_task(inner));
-            if !propagated {
-                self.wake_local(key);
+            match next {
+                Next::Finished if first => return false,
+                Next::Finished => {
+                    // The awaited task is done already: the awaiter must run to be dropped.
+                    self.wake_local(prev.expect("not the first step"));
+                    return true;
+                }
+                Next::InFlight => return true,
+                Next::Follow(Some(Link::Task(inner))) if inner != cur && !visited.contains(&inner) => {
+                    visited.insert(cur);
+                    prev = Some(cur);
+                    cur = inner;
+                }
+                Next::Follow(Some(Link::Group(group))) => {
+                    if !group.cancel_members(self) {
+                        self.wake_local(cur);
+                    }
+                    return true;
+                }
+                Next::Follow(_) => {
+                    // Nothing (more) to wait for, or a cycle: drop this one now.
+                    self.wake_local(cur);
+                    return true;
+                }
             }
         }
-        true
     }
 
     /// Runs one step of a task: polls it, or drops its future if its cancellation was requested.
@@ -437,20 +464,17 @@ impl Core {
     /// Puts a task that returned `Pending` back among the waiting (or, if it cancelled itself
     /// while running, propagates the cancellation and queues it so its future gets dropped).
     fn park(&self, key: TaskKey, cell: Option<Pin<Box<dyn TaskCell>>>) {
-        let (cancel, awaiting) = {
+        let cancel = {
             let mut tasks = self.tasks.borrow_mut();
             let e = &mut tasks[key.index()];
             e.status = Status::Idle;
             if !e.is_main {
                 e.cell = cell;
             }
-            (e.cancel_requested && !e.scheduled, e.awaiting)
+            e.cancel_requested && !e.scheduled
         };
         if cancel {
-            let propagated = awaiting.is_some_and(|inner| self.cancel_task(inner));
-            if !propagated {
-                self.wake_local(key);
-            }
+            self.cancel_task(key);
         }
     }
 
@@ -482,7 +506,8 @@ impl Core {
             }
             if e.detached {
                 let removed = tasks.remove(key.index());
-                (join, Some(removed), id, payload, is_main)
+                let report = if removed.quiet { None } else { payload };
+                (join, Some(removed), id, report, is_main)
             } else {
                 if let Some(p) = payload {
                     self.panics.borrow_mut().insert(id, p);
@@ -494,16 +519,25 @@ impl Core {
             // asyncio stops `run_until_complete` from a done-callback: one iteration later.
             self.call_soon_action(crate::handle::Action::Stop);
         }
-        // User code from here on: destructors of the output, wakers, group members.
-        drop(cell);
-        drop(removed);
+        let detached = removed.is_some();
+        // User code from here on: destructors of the output, foreign wakers. A panic there is
+        // reported and contained, like a panicking callback.
+        contain("the destructor of a task's output", move || {
+            drop(cell);
+            drop(removed);
+        });
         if let Some(p) = report {
             self.report_unretrieved(id, &*p);
         }
+        if detached {
+            self.names.borrow_mut().remove(&id);
+        }
         match join {
             JoinSlot::Empty => {}
-            JoinSlot::Waker(w) => w.wake(),
-            JoinSlot::Group(group, member) => group.member_finished(self, member),
+            JoinSlot::Waker(w) => contain("a waker", move || w.wake()),
+            JoinSlot::Group(group, member) => {
+                self.call_soon_action(crate::handle::Action::Member(group, member, status));
+            }
         }
     }
 
@@ -528,16 +562,26 @@ impl Core {
 
     /// Makes `group` the joiner of a task (member `member`); a finished task reports at once.
     pub(crate) fn join_group(&self, key: TaskKey, group: &Rc<Group>, member: u32) {
+        group.add_member(key);
         let finished = {
             let mut tasks = self.tasks.borrow_mut();
             let e = &mut tasks[key.index()];
-            e.join = JoinSlot::Group(group.clone(), member);
-            e.status.is_finished()
+            if e.status.is_finished() {
+                Some(e.status)
+            } else {
+                e.join = JoinSlot::Group(group.clone(), member);
+                None
+            }
         };
-        if finished {
-            let slot = std::mem::take(&mut self.tasks.borrow_mut()[key.index()].join);
-            drop(slot);
-            group.member_finished(self, member);
+        if let Some(status) = finished {
+            self.call_soon_action(crate::handle::Action::Member(group.clone(), member, status));
+        }
+    }
+
+    /// Marks a task's failure as seen by someone (no "never retrieved" report).
+    pub(crate) fn set_quiet(&self, key: TaskKey) {
+        if let Some(e) = self.tasks.borrow_mut().get_mut(key.index()).filter(|e| key.matches(e.id)) {
+            e.quiet = true;
         }
     }
 
@@ -552,24 +596,47 @@ impl Core {
         drop(slot);
     }
 
-    /// Records that the running task is awaiting `inner` (for cancellation propagation).
-    pub(crate) fn set_awaiting_of_current(&self, inner: TaskKey) {
-        self.restore_awaiting_of_current(Some(inner));
+    /// Records that the running task is awaiting `link` (for cancellation propagation); returns
+    /// the running task, to [`unlink`](Self::unlink) it later.
+    pub(crate) fn set_awaiting_of_current(&self, link: Link) -> Option<TaskKey> {
+        let cur = self.current.get()?;
+        self.tasks.borrow_mut().get_mut(cur.index())?.awaiting = Some(link);
+        Some(cur)
     }
 
     /// Takes the running task's awaiting link (to see what a sub-future links during its poll).
-    pub(crate) fn take_awaiting_of_current(&self) -> Option<TaskKey> {
+    pub(crate) fn take_awaiting_of_current(&self) -> Option<Link> {
         let cur = self.current.get()?;
         self.tasks.borrow_mut().get_mut(cur.index()).and_then(|e| e.awaiting.take())
     }
 
     /// Sets the running task's awaiting link.
-    pub(crate) fn restore_awaiting_of_current(&self, link: Option<TaskKey>) {
+    pub(crate) fn restore_awaiting_of_current(&self, link: Option<Link>) {
         if let Some(cur) = self.current.get() {
             if let Some(e) = self.tasks.borrow_mut().get_mut(cur.index()) {
                 e.awaiting = link;
             }
         }
+    }
+
+    /// Clears `task`'s awaiting link if it is still `link` (the future that set it is gone, so a
+    /// later cancellation must not follow it).
+    pub(crate) fn unlink(&self, task: TaskKey, link: &Link) {
+        let stale = {
+            let mut tasks = self.tasks.borrow_mut();
+            match tasks.get_mut(task.index()).filter(|e| task.matches(e.id)) {
+                Some(e) if e.awaiting.as_ref().is_some_and(|l| l.same(link)) => e.awaiting.take(),
+                _ => None,
+            }
+        };
+        drop(stale);
+    }
+}
+
+/// Runs `f`, reporting a panic on stderr instead of unwinding into the loop.
+pub(crate) fn contain(what: &str, f: impl FnOnce()) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        eprintln!("aioloop: Exception in {what}: panicked: {}", panic_message(&*p));
     }
 }
 
@@ -605,13 +672,15 @@ pub struct Task<T> {
     id: u64,
     /// The final state, once the outcome was taken and the entry removed.
     finished: Cell<Option<TaskState>>,
+    /// The task that awaits this one (its `awaiting` link points here), while polled pending.
+    linker: Cell<Option<TaskKey>>,
     _output: PhantomData<fn() -> T>,
 }
 
 impl<T> Task<T> {
     pub(crate) fn new(core: Rc<Core>, key: TaskKey) -> Task<T> {
         let id = core.tasks.borrow()[key.index()].id;
-        Task { core, key, id, finished: Cell::new(None), _output: PhantomData }
+        Task { core, key, id, finished: Cell::new(None), linker: Cell::new(None), _output: PhantomData }
     }
 
     pub(crate) fn key(&self) -> TaskKey {
@@ -633,10 +702,12 @@ impl<T> Task<T> {
     /// ```
     /// use std::time::Duration;
     /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
-    /// let t = lp.spawn(aioloop::sleep(Duration::from_secs(10)));
+    /// let mut t = lp.spawn(aioloop::sleep(Duration::from_secs(10)));
     /// assert!(t.cancel());
+    /// assert!(t.cancel()); // still a request: true again
     /// let r = lp.run_until_complete(&mut t);
-    /// # let _ = t;
+    /// assert!(r.unwrap_err().is_cancelled());
+    /// assert!(!t.cancel()); // finished: false
     /// ```
     pub fn cancel(&self) -> bool {
         self.finished.get().is_none() && self.core.cancel_task(self.key)
@@ -710,7 +781,7 @@ impl<T> Task<T> {
     /// # Examples
     ///
     /// ```
-    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let lp = aioloop::EventLoop::new().unwrap();
     /// let t = lp.spawn(async {});
     /// t.set_name("fetcher");
     /// assert_eq!(t.name(), "fetcher");
@@ -724,7 +795,7 @@ impl<T> Task<T> {
     /// # Examples
     ///
     /// ```
-    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let lp = aioloop::EventLoop::new().unwrap();
     /// let t = lp.spawn(async {});
     /// t.set_name(format!("worker-{}", 1));
     /// assert_eq!(t.name(), "worker-1");
@@ -733,12 +804,60 @@ impl<T> Task<T> {
         self.core.names.borrow_mut().insert(self.id, name.into());
     }
 
+    /// Clears the awaiting link this handle's poll set in the task that awaits it.
+    fn unlink(&self) {
+        if let Some(linker) = self.linker.take() {
+            self.core.unlink(linker, &Link::Task(self.key));
+        }
+    }
+
+    /// Panics if the running task is this task (it would wait for itself forever) or runs on
+    /// another loop (this task's loop cannot run meanwhile).
+    fn check_awaiter(&self) {
+        let foreign = crate::context::with_running(|running| !Rc::ptr_eq(running, &self.core)).unwrap_or(false);
+        assert!(!foreign, "aioloop: a Task was awaited from a loop other than the one it belongs to");
+        assert!(self.core.current.get() != Some(self.key), "Task cannot await on itself");
+    }
+
+    /// Polls for the task's outcome: what `task.await` does, for hand-written futures (such as
+    /// a `poll_fn` that awaits a handle shared through an `Rc<RefCell<..>>`).
+    ///
+    /// Like `.await`, a pending poll records the running task as awaiting this one, so that
+    /// cancelling the running task cancels this one too; the record lasts until the running
+    /// task's next poll or until this handle is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If the task's outcome was already returned; if the running task is this task ("Task
+    /// cannot await on itself"); if called from a task of another loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::RefCell, future::poll_fn, rc::Rc};
+    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let shared = Rc::new(RefCell::new(lp.spawn(async { 7 })));
+    /// let s = shared.clone();
+    /// let v = lp.run_until_complete(poll_fn(move |cx| s.borrow_mut().poll_join(cx)));
+    /// assert_eq!(v.unwrap(), 7);
+    /// assert!(shared.borrow().is_done());
+    /// ```
+    pub fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>>
+    where
+        T: 'static,
+    {
+        self.poll_outcome(cx, true)
+    }
+
     /// Polls for the outcome; `link` records the running task as awaiting this one.
-    pub(crate) fn poll_join(&mut self, cx: &mut Context<'_>, link: bool) -> Poll<Result<T, TaskError>>
+    pub(crate) fn poll_outcome(&mut self, cx: &mut Context<'_>, link: bool) -> Poll<Result<T, TaskError>>
     where
         T: 'static,
     {
         assert!(self.finished.get().is_none(), "aioloop: a `Task` was polled after it completed");
+        if link {
+            self.check_awaiter();
+        }
         let mut tasks = self.core.tasks.borrow_mut();
         let e = &mut tasks[self.key.index()];
         match e.status {
@@ -748,7 +867,7 @@ impl<T> Task<T> {
                 }
                 drop(tasks);
                 if link {
-                    self.core.set_awaiting_of_current(self.key);
+                    self.linker.set(self.core.set_awaiting_of_current(Link::Task(self.key)));
                 }
                 Poll::Pending
             }
@@ -759,6 +878,7 @@ impl<T> Task<T> {
                 }
                 let removed = tasks.remove(self.key.index());
                 drop(tasks);
+                self.unlink();
                 self.finished.set(Some(status.public()));
                 let payload = self.core.panics.borrow_mut().remove(&removed.id);
                 drop(removed);
@@ -774,6 +894,7 @@ impl<T> Task<T> {
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
+        self.unlink();
         if self.finished.get().is_some() {
             self.core.names.borrow_mut().remove(&self.id);
             return;
@@ -835,7 +956,7 @@ impl<T> Join<T> {
     ///
     /// ```
     /// use std::future::IntoFuture;
-    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let lp = aioloop::EventLoop::new().unwrap();
     /// let join = lp.spawn(async {}).into_future();
     /// assert!(!join.task().is_done());
     /// ```
@@ -847,7 +968,7 @@ impl<T> Join<T> {
 impl<T: 'static> Future for Join<T> {
     type Output = Result<T, TaskError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().0.poll_join(cx, true)
+        self.get_mut().0.poll_outcome(cx, true)
     }
 }
 
@@ -865,10 +986,16 @@ impl<T: 'static> Future for Join<T> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct JoinRef<'a, T>(&'a mut Task<T>);
 
+impl<T> Drop for JoinRef<'_, T> {
+    fn drop(&mut self) {
+        self.0.unlink();
+    }
+}
+
 impl<T: 'static> Future for JoinRef<'_, T> {
     type Output = Result<T, TaskError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().0.poll_join(cx, true)
+        self.get_mut().0.poll_outcome(cx, true)
     }
 }
 

@@ -27,8 +27,7 @@ use pin_project_lite::pin_project;
 use crate::error::TimeoutError;
 use crate::handle::{Action, HandleKey};
 use crate::runtime::Core;
-use crate::task::Awaitable;
-use crate::waker::TaskKey;
+use crate::task::{Awaitable, Link};
 
 /// One timer in the heap, owned by a future; dropping it cancels the timer.
 pub(crate) struct TimerSlot {
@@ -39,11 +38,26 @@ pub(crate) struct TimerSlot {
     handle: Option<HandleKey>,
     /// It fired (or its deadline had already passed when it was first polled).
     fired: bool,
+    /// What a deadline that has already passed when the timer is armed does.
+    past_due: PastDue,
+    /// The timer of a timeout: its action cancels what the timed-out future awaits.
+    expire: bool,
+}
+
+/// What a timer whose deadline has already passed does when it is armed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PastDue {
+    /// Yield one iteration without a timer (asyncio's `sleep(0)`: a bare `yield`).
+    Yield,
+    /// Queue the action in the ready queue now (asyncio's `timeout()`: `call_soon(_on_timeout)`).
+    Soon,
+    /// Go through the heap like any timer: it fires next iteration (asyncio's `call_later(0)`).
+    Heap,
 }
 
 impl TimerSlot {
-    pub(crate) fn new(core: Rc<Core>, deadline: u64) -> TimerSlot {
-        TimerSlot { core, deadline, handle: None, fired: false }
+    pub(crate) fn new(core: Rc<Core>, deadline: u64, past_due: PastDue) -> TimerSlot {
+        TimerSlot { core, deadline, handle: None, fired: false, past_due, expire: false }
     }
 
     /// Returns true if the timer fired, without registering anything.
@@ -61,21 +75,50 @@ impl TimerSlot {
 
     /// Returns true if the timer fired; otherwise makes sure it will wake `cx`'s waker.
     ///
-    /// A deadline that has already passed at the first poll wakes the task for the next
-    /// iteration and counts as fired from then on.
+    /// The first call arms the timer; a deadline that has already passed then does what
+    /// `past_due` says.
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> bool {
         if self.has_fired() {
             return true;
         }
         match self.handle {
             Some(h) => self.core.set_handle_waker(h, cx.waker()),
-            None if self.deadline <= self.core.clock.now_ns() => {
-                self.fired = true;
-                cx.waker().wake_by_ref();
+            None => {
+                let due = self.deadline <= self.core.clock.now_ns();
+                let action = if self.expire {
+                    Action::Expire(cx.waker().clone(), None)
+                } else {
+                    Action::Wake(cx.waker().clone())
+                };
+                match self.past_due {
+                    PastDue::Yield if due => {
+                        self.fired = true;
+                        cx.waker().wake_by_ref();
+                    }
+                    PastDue::Soon if due => self.handle = Some(self.core.call_soon_action(action)),
+                    _ => self.handle = Some(self.core.call_at_action(self.deadline, action)),
+                }
             }
-            None => self.handle = Some(self.core.call_at_action(self.deadline, Action::Wake(cx.waker().clone()))),
         }
         false
+    }
+
+    /// Tells the armed timer of a timeout what to cancel when it fires.
+    pub(crate) fn set_link(&self, link: Option<Link>) {
+        if let Some(h) = self.handle {
+            self.core.set_handle_link(h, link);
+        }
+    }
+
+    /// Makes the timer count as fired, without waiting for its deadline.
+    pub(crate) fn expire_now(&mut self) {
+        self.cancel();
+        self.fired = true;
+    }
+
+    /// Returns true once the timer was armed (or fired).
+    pub(crate) fn is_armed(&self) -> bool {
+        self.handle.is_some() || self.fired
     }
 
     /// Cancels the timer if it is still scheduled.
@@ -213,7 +256,7 @@ impl Future for Sleep {
         let timer = this.timer.get_or_insert_with(|| {
             let core = crate::context::current();
             let deadline = this.when.deadline_ns(&core);
-            TimerSlot::new(core, deadline)
+            TimerSlot::new(core, deadline, PastDue::Yield)
         });
         if timer.poll_fired(cx) {
             Poll::Ready(())
@@ -299,7 +342,7 @@ impl Future for YieldNow {
 /// });
 /// ```
 pub fn timeout<F: IntoFuture>(delay: Duration, fut: F) -> Timeout<F::IntoFuture> {
-    Timeout::new(When::After(delay).fix(), fut.into_future(), false)
+    Timeout::new(When::After(delay).fix(), fut.into_future(), Zero::No)
 }
 
 /// Like [`timeout`], with an absolute deadline in loop time (asyncio's `timeout_at`).
@@ -315,15 +358,16 @@ pub fn timeout<F: IntoFuture>(delay: Duration, fut: F) -> Timeout<F::IntoFuture>
 /// assert_eq!(lp.time(), at);
 /// ```
 pub fn timeout_at<F: IntoFuture>(deadline: Instant, fut: F) -> Timeout<F::IntoFuture> {
-    Timeout::new(When::At(deadline), fut.into_future(), false)
+    Timeout::new(When::At(deadline), fut.into_future(), Zero::No)
 }
 
 /// Waits for a future or a task with a timeout; on timeout cancels it (a task: waits until it
 /// is cancelled) and returns `Err(TimeoutError)` (asyncio 3.12's `asyncio.wait_for`).
 ///
 /// A plain future runs inside the caller's task. With a zero timeout a plain future never
-/// starts, and a finished task gives its outcome (asyncio's `wait_for(x, 0)`). Awaiting a
-/// [`Task`](crate::Task) gives `Result<T, TaskError>` inside the `Ok`.
+/// starts, and a task is cancelled at once unless it already finished, in which case its
+/// outcome is returned (asyncio's `wait_for(x, 0)`). Awaiting a [`Task`](crate::Task) gives
+/// `Result<T, TaskError>` inside the `Ok`.
 ///
 /// # Examples
 ///
@@ -338,15 +382,31 @@ pub fn timeout_at<F: IntoFuture>(deadline: Instant, fut: F) -> Timeout<F::IntoFu
 /// });
 /// ```
 pub fn wait_for<A: Awaitable>(aw: A, timeout: Duration) -> Timeout<A::Future> {
-    Timeout::new(When::After(timeout).fix(), aw.into_awaitable(), !A::IS_TASK && timeout.is_zero())
+    let zero = match (timeout.is_zero(), A::IS_TASK) {
+        (false, _) => Zero::No,
+        (true, true) => Zero::Task,
+        (true, false) => Zero::Future,
+    };
+    Timeout::new(When::After(timeout).fix(), aw.into_awaitable(), zero)
 }
 
+/// `wait_for` with a zero timeout (asyncio 3.12's `timeout <= 0` path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Zero {
+    /// Not a zero-timeout `wait_for`.
+    No,
+    /// A task: give its outcome if it finished, else cancel it at once and wait for it.
+    Task,
+    /// A plain future: time out without starting it.
+    Future,
+}
+
+#[derive(Clone)]
 enum TimeoutState {
     /// Running the inner future.
     Active,
-    /// The deadline passed; waiting for this task (awaited by the inner future) to finish.
-    Expiring(TaskKey),
+    /// The deadline passed; waiting for what the inner future awaited to finish cancelling.
+    Expiring(Link),
     /// Finished.
     Done,
 }
@@ -371,16 +431,25 @@ pin_project! {
         when: When,
         timer: Option<TimerSlot>,
         state: TimeoutState,
-        // The task the inner future was awaiting at its last poll.
-        linked: Option<TaskKey>,
-        // wait_for with a zero timeout on a plain future: expire without polling it.
-        never_start: bool,
+        // What the inner future was awaiting at its last poll (a task or a gather).
+        linked: Option<Link>,
+        zero: Zero,
+        // It returned `Err(TimeoutError)`.
+        expired: bool,
     }
 }
 
 impl<F> Timeout<F> {
-    fn new(when: When, inner: F, never_start: bool) -> Timeout<F> {
-        Timeout { inner: Some(inner), when, timer: None, state: TimeoutState::Active, linked: None, never_start }
+    fn new(when: When, inner: F, zero: Zero) -> Timeout<F> {
+        Timeout {
+            inner: Some(inner),
+            when,
+            timer: None,
+            state: TimeoutState::Active,
+            linked: None,
+            zero,
+            expired: false,
+        }
     }
 
     /// Returns the deadline, if it is fixed already (asyncio's `Timeout.when()`).
@@ -402,9 +471,31 @@ impl<F> Timeout<F> {
     }
 }
 
-impl<F: std::fmt::Debug> std::fmt::Debug for Timeout<F> {
+impl<F> std::fmt::Debug for Timeout<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Timeout").field("deadline", &self.deadline()).field("state", &self.state).finish()
+        let state = match self.state {
+            TimeoutState::Active => "active",
+            TimeoutState::Expiring(_) => "expiring",
+            TimeoutState::Done if self.expired => "expired",
+            TimeoutState::Done => "finished",
+        };
+        f.debug_struct("Timeout").field("deadline", &self.deadline()).field("state", &state).finish()
+    }
+}
+
+/// Returns true if what `link` names has finished (a task; every member of a gather).
+fn link_finished(core: &Core, link: &Link) -> bool {
+    match link {
+        Link::Task(t) => core.status_of(*t).is_none_or(|s| s.is_finished()),
+        Link::Group(g) => g.all_finished(),
+    }
+}
+
+/// Cancels what `link` names; returns true if there is something to wait for.
+pub(crate) fn cancel_link(core: &Core, link: &Link) -> bool {
+    match link {
+        Link::Task(t) => core.cancel_task(*t),
+        Link::Group(g) => g.cancel_members(core),
     }
 }
 
@@ -417,37 +508,46 @@ impl<F: Future> Future for Timeout<F> {
         let timer = this.timer.get_or_insert_with(|| {
             let core = crate::context::current();
             let deadline = when.deadline_ns(&core);
-            TimerSlot::new(core, deadline)
+            let mut timer = TimerSlot::new(core, deadline, PastDue::Soon);
+            timer.expire = true;
+            timer
         });
         let core = timer.core().clone();
+        if *this.zero == Zero::No && matches!(this.state, TimeoutState::Active) && !timer.is_armed() {
+            // Armed before the body first runs, as asyncio's `timeout()` is at `__aenter__`: a
+            // deadline already passed is queued now, ahead of whatever the body schedules, so the
+            // body runs until its first suspension and is interrupted there (even a `sleep(0)`).
+            timer.poll_fired(cx);
+        }
         loop {
-            match *this.state {
+            match this.state.clone() {
                 TimeoutState::Done => panic!("aioloop: a `Timeout` was polled after it completed"),
-                TimeoutState::Expiring(task) => {
-                    if core.status_of(task).is_none_or(|s| s.is_finished()) {
+                TimeoutState::Expiring(link) => {
+                    if link_finished(&core, &link) {
                         this.inner.set(None);
                         *this.state = TimeoutState::Done;
+                        *this.expired = true;
                         return Poll::Ready(Err(TimeoutError));
                     }
-                    // Keep the link so that cancelling us still reaches the task.
-                    core.set_awaiting_of_current(task);
+                    // Keep the link, so that cancelling us still reaches what we wait for.
+                    core.set_awaiting_of_current(link);
                     return Poll::Pending;
                 }
                 TimeoutState::Active => {}
             }
-            // The outer deadline is checked before the inner future is polled.
-            let expired = timer.has_fired() || (*this.never_start && timer.deadline <= core.clock.now_ns());
-            if expired {
+            // The outer deadline is checked before the inner future is polled, so when nested
+            // timeouts expire together the outermost reports.
+            if *this.zero == Zero::Future || timer.has_fired() {
                 timer.cancel();
-                match this.linked.take().filter(|&t| core.status_of(t).is_some_and(|s| !s.is_finished())) {
-                    Some(task) => {
-                        core.cancel_task(task);
-                        *this.state = TimeoutState::Expiring(task);
+                match this.linked.take().filter(|l| !link_finished(&core, l)) {
+                    Some(link) if cancel_link(&core, &link) => {
+                        *this.state = TimeoutState::Expiring(link);
                         continue;
                     }
-                    None => {
+                    _ => {
                         this.inner.set(None);
                         *this.state = TimeoutState::Done;
+                        *this.expired = true;
                         return Poll::Ready(Err(TimeoutError));
                     }
                 }
@@ -455,7 +555,7 @@ impl<F: Future> Future for Timeout<F> {
             let before = core.take_awaiting_of_current();
             let polled = this.inner.as_mut().as_pin_mut().expect("inner future present while active").poll(cx);
             let linked = core.take_awaiting_of_current();
-            core.restore_awaiting_of_current(linked.or(before));
+            core.restore_awaiting_of_current(linked.clone().or(before));
             *this.linked = linked;
             return match polled {
                 Poll::Ready(out) => {
@@ -464,8 +564,18 @@ impl<F: Future> Future for Timeout<F> {
                     *this.state = TimeoutState::Done;
                     Poll::Ready(Ok(out))
                 }
+                Poll::Pending if *this.zero == Zero::Task => {
+                    // wait_for(task, 0) on a task that has not finished: expire at the next poll,
+                    // one iteration from now, which cancels the task and waits for it (asyncio
+                    // 3.12's `_cancel_and_wait` takes as many iterations).
+                    *this.zero = Zero::No;
+                    timer.expire_now();
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
                 Poll::Pending => {
                     timer.poll_fired(cx);
+                    timer.set_link(this.linked.clone());
                     Poll::Pending
                 }
             };

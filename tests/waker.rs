@@ -2,6 +2,9 @@
 //! blocked, wake storms, wakes during a task's own poll, wakers that outlive their loop
 //! (reliability checklist items 1-7).
 
+// `waker.clone().wake()` is deliberate here: it exercises the vtable's `clone` and by-value `wake`.
+#![allow(clippy::waker_clone_wake)]
+
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::rc::Rc;

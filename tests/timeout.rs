@@ -1,0 +1,464 @@
+//! `timeout` / `timeout_at`: asyncio's `asyncio.timeout` oracle (spec §3.4, rows O1-O12 of §5.5,
+//! rule 12 of §6.2), on virtual time.
+//!
+//! asyncio's `cm.expired()` is the `Err(TimeoutError)` here; `cm.when()` is `Timeout::deadline()`.
+//! Rows that do not port: O10's `reschedule()` (no such API; its "external cancel → Cancelled"
+//! half is O7), O13 (exception chaining) and O14 (code that runs during cancellation). O4's
+//! `timeout(None)` is `Duration::MAX`. O12's state errors are made impossible by the types except
+//! "polled after it completed" and "used outside a task", which panic.
+//!
+//! Iteration counts are those of `EventLoop::run_until_complete(main)`, compared with
+//! `loop.run_until_complete(main())` on CPython 3.12.1 (counted by wrapping `loop._run_once`).
+
+use std::cell::{Cell, RefCell};
+use std::future::IntoFuture;
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use aioloop::{sleep, spawn, timeout, timeout_at, yield_now, EventLoop, TimeoutError};
+
+fn new_loop() -> EventLoop {
+    EventLoop::builder().virtual_time(true).build().unwrap()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Runs `fut` to completion and returns its output and the loop iterations it took.
+fn run_counted<F: IntoFuture>(lp: &mut EventLoop, fut: F) -> (F::Output, u64) {
+    let i0 = lp.stats().iterations;
+    let out = lp.run_until_complete(fut);
+    (out, lp.stats().iterations - i0)
+}
+
+/// Panics without running the panic hook (keeps test output quiet).
+fn fail(msg: &'static str) -> ! {
+    std::panic::resume_unwind(Box::new(msg))
+}
+
+/// Live (not cancelled) entries of the timer heap.
+fn live_timers(lp: &EventLoop) -> usize {
+    let s = lp.stats();
+    s.timers - s.cancelled_timers
+}
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+fn say(log: &Log, s: &str) {
+    log.borrow_mut().push(s.to_string());
+}
+
+fn log_of(log: &Log) -> Vec<String> {
+    log.borrow().clone()
+}
+
+/// Appends `"<name> finally"` to the log when dropped: a `try: ... finally:` block.
+struct Finally(Log, &'static str);
+
+impl Drop for Finally {
+    fn drop(&mut self) {
+        self.0.borrow_mut().push(format!("{} finally", self.1));
+    }
+}
+
+// O1 test_timeout_basic: `timeout(0.01)` around `sleep(10)` → TimeoutError at 0.01.
+#[test]
+fn o1_timeout_expires_around_a_long_sleep() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let r = lp.run_until_complete(async {
+        let t = timeout(ms(10), sleep(Duration::from_secs(10)));
+        assert_eq!(t.deadline(), Some(aioloop::now() + ms(10)));
+        t.await
+    });
+    assert_eq!(r, Err(TimeoutError));
+    assert_eq!(lp.time() - t0, ms(10));
+    assert_eq!(live_timers(&lp), 0, "the inner sleep's timer was dropped with it");
+}
+
+// O2 test_timeout_at_basic: `timeout_at(deadline)` → TimeoutError at the deadline; `when()` is
+// the deadline.
+#[test]
+fn o2_timeout_at_expires_at_its_deadline() {
+    let mut lp = new_loop();
+    let deadline = lp.time() + ms(10);
+    let t = timeout_at(deadline, sleep(Duration::from_secs(10)));
+    assert_eq!(t.deadline(), Some(deadline));
+    let r = lp.run_until_complete(t);
+    assert_eq!(r, Err(TimeoutError));
+    assert_eq!(lp.time(), deadline);
+}
+
+// O3 test_timeout_not_called: no expiry → the value, the deadline still ahead, its timer removed.
+#[test]
+fn o3_a_body_finishing_in_time_gives_its_value() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let r = lp.run_until_complete(async {
+        let t = timeout(Duration::from_secs(10), async {
+            sleep(ms(10)).await;
+            "value"
+        });
+        let when = t.deadline().unwrap();
+        let r = t.await;
+        assert!(when > aioloop::now());
+        r
+    });
+    assert_eq!(r, Ok("value"));
+    assert_eq!(lp.time() - t0, ms(10));
+    assert_eq!(live_timers(&lp), 0, "the 10 s timer is cancelled");
+    lp.run_until_complete(yield_now());
+    assert_eq!(lp.stats().timers, 0);
+}
+
+// O4 test_timeout_disabled / test_timeout_at_disabled: no deadline (`Duration::MAX`) never expires.
+#[test]
+fn o4_an_unbounded_timeout_never_expires() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let r = lp.run_until_complete(async {
+        timeout(Duration::MAX, async {
+            sleep(Duration::from_secs(100_000)).await;
+            1
+        })
+        .await
+    });
+    assert_eq!(r, Ok(1));
+    assert_eq!(lp.time() - t0, Duration::from_secs(100_000));
+}
+
+// O5 test_timeout_zero: deadline 0 → TimeoutError at once around `sleep(10)`; `t0 <= when <= t1`.
+#[test]
+fn o5_zero_deadline_interrupts_a_long_sleep() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let when = lp.run_until_complete(async {
+        let t = timeout(Duration::ZERO, sleep(Duration::from_secs(10)));
+        let when = t.deadline().unwrap();
+        assert_eq!(t.await, Err(TimeoutError));
+        when
+    });
+    let t1 = lp.time();
+    assert_eq!(t1, t0);
+    assert!(t0 <= when && when <= t1);
+}
+
+// O5 test_timeout_zero_sleep_zero, rule 12: the body runs until its first suspension, which is
+// interrupted even if it is a `sleep(0)`.
+#[test]
+fn o5_zero_deadline_polls_the_body_once_then_expires_at_its_first_pending() {
+    let mut lp = new_loop();
+    let log: Log = Rc::default();
+    let l = log.clone();
+    let r = lp.run_until_complete(timeout(Duration::ZERO, async move {
+        say(&l, "prefix");
+        yield_now().await;
+        say(&l, "after the yield");
+    }));
+    assert_eq!(r, Err(TimeoutError));
+    assert_eq!(log_of(&log), ["prefix"]);
+}
+
+// O5 test_timeout_in_the_past_sleep_zero: a deadline 11 s in the past → TimeoutError around
+// `sleep(0)`; `t0 - 11 <= when <= t1`.
+#[test]
+fn o5_deadline_in_the_past_interrupts_sleep_zero() {
+    let mut lp = new_loop();
+    lp.run_until_complete(sleep(Duration::from_secs(20)));
+    let t0 = lp.time();
+    let when = t0 - Duration::from_secs(11);
+    let t = timeout_at(when, sleep(Duration::ZERO));
+    assert_eq!(t.deadline(), Some(when));
+    assert_eq!(lp.run_until_complete(t), Err(TimeoutError));
+    assert_eq!(lp.time(), t0);
+}
+
+// X2 (spec §3.4): a body that never suspends completes normally even with an expired deadline.
+#[test]
+fn o5_a_body_that_never_suspends_beats_an_expired_deadline() {
+    let mut lp = new_loop();
+    let r = lp.run_until_complete(timeout(Duration::ZERO, async { 5 }));
+    assert_eq!(r, Ok(5));
+}
+
+// O5, timing. CPython 3.12.1: `timeout(0)` around `sleep(0)` takes 3 iterations.
+#[test]
+fn o5_zero_deadline_around_sleep_zero_takes_one_iteration() {
+    let mut lp = new_loop();
+    let (r, iters) = run_counted(&mut lp, timeout(Duration::ZERO, yield_now()));
+    assert_eq!(r, Err(TimeoutError));
+    assert_eq!(iters, 3);
+}
+
+// O5, timing (spec §3.2: "`timeout(0)` around `sleep(1)` takes 2"): `_on_timeout` is queued with
+// `call_soon` and cancels the sleep, whose wakeup is queued again. CPython 3.12.1: 4 iterations,
+// and a task that was spawned before and yields once has finished by then.
+#[test]
+fn o5_zero_deadline_around_a_sleep_takes_two_iterations() {
+    let mut lp = new_loop();
+    let (other_done, iters) = run_counted(&mut lp, async {
+        let other = spawn(async {
+            yield_now().await;
+        });
+        let r = timeout(Duration::ZERO, sleep(Duration::from_secs(1))).await;
+        assert_eq!(r, Err(TimeoutError));
+        other.is_done()
+    });
+    assert!(other_done);
+    assert_eq!(iters, 4);
+}
+
+// O6 test_foreign_exception_passed: an error of the body passes through; it is not a timeout.
+#[test]
+fn o6_an_error_of_the_body_passes_through() {
+    let mut lp = new_loop();
+    let r = lp.run_until_complete(timeout(ms(10), async { Err::<(), _>("KeyError") }));
+    assert_eq!(r, Ok(Err("KeyError")));
+    assert_eq!(live_timers(&lp), 0);
+}
+
+// O6 with a panic: the task fails with the body's panic, not with a timeout, and the timer goes.
+#[test]
+fn o6_a_panic_in_the_body_fails_the_task() {
+    let mut lp = new_loop();
+    let t = lp.spawn(async {
+        timeout(ms(10), async {
+            yield_now().await;
+            fail("KeyError")
+        })
+        .await
+    });
+    let err = lp.run_until_complete(t).unwrap_err();
+    assert_eq!(err.to_string(), "task panicked: KeyError");
+    assert_eq!(live_timers(&lp), 0);
+}
+
+// O7 test_foreign_cancel_doesnt_timeout_if_not_expired: the task is cancelled inside an
+// unexpired `timeout(10)` → it ends Cancelled (its future dropped), not with a TimeoutError.
+#[test]
+fn o7_foreign_cancel_is_a_cancellation_not_a_timeout() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let log: Log = Rc::default();
+    let l = log.clone();
+    let mut task = lp.spawn(async move {
+        let r = timeout(Duration::from_secs(10), sleep(Duration::from_secs(10))).await;
+        say(&l, &format!("timeout returned {r:?}"));
+    });
+    lp.run_until_complete(yield_now());
+    assert!(task.cancel());
+    assert!(lp.run_until_complete(&mut task).unwrap_err().is_cancelled());
+    assert!(task.is_cancelled());
+    assert!(log_of(&log).is_empty(), "the code after the timeout never ran");
+    assert_eq!(lp.time(), t0);
+    assert_eq!(live_timers(&lp), 0, "both timers went with the task");
+}
+
+// O7 with a task awaited inside the timeout: the cancellation still reaches it (rule 9).
+#[test]
+fn o7_foreign_cancel_reaches_a_task_awaited_inside_the_timeout() {
+    let mut lp = new_loop();
+    let log: Log = Rc::default();
+    let l = log.clone();
+    let mut task = lp.spawn(async move {
+        let l2 = l.clone();
+        let inner = spawn(async move {
+            let _f = Finally(l2, "inner");
+            sleep(Duration::from_secs(10)).await;
+        });
+        let _f = Finally(l, "outer");
+        let _ = timeout(Duration::from_secs(10), inner).await;
+    });
+    lp.run_until_complete(yield_now());
+    lp.run_until_complete(yield_now());
+    task.cancel();
+    assert!(lp.run_until_complete(&mut task).unwrap_err().is_cancelled());
+    assert_eq!(log_of(&log), ["inner finally", "outer finally"]);
+}
+
+// O8 test_outer_task_is_not_cancelled: after a handled TimeoutError the task goes on and
+// completes normally.
+#[test]
+fn o8_the_task_is_not_cancelled_after_a_handled_timeout() {
+    let mut lp = new_loop();
+    let mut task = lp.spawn(async {
+        let r = timeout(ms(1), sleep(Duration::from_secs(10))).await;
+        assert_eq!(r, Err(TimeoutError));
+        sleep(ms(10)).await;
+        "finished"
+    });
+    assert_eq!(lp.run_until_complete(&mut task).unwrap(), "finished");
+    assert!(task.is_done() && !task.is_cancelled());
+}
+
+// O9 test_nested_timeouts: two timeouts with the same deadline expire together; only the
+// outermost reports (the inner one is cancelled: the code after it never runs).
+#[test]
+fn o9_nested_timeouts_expiring_together_report_the_outermost() {
+    let mut lp = new_loop();
+    let log: Log = Rc::default();
+    let l = log.clone();
+    let deadline = lp.time() + ms(10);
+    let r = lp.run_until_complete(timeout_at(deadline, async move {
+        let inner = timeout_at(deadline, sleep(Duration::from_secs(10))).await;
+        say(&l, &format!("inner returned {inner:?}"));
+    }));
+    assert_eq!(r, Err(TimeoutError));
+    assert!(log_of(&log).is_empty());
+    assert_eq!(lp.time(), deadline);
+}
+
+// O9 test_nested_timeouts_loop_busy (both deadlines already passed when the body first
+// suspends; here: created, then 1 s passes). CPython 3.12.1: ['prefix', 'inner
+// CancelledError', 'outer TimeoutError'].
+#[test]
+fn o9_nested_timeouts_both_past_report_the_outermost() {
+    let mut lp = new_loop();
+    let log: Log = Rc::default();
+    let l = log.clone();
+    lp.run_until_complete(async move {
+        let outer_deadline = aioloop::now() + ms(100);
+        let inner_deadline = aioloop::now() + ms(10);
+        sleep(Duration::from_secs(1)).await;
+        let l2 = l.clone();
+        let r = timeout_at(outer_deadline, async move {
+            let inner = timeout_at(inner_deadline, async {
+                say(&l2, "prefix");
+                sleep(Duration::from_secs(1)).await;
+                say(&l2, "body end");
+            })
+            .await;
+            say(&l2, &format!("inner returned {inner:?}"));
+        })
+        .await;
+        assert_eq!(r, Err(TimeoutError));
+        say(&l, "outer TimeoutError");
+    });
+    assert_eq!(log_of(&log), ["prefix", "outer TimeoutError"]);
+}
+
+// O9 test_nested_timeouts_concurrent: the outer deadline comes first → the outer reports.
+#[test]
+fn o9_an_outer_deadline_before_the_inner_one_reports_the_outer() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let r = lp.run_until_complete(timeout(ms(2), async { timeout(ms(100), sleep(Duration::from_secs(1))).await }));
+    assert_eq!(r, Err(TimeoutError));
+    assert_eq!(lp.time() - t0, ms(2));
+}
+
+// O9, the other order: the inner expires first and reports; the outer interrupts what follows.
+// CPython 3.12.1: ['inner TimeoutError', 'outer TimeoutError'].
+#[test]
+fn o9_an_inner_deadline_first_reports_the_inner_then_the_outer() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let log: Log = Rc::default();
+    let l = log.clone();
+    let r = lp.run_until_complete(timeout(Duration::from_secs(1), async move {
+        let inner = timeout(ms(100), sleep(Duration::from_secs(10))).await;
+        assert_eq!(inner, Err(TimeoutError));
+        say(&l, &format!("inner TimeoutError at {:?}", aioloop::now() - t0));
+        sleep(Duration::from_secs(10)).await;
+        say(&l, "not reached");
+    }));
+    assert_eq!(r, Err(TimeoutError));
+    assert_eq!(log_of(&log), ["inner TimeoutError at 100ms"]);
+    assert_eq!(lp.time() - t0, Duration::from_secs(1));
+}
+
+// O11 test_repr_active / test_repr_finished (PART: Debug): an active timeout shows its deadline;
+// a finished one says so.
+#[test]
+fn o11_debug_shows_the_state() {
+    let mut lp = new_loop();
+    let at = lp.time() + Duration::from_secs(5);
+    let mut t = pin!(timeout_at(at, sleep(ms(1))));
+    let active = format!("{t:?}");
+    assert!(active.contains("active"), "{active}");
+    assert!(active.contains(&format!("{at:?}")), "{active}");
+    assert_eq!(lp.run_until_complete(&mut t), Ok(()));
+    let done = format!("{t:?}");
+    assert!(done.contains("finished"), "{done}");
+}
+
+// O12 test_timeout_finished (PART): using a finished timeout again is refused.
+#[test]
+#[should_panic(expected = "polled after it completed")]
+fn o12_a_finished_timeout_cannot_be_polled_again() {
+    let mut lp = new_loop();
+    let mut t = pin!(timeout(ms(10), async { 1 }));
+    assert_eq!(lp.run_until_complete(&mut t), Ok(1));
+    let _ = lp.run_until_complete(&mut t);
+}
+
+// O12 test_timeout_without_task (PART): outside a running loop it is refused.
+#[test]
+#[should_panic(expected = "no running event loop")]
+fn o12_a_timeout_outside_a_running_loop_panics() {
+    let _ = futures_lite::future::block_on(timeout(ms(10), async { 1 }));
+}
+
+// X2 (spec §3.4): the deadline is fixed when `timeout()` is called inside a running loop, not
+// when it is first awaited.
+#[test]
+fn deadline_is_fixed_when_the_timeout_is_created() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let r = lp.run_until_complete(async {
+        let t = timeout(Duration::from_secs(1), sleep(Duration::from_secs(10)));
+        sleep(ms(500)).await;
+        t.await
+    });
+    assert_eq!(r, Err(TimeoutError));
+    assert_eq!(lp.time() - t0, Duration::from_secs(1));
+}
+
+// Documented: outside a running loop the deadline is fixed at the first poll.
+#[test]
+fn deadline_of_a_timeout_created_outside_the_loop_counts_from_its_first_poll() {
+    let mut lp = new_loop();
+    let t = timeout(Duration::from_secs(1), sleep(Duration::from_secs(10)));
+    assert_eq!(t.deadline(), None);
+    lp.run_until_complete(sleep(Duration::from_secs(5)));
+    let t0 = lp.time();
+    assert_eq!(lp.run_until_complete(t), Err(TimeoutError));
+    assert_eq!(lp.time() - t0, Duration::from_secs(1));
+}
+
+// Documented: a timeout around a task cancels it and returns once the task has finished.
+#[test]
+fn timeout_around_a_task_returns_after_the_task_was_cancelled() {
+    let mut lp = new_loop();
+    let log: Log = Rc::default();
+    let l = log.clone();
+    let cancelled = Rc::new(Cell::new(false));
+    let c = cancelled.clone();
+    lp.run_until_complete(async move {
+        let l2 = l.clone();
+        let mut t = spawn(async move {
+            let _f = Finally(l2, "task");
+            sleep(Duration::from_secs(10)).await;
+        });
+        let r = timeout(ms(100), &mut t).await;
+        assert!(r.is_err());
+        c.set(t.is_cancelled());
+        say(&l, "timeout returned");
+    });
+    assert!(cancelled.get());
+    assert_eq!(log_of(&log), ["task finally", "timeout returned"]);
+}
+
+// Timing of an expiry around a timer-based sleep. CPython 3.12.1: `timeout(1)` around
+// `sleep(100)`: 4 iterations, at 1 s.
+#[test]
+fn expiry_takes_the_iterations_of_asyncio() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let (r, iters) = run_counted(&mut lp, timeout(Duration::from_secs(1), sleep(Duration::from_secs(100))));
+    assert_eq!(r, Err(TimeoutError));
+    assert_eq!(iters, 4);
+    assert_eq!(lp.time() - t0, Duration::from_secs(1));
+}
