@@ -91,7 +91,7 @@ impl<T: 'static> Members<T> {
         }
         self.group.register(cx.waker());
         if !self.registered {
-            // Members that already finished report through a deferred wake: even they are
+            // Members that already finished report through a `Member` handle: even they are
             // returned two iterations from now, as asyncio's done-callbacks would.
             self.register();
             return Poll::Pending;

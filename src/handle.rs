@@ -2,9 +2,9 @@
 //!
 //! A *handle record* is something the loop runs from its ready queue that is not a task step:
 //! a user callback, the action of a timer (for [`sleep`](crate::sleep): wake the sleeping task),
-//! a deferred wake (how combinators keep asyncio's iteration counts), or the stop request that
-//! ends `run_until_complete`. Records live in a slab; the ready queue and the timer heap refer to
-//! them by `(index, seq)`.
+//! a timeout's expiry, the count of a combinator's finished member (how combinators keep asyncio's
+//! iteration counts), or the stop request that ends `run_until_complete`. Records live in a slab;
+//! the ready queue and the timer heap refer to them by `(index, seq)`.
 //!
 //! # Invariants
 //! - Cancelling a handle removes its record at once (its callback is dropped); the ready-queue or
@@ -27,7 +27,7 @@ use crate::timer::TimerEntry;
 pub(crate) enum Action {
     /// A user callback.
     Callback(Box<dyn FnOnce()>),
-    /// Wake this waker (timers of sleeps and timeouts; deferred wakes).
+    /// Wake this waker (the timer of a sleep or of `wait`).
     Wake(Waker),
     /// Stop the loop (scheduled when the main task of `run_until_complete` finishes).
     Stop,

@@ -15,7 +15,7 @@
 //! ```
 //!
 //! # Invariants
-//! - Only `run_ready` runs user code (task polls, callbacks, wakers of deferred wakes): "this is
+//! - Only `run_ready` runs user code (task polls, callbacks, the actions of timers): "this is
 //!   the only place where callbacks are actually *called*" (CPython). What it schedules while
 //!   running goes to the tail of the ready queue and runs in the next iteration.
 //! - No `RefCell` borrow of the loop's structures is held while user code runs, so a task may
@@ -55,7 +55,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(24 * 3600);
 /// counts task polls rather than iterations. See docs/architecture.md for why that is fair.
 const IO_POLL_INTERVAL: u32 = 61;
 
-/// An entry of the ready queue: a task step, or a handle (a callback, a timer's action, a deferred wake).
+/// An entry of the ready queue: a task step, or a handle (a callback, a timer's action, a combinator's count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Runnable {
     /// Poll this task (or drop its future if it was cancelled).
@@ -82,7 +82,7 @@ pub(crate) struct Core {
     pub(crate) ready: RefCell<VecDeque<Runnable>>,
     /// Every live task, by slab index. Those not in `ready` form the waiting set.
     pub(crate) tasks: RefCell<Slab<TaskEntry>>,
-    /// Callback records (asyncio's `Handle`s): `call_soon` callbacks, timers' actions, deferred wakes.
+    /// Callback records (asyncio's `Handle`s): `call_soon` callbacks, timers' actions, combinator counts.
     pub(crate) handles: RefCell<Slab<HandleRecord>>,
     /// The timer heap (asyncio's `_scheduled`), entries pointing into `handles`.
     pub(crate) timers: RefCell<TimerHeap>,

@@ -1,0 +1,77 @@
+//! Ports seed `004_5b2975e6746989ca.txt`: the `crawl_page` programs of its sections "普通的爬虫程序"
+//! (a plain crawler) and "协程改造" (rewritten with coroutines).
+//!
+//! Four urls, `url_1` to `url_4`, each take as many seconds to "crawl" (a sleep) as the number
+//! in their name. Crawled one after the other they take 1 + 2 + 3 + 4 = 10 s; spawned as tasks
+//! they sleep at the same time and take as long as the slowest, 4 s, whether the tasks are then
+//! awaited one by one or all at once with `gather`.
+//!
+//! The seed prints `程序耗时{}s` ("the program took {} s"); this port prints `cost {}s` in whole
+//! seconds of loop time.
+//!
+//! Run with: `cargo run --example crawl` (18 s of real time), or
+//! `cargo run --example crawl -- --fast` (virtual time: the same lines and costs, at once).
+
+use std::future::Future;
+use std::time::Duration;
+
+use aioloop::EventLoop;
+
+const URLS: [&str; 4] = ["url_1", "url_2", "url_3", "url_4"];
+
+/// Pretends to crawl `url`: takes as many seconds as the number after its last `_`.
+async fn crawl_page(url: &'static str) {
+    println!("crawling {url}");
+    let secs: u64 = url.rsplit('_').next().and_then(|n| n.parse().ok()).expect("a url ends in _<seconds>");
+    aioloop::sleep(Duration::from_secs(secs)).await;
+    println!("OK {url}");
+}
+
+/// Version 1, the plain crawler: one url after the other.
+///
+/// The seed's original is not async at all: it calls `time.sleep`, which blocks the thread.
+/// Inside an event loop the equivalent, `std::thread::sleep`, would stall the whole loop: no
+/// other task could run and no timer could fire until it returned, and virtual time could not
+/// skip it (`--fast` would still take 10 s). So this version awaits each crawl in turn: the
+/// same 10 s, spent waiting in the loop instead of blocking it.
+async fn crawl_sequentially() {
+    for url in URLS {
+        crawl_page(url).await;
+    }
+}
+
+/// Version 2, `tasks = [create_task(...)]; for task in tasks: await task`.
+async fn crawl_with_tasks() {
+    let tasks: Vec<_> = URLS.into_iter().map(|url| aioloop::spawn(crawl_page(url))).collect();
+    // All four crawls run while we wait for the first: awaiting a task does not start it.
+    for task in tasks {
+        task.await.expect("a crawl is neither cancelled nor panicking");
+    }
+}
+
+/// Version 3, the seed's commented-out alternative: `await asyncio.gather(*tasks)`.
+async fn crawl_with_gather() {
+    let tasks: Vec<_> = URLS.into_iter().map(|url| aioloop::spawn(crawl_page(url))).collect();
+    aioloop::gather(tasks).await.expect("no crawl is cancelled or panics");
+}
+
+/// Runs `main` on a new loop (the seed's `asyncio.run`), closes the loop and prints the cost in
+/// whole seconds of loop time.
+fn timed(fast: bool, main: impl Future<Output = ()>) {
+    let mut lp = EventLoop::builder().virtual_time(fast).build().expect("cannot create the event loop");
+    let start = lp.time();
+    lp.run_until_complete(main);
+    let cost = lp.time() - start;
+    lp.close();
+    println!("cost {}s", cost.as_secs());
+}
+
+fn main() {
+    let fast = std::env::args().any(|a| a == "--fast");
+    println!("--- sequential: await each crawl in turn ---");
+    timed(fast, crawl_sequentially());
+    println!("--- concurrent: spawn every crawl, then await each task ---");
+    timed(fast, crawl_with_tasks());
+    println!("--- concurrent: spawn every crawl, then gather them ---");
+    timed(fast, crawl_with_gather());
+}
