@@ -699,7 +699,7 @@ struct MainTask<'a> {
 impl MainTask<'_> {
     fn finish(self) -> (Status, Option<Box<dyn std::any::Any + Send>>) {
         let entry = self.core.tasks.borrow_mut().remove(self.key.index());
-        let payload = self.core.panics.borrow_mut().remove(&entry.id);
+        let payload = crate::task::take_by_id(&self.core.panics, entry.id);
         std::mem::forget(self);
         (entry.status, payload)
     }
@@ -711,7 +711,7 @@ impl Drop for MainTask<'_> {
         if tasks.get(self.key.index()).is_some_and(|e| self.key.matches(e.id)) {
             let entry = tasks.remove(self.key.index());
             drop(tasks);
-            self.core.panics.borrow_mut().remove(&entry.id);
+            crate::task::take_by_id(&self.core.panics, entry.id);
         }
     }
 }

@@ -261,7 +261,9 @@ where
 
 /// What one step of a task (one poll, or the drop of a cancelled future) ended in.
 enum Step {
-    Pending(Pin<Box<dyn TaskCell>>),
+    /// The future returned `Pending`; here it is, to go back into the entry (`None`: the main task,
+    /// whose future stays on the caller's stack).
+    Pending(Option<Pin<Box<dyn TaskCell>>>),
     Finished(Status, Option<Pin<Box<dyn TaskCell>>>, Option<Box<dyn Any + Send>>),
 }
 
@@ -417,7 +419,7 @@ impl Core {
         };
         self.current.set(None);
         match step {
-            Step::Pending(cell) => self.park(key, Some(cell)),
+            Step::Pending(cell) => self.park(key, cell),
             Step::Finished(status, cell, payload) => self.finish_task(key, status, cell, payload),
         }
     }
@@ -433,7 +435,7 @@ impl Core {
         let waker = waker_for(key);
         let mut cx = Context::from_waker(&waker);
         match catch_unwind(AssertUnwindSafe(|| cell.as_mut().poll(&mut cx))) {
-            Ok(Poll::Pending) => Step::Pending(cell),
+            Ok(Poll::Pending) => Step::Pending(Some(cell)),
             Ok(Poll::Ready(())) => Step::Finished(Status::Done, Some(cell), None),
             Err(p) => {
                 // The future is in an unknown state; drop it (its destructor may panic too).
@@ -455,7 +457,7 @@ impl Core {
         let waker = waker_for(key);
         let mut cx = Context::from_waker(&waker);
         match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
-            Ok(Poll::Pending) => Step::Pending(Box::pin(Stage::Finished::<std::future::Ready<()>> { out: None })),
+            Ok(Poll::Pending) => Step::Pending(None),
             Ok(Poll::Ready(())) => Step::Finished(Status::Done, None, None),
             Err(p) => Step::Finished(Status::Panicked, None, Some(p)),
         }
@@ -530,7 +532,7 @@ impl Core {
             self.report_unretrieved(id, &*p);
         }
         if detached {
-            self.names.borrow_mut().remove(&id);
+            crate::task::take_by_id(&self.names, id);
         }
         match join {
             JoinSlot::Empty => {}
@@ -630,6 +632,17 @@ impl Core {
             }
         };
         drop(stale);
+    }
+}
+
+/// Removes `id` from one of the loop's side tables (task names, panic payloads); most of the time
+/// the table is empty, and the lookup costs nothing.
+pub(crate) fn take_by_id<V>(table: &std::cell::RefCell<std::collections::HashMap<u64, V>>, id: u64) -> Option<V> {
+    let mut table = table.borrow_mut();
+    if table.is_empty() {
+        None
+    } else {
+        table.remove(&id)
     }
 }
 
@@ -880,7 +893,7 @@ impl<T> Task<T> {
                 drop(tasks);
                 self.unlink();
                 self.finished.set(Some(status.public()));
-                let payload = self.core.panics.borrow_mut().remove(&removed.id);
+                let payload = crate::task::take_by_id(&self.core.panics, removed.id);
                 drop(removed);
                 Poll::Ready(match (status, out, payload) {
                     (Status::Done, Some(v), _) => Ok(v),
@@ -896,7 +909,7 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         self.unlink();
         if self.finished.get().is_some() {
-            self.core.names.borrow_mut().remove(&self.id);
+            crate::task::take_by_id(&self.core.names, self.id);
             return;
         }
         let removed = {
@@ -915,8 +928,8 @@ impl<T> Drop for Task<T> {
             }
         };
         if let Some(entry) = removed {
-            self.core.names.borrow_mut().remove(&self.id);
-            let payload = self.core.panics.borrow_mut().remove(&self.id);
+            crate::task::take_by_id(&self.core.names, self.id);
+            let payload = crate::task::take_by_id(&self.core.panics, self.id);
             if let Some(p) = payload {
                 if !entry.quiet {
                     self.core.report_unretrieved(self.id, &*p);

@@ -322,6 +322,7 @@ fn dropping_a_pending_gather_settled_cancels_its_members() {
 // A detached task that fails with nobody looking is reported, which shows the report is visible.
 // The scenario runs in a child process whose stderr is inspected.
 #[test]
+#[cfg_attr(miri, ignore = "runs a child process")]
 fn g9_a_later_failure_of_a_finished_gather_is_not_reported() {
     const CHILD: &str = "AIOLOOP_TEST_GATHER_G9_CHILD";
     if std::env::var_os(CHILD).is_some() {

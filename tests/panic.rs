@@ -105,6 +105,7 @@ fn a_panicking_callback_is_contained() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "runs a child process")]
 fn the_panic_of_a_detached_task_is_reported_on_one_stderr_line() {
     // Re-runs this test binary in a child process to read what the loop prints on stderr.
     if std::env::var_os("AIOLOOP_CHILD").is_some() {

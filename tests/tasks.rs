@@ -828,6 +828,7 @@ fn t46_a_task_awaiting_its_own_handle_fails() {
 /// each other, must not overflow the stack (it aborts the process today: `cancel_task` follows
 /// the `awaiting` links around the cycle forever). Runs in a child process, which would abort.
 #[test]
+#[cfg_attr(miri, ignore = "runs a child process")]
 fn cancelling_a_cycle_of_awaiting_tasks_terminates() {
     stderr_of("self-await-cancel");
     stderr_of("mutual-await-cancel");
@@ -1047,6 +1048,7 @@ fn a_panicking_destructor_during_cancellation_gives_panicked() {
 /// once if detached; not if the outcome was read, nor after `cancel()` was called on it. Runs
 /// each scenario in a child process to read its stderr.
 #[test]
+#[cfg_attr(miri, ignore = "runs a child process")]
 fn t42_never_retrieved_report() {
     const REPORT: &str = "Task exception was never retrieved";
     let unread = stderr_of("unread");
