@@ -25,8 +25,9 @@ use futures_core::Stream;
 
 use crate::error::TaskError;
 use crate::group::{Group, WakeWhen};
+use crate::join::{IntoTask, Task};
 use crate::runtime::Core;
-use crate::task::{IntoTask, Link, Task};
+use crate::task::Link;
 use crate::time::{PastDue, TimerSlot};
 
 /// The members of a combinator and their group.

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::NoRunningLoop;
 use crate::handle::{Action, Handle, TimerHandle};
+use crate::join::Task;
 use crate::runtime::{Core, EventLoop};
-use crate::task::{Task, TaskId};
+use crate::task::TaskId;
 use crate::waker::TaskKey;
 
 thread_local! {

@@ -51,7 +51,9 @@
 //! | file | concept |
 //! |---|---|
 //! | `runtime.rs` | [`EventLoop`], the ready queue, `run_once` and its six phases |
-//! | `task.rs` | [`Task`], task states, the waiting set's entries, cancellation |
+//! | `task.rs` | task states, the waiting set's entries, running, cancelling and finishing a task |
+//! | `join.rs` | [`Task`], the handle: awaiting a task, [`IntoTask`], [`Awaitable`] |
+//! | `group.rs` | how [`wait`], [`gather`] and [`as_completed`] learn that their tasks finished |
 //! | `waker.rs` | how a `Waker` becomes "push this task onto the ready queue" |
 //! | `remote.rs` | the thread-safe half: the inbox for wakes from other threads |
 //! | `timer.rs` | the timer heap with lazy cancellation |
@@ -99,6 +101,7 @@ mod context;
 mod error;
 mod group;
 mod handle;
+mod join;
 mod reactor;
 mod remote;
 mod runtime;
@@ -114,8 +117,9 @@ pub use combinators::{
 pub use context::{call_at, call_later, call_soon, current_task, now, run, spawn, try_spawn};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};
 pub use handle::{Handle, TimerHandle};
+pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
 pub use runtime::{Builder, EventLoop, LoopHandle, Stats};
-pub use task::{Awaitable, IntoTask, Join, JoinRef, Task, TaskId, TaskState};
+pub use task::{TaskId, TaskState};
 pub use time::{sleep, sleep_until, timeout, timeout_at, wait_for, yield_now, Sleep, Timeout, YieldNow};
 
 #[cfg(doctest)]

@@ -40,8 +40,9 @@ use slab::Slab;
 
 use crate::clock::{duration_ns, Clock};
 use crate::handle::{Action, Handle, HandleRecord, TimerHandle};
+use crate::join::Task;
 use crate::remote::Remote;
-use crate::task::{Status, Task, TaskEntry};
+use crate::task::{Status, TaskEntry};
 use crate::timer::{TimerEntry, TimerHeap};
 use crate::waker::TaskKey;
 

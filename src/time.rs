@@ -26,8 +26,9 @@ use pin_project_lite::pin_project;
 
 use crate::error::TimeoutError;
 use crate::handle::{Action, HandleKey};
+use crate::join::Awaitable;
 use crate::runtime::Core;
-use crate::task::{Awaitable, Link};
+use crate::task::Link;
 
 /// One timer in the heap, owned by a future; dropping it cancels the timer.
 pub(crate) struct TimerSlot {
