@@ -34,6 +34,9 @@ pub(crate) enum Action {
     /// A timeout's deadline (asyncio's `Timeout._on_timeout`): cancel what the timed-out future
     /// awaits, if anything, then wake its task (or let that cancellation wake it).
     Expire(Waker, Option<crate::task::Link>),
+    /// Run the `add_reader` (or `add_writer`) callback of I/O source `usize`, if it is still the
+    /// one with this sequence number.
+    Io(usize, crate::io::Dir, u64),
     /// Tell a combinator's group that a member finished (asyncio's done-callback of a child).
     Member(std::rc::Rc<crate::group::Group>, u32, crate::task::Status),
 }
@@ -139,6 +142,7 @@ impl Core {
             Action::Wake(w) => crate::task::contain("a waker", move || w.wake()),
             Action::Stop => self.remote.stop.store(true, SeqCst),
             Action::Member(group, member, status) => group.member_finished(member, status),
+            Action::Io(key, dir, seq) => self.run_io_callback(key, dir, seq),
             Action::Expire(waker, link) => {
                 // When the awaited task (or gather) finishes cancelling, it wakes the timed-out
                 // task itself; only if there is nothing to cancel is the task woken now.

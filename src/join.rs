@@ -39,6 +39,13 @@ use crate::waker::TaskKey;
 /// Cancelling the task that awaits a `Task` cancels the awaited task as well (asyncio's
 /// propagation down the await chain); [`shield`](crate::shield) stops that propagation.
 ///
+/// # Panics
+///
+/// Awaiting a task panics (so the awaiting task ends with [`TaskError::Panicked`]) if the task
+/// awaits itself ("Task cannot await on itself", asyncio's message), if it is awaited from a task
+/// of another loop (its own loop cannot run meanwhile, so it would never finish), or if its
+/// outcome was already taken by an earlier await.
+///
 /// # Examples
 ///
 /// ```

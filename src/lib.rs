@@ -101,7 +101,9 @@ mod context;
 mod error;
 mod group;
 mod handle;
+mod io;
 mod join;
+#[allow(unsafe_code)]
 mod reactor;
 mod remote;
 mod runtime;
@@ -117,6 +119,7 @@ pub use combinators::{
 pub use context::{call_at, call_later, call_soon, current_task, now, run, spawn, try_spawn};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};
 pub use handle::{Handle, TimerHandle};
+pub use io::Async;
 pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
 pub use runtime::{Builder, EventLoop, LoopHandle, Stats};
 pub use task::{TaskId, TaskState};

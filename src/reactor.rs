@@ -11,12 +11,35 @@
 //! - Under Miri, which cannot run `epoll`, the reactor is a fake made of a mutex and a condvar
 //!   that only knows `notify`; the loop's tests run on virtual time there, so nothing is lost.
 //!
-//! Production note: this file is where the I/O issue registers sockets (`Poller::add`, the one
-//! `unsafe` call of the crate besides the waker's `Waker::from_raw`).
+//! - Every registered file descriptor is owned by a [`Registration`], which deletes it from the
+//!   poller before it closes it: `polling::Poller::add` requires exactly that, and it is the one
+//!   `unsafe` call of the crate besides the waker's `Waker::from_raw`.
+//!
+//! Sockets are registered *edge-triggered* (the poller reports a change of readiness once, and
+//! [`io`](crate::io) caches it until an operation says `WouldBlock`), except the descriptors of
+//! asyncio's `add_reader`/`add_writer`, which are level-triggered as in asyncio's selector loop.
 
 use std::io;
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
+
+/// A readiness event: which registration, readable, writable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IoEvent {
+    pub(crate) key: usize,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+}
+
+/// How a registration reports readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Once per change of readiness (sockets of `Async`).
+    Edge,
+    /// At every wait while ready (asyncio's `add_reader`/`add_writer`).
+    Level,
+}
 
 /// The OS poller, or a condvar stand-in under Miri.
 pub(crate) struct Reactor {
@@ -43,19 +66,22 @@ impl Reactor {
         Ok(Reactor { backend })
     }
 
-    /// Blocks until an event, a notification or the timeout (`None`: no timeout).
+    /// Blocks until an event, a notification or the timeout (`None`: no timeout), and appends
+    /// the readiness events to `out`.
     ///
     /// `EINTR` is reported as `Ok`: to the loop it is just an early return.
-    pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn wait(&self, timeout: Option<Duration>, out: &mut Vec<IoEvent>) -> io::Result<()> {
         match &self.backend {
             Backend::Os { poller, events } => {
                 let mut events = events.lock().unwrap_or_else(PoisonError::into_inner);
                 events.clear();
                 match poller.wait(&mut events, timeout) {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-                    Err(e) => Err(e),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+                    Err(e) => return Err(e),
                 }
+                out.extend(events.iter().map(|e| IoEvent { key: e.key, readable: e.readable, writable: e.writable }));
+                Ok(())
             }
             Backend::Fake { notified, cond } => {
                 let mut flag = notified.lock().unwrap_or_else(PoisonError::into_inner);
@@ -83,9 +109,90 @@ impl Reactor {
         }
     }
 
-    /// Returns how many I/O sources are registered. Virtual time only jumps when there are none,
-    /// because a socket can become ready at any real moment.
-    pub(crate) fn sources(&self) -> usize {
-        0
+    fn poller(&self) -> io::Result<&polling::Poller> {
+        match &self.backend {
+            Backend::Os { poller, .. } => Ok(poller),
+            Backend::Fake { .. } => {
+                Err(io::Error::new(io::ErrorKind::Unsupported, "sockets cannot be polled under Miri"))
+            }
+        }
+    }
+}
+
+fn interest(key: usize, read: bool, write: bool) -> polling::Event {
+    match (read, write) {
+        (true, true) => polling::Event::all(key),
+        (true, false) => polling::Event::readable(key),
+        (false, true) => polling::Event::writable(key),
+        (false, false) => polling::Event::none(key),
+    }
+}
+
+fn poll_mode(mode: Mode) -> polling::PollMode {
+    match mode {
+        Mode::Edge => polling::PollMode::Edge,
+        Mode::Level => polling::PollMode::Level,
+    }
+}
+
+/// An I/O object registered with a loop's poller.
+///
+/// # Invariant
+///
+/// From [`new`](Self::new) until it is dropped (or [`into_inner`](Self::into_inner) returns),
+/// `io`'s descriptor is in the poller; it is deleted from the poller *before* `io` is dropped.
+/// Nothing hands out `&mut T`, so the descriptor cannot be replaced or closed behind our back.
+pub(crate) struct Registration<T: AsFd> {
+    /// The registered object; `None` only inside `into_inner` and `drop`.
+    io: Option<T>,
+    /// The poller it is registered with.
+    reactor: Arc<crate::remote::Remote>,
+}
+
+impl<T: AsFd> Registration<T> {
+    /// Registers `io` with the poller under `key`, interested in reading and writing.
+    pub(crate) fn new(
+        remote: Arc<crate::remote::Remote>,
+        io: T,
+        key: usize,
+        mode: Mode,
+    ) -> io::Result<Registration<T>> {
+        let poller = remote.reactor.poller()?;
+        // SAFETY: `polling::Poller::add` requires the source to be deleted from the poller before
+        // it is closed. The `Registration` owns `io` from here on, never lends it mutably, and
+        // deletes it from the poller in `into_inner` and `drop` before dropping it (the type's
+        // invariant).
+        unsafe { poller.add_with_mode(io.as_fd().as_raw_fd(), interest(key, true, true), poll_mode(mode))? };
+        Ok(Registration { io: Some(io), reactor: remote })
+    }
+
+    /// Returns the registered object.
+    pub(crate) fn get_ref(&self) -> &T {
+        self.io.as_ref().expect("present until dropped")
+    }
+
+    /// Changes what the poller reports (level-triggered callbacks of `add_reader`/`add_writer`).
+    pub(crate) fn set_interest(&self, key: usize, read: bool, write: bool, mode: Mode) -> io::Result<()> {
+        self.reactor.reactor.poller()?.modify_with_mode(self.get_ref(), interest(key, read, write), poll_mode(mode))
+    }
+
+    /// Deletes the registration and gives the object back.
+    pub(crate) fn into_inner(mut self) -> io::Result<T> {
+        let io = self.io.take().expect("present until dropped");
+        let deleted = self.reactor.reactor.poller().and_then(|p| p.delete(&io));
+        deleted.map(|()| io)
+    }
+}
+
+impl<T: AsFd> Drop for Registration<T> {
+    fn drop(&mut self) {
+        if let Some(io) = self.io.take() {
+            // Deleted before `io` closes its descriptor (the invariant). A failure here means the
+            // poller itself is gone; the descriptor is closed right after either way.
+            if let Ok(p) = self.reactor.reactor.poller() {
+                let _ = p.delete(&io);
+            }
+            drop(io);
+        }
     }
 }

@@ -101,6 +101,13 @@ pub(crate) struct Core {
     pub(crate) panics: RefCell<HashMap<u64, Box<dyn std::any::Any + Send>>>,
     /// Names given with `Task::set_name`, by task id.
     pub(crate) names: RefCell<HashMap<u64, String>>,
+    /// Registered I/O sources (sockets of `Async`, descriptors of `add_reader`): cached
+    /// readiness and the tasks waiting on each.
+    pub(crate) io: RefCell<Slab<crate::io::IoEntry>>,
+    /// The registrations of `add_reader`/`add_writer`, by descriptor.
+    pub(crate) fd_callbacks: RefCell<crate::io::FdCallbacks>,
+    /// Scratch buffer for the poller's events.
+    io_events: RefCell<Vec<crate::reactor::IoEvent>>,
     /// Iterations since the poller was last asked for I/O.
     ticks_since_io: Cell<u32>,
     /// Counters for [`EventLoop::stats`].
@@ -123,6 +130,9 @@ impl Core {
             closed: Cell::new(false),
             panics: RefCell::new(HashMap::new()),
             names: RefCell::new(HashMap::new()),
+            io: RefCell::new(Slab::new()),
+            fd_callbacks: RefCell::default(),
+            io_events: RefCell::new(Vec::new()),
             ticks_since_io: Cell::new(0),
             stats: Cell::new(Stats::default()),
             inbox_scratch: RefCell::new(Vec::new()),
@@ -163,7 +173,7 @@ impl Core {
     }
 
     fn poll_io(&self, timeout: Timeout) {
-        let sources = self.remote.reactor.sources();
+        let sources = self.io_sources();
         let wait = match timeout {
             // Busy: skip the syscalls unless sockets are registered and it is their turn.
             Timeout::Zero if sources == 0 || self.ticks_since_io.get() + 1 < IO_POLL_INTERVAL => {
@@ -186,10 +196,15 @@ impl Core {
             s.polls += 1;
             s.last_poll_timeout = wait;
         });
-        if let Err(e) = self.remote.reactor.wait(wait) {
+        let mut events = std::mem::take(&mut *self.io_events.borrow_mut());
+        if let Err(e) = self.remote.reactor.wait(wait, &mut events) {
             panic!("aioloop: waiting in the poller failed: {e}");
         }
         self.remote.clear_notified();
+        // Ready sockets wake their tasks (asyncio's `_process_events`): they join the ready queue
+        // after what was already there, before the timers of phase 5.
+        self.dispatch_io(&mut events);
+        *self.io_events.borrow_mut() = events;
     }
 
     fn drain_inbox(&self) {
@@ -280,6 +295,7 @@ impl Core {
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(r)));
             }
         }
+        self.clear_fd_callbacks();
         self.ready.borrow_mut().clear();
         self.timers.borrow_mut().clear();
         self.remote.unregister();
@@ -629,6 +645,89 @@ impl EventLoop {
     pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> TimerHandle {
         let deadline = self.core.clock.ns_of(when);
         TimerHandle::new(&self.core, deadline, Action::Callback(Box::new(f)))
+    }
+
+    /// Runs `callback` once in every iteration in which `fd` is readable (asyncio's
+    /// `add_reader`), until [`remove_reader`](Self::remove_reader). Replaces a previous reader
+    /// callback of the same descriptor.
+    ///
+    /// The loop registers a duplicate of `fd` (level-triggered, as asyncio's selector does), so
+    /// closing `fd` without removing the callback cannot corrupt the poller; the callback keeps
+    /// firing while the file is readable through the duplicate. This is the teaching API; tasks
+    /// should use [`Async`](crate::Async) or the [`net`](crate::net) types.
+    ///
+    /// # Errors
+    ///
+    /// If the descriptor cannot be duplicated or registered (for example a regular file).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::Cell, io::Write, os::fd::AsRawFd, rc::Rc};
+    /// let mut lp = aioloop::EventLoop::new()?;
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+    /// let fired = Rc::new(Cell::new(0));
+    /// let (f, h) = (fired.clone(), lp.handle());
+    /// lp.add_reader(&a, move || {
+    ///     f.set(f.get() + 1);
+    ///     h.stop();
+    /// })?;
+    /// b.write_all(b"x")?;
+    /// lp.run_forever(); // the callback stops the loop
+    /// assert_eq!(fired.get(), 1);
+    /// assert!(lp.remove_reader(a.as_raw_fd()));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn add_reader(&self, fd: impl std::os::fd::AsFd, callback: impl FnMut() + 'static) -> io::Result<()> {
+        self.core.add_fd_callback(fd.as_fd(), crate::io::Dir::Read, Box::new(callback))
+    }
+
+    /// Stops the reader callback of `fd`; returns true if there was one (asyncio's `remove_reader`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::new().unwrap();
+    /// assert!(!lp.remove_reader(0));
+    /// ```
+    pub fn remove_reader(&self, fd: impl std::os::fd::AsRawFd) -> bool {
+        self.core.remove_fd_callback(fd.as_raw_fd(), crate::io::Dir::Read)
+    }
+
+    /// Runs `callback` once in every iteration in which `fd` is writable (asyncio's
+    /// `add_writer`), until [`remove_writer`](Self::remove_writer). See
+    /// [`add_reader`](Self::add_reader).
+    ///
+    /// # Errors
+    ///
+    /// If the descriptor cannot be duplicated or registered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let mut lp = aioloop::EventLoop::new()?;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let h = lp.handle();
+    /// lp.add_writer(&a, move || h.stop())?; // an empty socket buffer is writable at once
+    /// lp.run_forever();
+    /// assert!(lp.remove_writer(a.as_raw_fd()));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn add_writer(&self, fd: impl std::os::fd::AsFd, callback: impl FnMut() + 'static) -> io::Result<()> {
+        self.core.add_fd_callback(fd.as_fd(), crate::io::Dir::Write, Box::new(callback))
+    }
+
+    /// Stops the writer callback of `fd`; returns true if there was one (asyncio's `remove_writer`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::new().unwrap();
+    /// assert!(!lp.remove_writer(1));
+    /// ```
+    pub fn remove_writer(&self, fd: impl std::os::fd::AsRawFd) -> bool {
+        self.core.remove_fd_callback(fd.as_raw_fd(), crate::io::Dir::Write)
     }
 
     /// Returns a thread-safe handle to this loop (`Send + Sync + Clone`).

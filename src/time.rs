@@ -348,6 +348,10 @@ pub fn timeout<F: IntoFuture>(delay: Duration, fut: F) -> Timeout<F::IntoFuture>
 
 /// Like [`timeout`], with an absolute deadline in loop time (asyncio's `timeout_at`).
 ///
+/// # Panics
+///
+/// When polled outside a running loop: "no running event loop".
+///
 /// # Examples
 ///
 /// ```
@@ -369,6 +373,10 @@ pub fn timeout_at<F: IntoFuture>(deadline: Instant, fut: F) -> Timeout<F::IntoFu
 /// starts, and a task is cancelled at once unless it already finished, in which case its
 /// outcome is returned (asyncio's `wait_for(x, 0)`). Awaiting a [`Task`](crate::Task) gives
 /// `Result<T, TaskError>` inside the `Ok`.
+///
+/// # Panics
+///
+/// When polled outside a running loop: "no running event loop".
 ///
 /// # Examples
 ///

@@ -1,0 +1,500 @@
+//! Readiness: how a socket becomes a woken task ([`Async`]), and asyncio's low-level
+//! `add_reader`/`add_writer` callbacks.
+//!
+//! # From the kernel to a task
+//!
+//! ```text
+//!  kernel: bytes arrive on fd 7 ──► epoll reports (key 3, readable)     phase 3, poll_io
+//!  loop:   io[3].readable = true; wake io[3].readers ──► ready queue    phase 3, dispatch_io
+//!  task:   read_with(|s| s.read(buf)) ──► Ok(n)                         phase 6, run_ready
+//!          ... read again ──► WouldBlock: readable = false; park in io[3].readers
+//! ```
+//!
+//! Each registered source has an entry in the loop's `io` slab: its cached readiness and the
+//! wakers of the tasks waiting to read and to write (a reader and a writer waiting on the same
+//! socket are both woken, each by its own direction).
+//!
+//! # Invariants
+//! - Sockets are registered edge-triggered, once, for both directions. The poller reports a
+//!   direction when it *becomes* ready; the entry keeps `readable`/`writable` set until an
+//!   operation returns `WouldBlock`, so a readiness reported while nobody was waiting is not lost.
+//! - An operation is always tried first; a task parks only after `WouldBlock`, and the flag it
+//!   clears can only be set again by a later event, which wakes it: no lost wakeup, no spin.
+//! - Events are only processed by the loop (phase 3), never during a task's poll, so "try, then
+//!   park" needs no lock.
+//! - asyncio's callbacks (`add_reader`) register a `dup` of the descriptor, level-triggered, and
+//!   run once per iteration in which the descriptor is ready, from the ready queue (phase 6).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use crate::handle::Action;
+use crate::reactor::{IoEvent, Mode, Registration};
+use crate::runtime::Core;
+
+/// A direction of readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Read = 0,
+    Write = 1,
+}
+
+/// A callback of `add_reader`/`add_writer`, with a number that tells a re-added one apart.
+struct IoCallback {
+    seq: u64,
+    f: Box<dyn FnMut()>,
+}
+
+/// The loop's record of one registered source.
+#[derive(Default)]
+pub(crate) struct IoEntry {
+    /// Cached readiness per direction (`Dir` index): set by events, cleared by `WouldBlock`.
+    ready: [bool; 2],
+    /// Tasks waiting for each direction.
+    waiters: [Vec<Waker>; 2],
+    /// asyncio-style callbacks (level-triggered registrations only).
+    callbacks: [Option<IoCallback>; 2],
+    /// Sequence numbers of the callbacks, so a run queued for a removed one is skipped.
+    callback_seq: [u64; 2],
+}
+
+/// The level-triggered registrations of `add_reader`/`add_writer`, by the user's descriptor.
+#[derive(Default)]
+pub(crate) struct FdCallbacks {
+    /// user's fd → (slab key, registration of our dup of it).
+    by_fd: HashMap<RawFd, (usize, Registration<OwnedFd>)>,
+    next_seq: u64,
+}
+
+impl Core {
+    /// Phase 3, after the poller returned: records readiness and wakes the waiting tasks.
+    pub(crate) fn dispatch_io(&self, events: &mut Vec<IoEvent>) {
+        for ev in events.drain(..) {
+            let mut wake: Vec<Waker> = Vec::new();
+            let mut callbacks: [Option<u64>; 2] = [None, None];
+            {
+                let mut io = self.io.borrow_mut();
+                let Some(entry) = io.get_mut(ev.key) else { continue };
+                for (dir, on) in [(Dir::Read, ev.readable), (Dir::Write, ev.writable)] {
+                    if !on {
+                        continue;
+                    }
+                    let d = dir as usize;
+                    entry.ready[d] = true;
+                    wake.append(&mut entry.waiters[d]);
+                    if entry.callbacks[d].is_some() {
+                        callbacks[d] = Some(entry.callback_seq[d]);
+                    }
+                }
+            }
+            for (d, seq) in callbacks.into_iter().enumerate() {
+                if let Some(seq) = seq {
+                    let dir = if d == 0 { Dir::Read } else { Dir::Write };
+                    self.call_soon_action(Action::Io(ev.key, dir, seq));
+                }
+            }
+            for w in wake {
+                crate::task::contain("a waker", move || w.wake());
+            }
+        }
+    }
+
+    /// Returns how many sources are registered (virtual time never jumps while any is).
+    pub(crate) fn io_sources(&self) -> usize {
+        self.io.borrow().len()
+    }
+
+    fn io_insert(&self) -> usize {
+        self.io.borrow_mut().insert(IoEntry::default())
+    }
+
+    fn io_remove(&self, key: usize) {
+        let entry = self.io.borrow_mut().try_remove(key);
+        drop(entry); // wakers and callbacks may run destructors: no borrow held
+    }
+
+    /// Returns `Ready` if the direction is (believed) ready, else parks `waker` on it.
+    fn poll_ready(&self, key: usize, dir: Dir, waker: &Waker) -> Poll<()> {
+        let mut io = self.io.borrow_mut();
+        let entry = io.get_mut(key).expect("a registered source has an entry");
+        let d = dir as usize;
+        if entry.ready[d] {
+            return Poll::Ready(());
+        }
+        if !entry.waiters[d].iter().any(|w| w.will_wake(waker)) {
+            entry.waiters[d].push(waker.clone());
+        }
+        Poll::Pending
+    }
+
+    /// Forgets a direction's readiness after `WouldBlock`.
+    fn clear_ready(&self, key: usize, dir: Dir) {
+        if let Some(entry) = self.io.borrow_mut().get_mut(key) {
+            entry.ready[dir as usize] = false;
+        }
+    }
+
+    /// Runs an `add_reader`/`add_writer` callback (a handle queued by `dispatch_io`).
+    pub(crate) fn run_io_callback(&self, key: usize, dir: Dir, seq: u64) {
+        let d = dir as usize;
+        let cb = {
+            let mut io = self.io.borrow_mut();
+            match io.get_mut(key) {
+                Some(e) if e.callbacks[d].as_ref().is_some_and(|c| c.seq == seq) => e.callbacks[d].take(),
+                _ => None,
+            }
+        };
+        let Some(mut cb) = cb else { return };
+        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (cb.f)())) {
+            eprintln!("aioloop: Exception in callback: panicked: {}", crate::error::panic_message(&*p));
+        }
+        // Put it back, unless the callback removed (or replaced) itself meanwhile.
+        let mut io = self.io.borrow_mut();
+        if let Some(e) = io.get_mut(key) {
+            if e.callbacks[d].is_none() && e.callback_seq[d] == seq {
+                e.callbacks[d] = Some(cb);
+                return;
+            }
+        }
+        drop(io);
+        drop(cb);
+    }
+
+    /// asyncio's `add_reader`/`add_writer`: runs `f` once per iteration while `fd` is ready.
+    pub(crate) fn add_fd_callback(
+        self: &Rc<Self>,
+        fd: BorrowedFd<'_>,
+        dir: Dir,
+        f: Box<dyn FnMut()>,
+    ) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        let mut fds = self.fd_callbacks.borrow_mut();
+        fds.next_seq += 1;
+        let seq = fds.next_seq;
+        let key = match fds.by_fd.get(&raw) {
+            Some((key, _)) => *key,
+            None => {
+                let key = self.io_insert();
+                // A dup the loop owns, so the registration can be deleted before it is closed
+                // whatever the caller does with its own descriptor.
+                let dup = fd.try_clone_to_owned()?;
+                let reg = match Registration::new(self.remote.clone(), dup, key, Mode::Level) {
+                    Ok(reg) => reg,
+                    Err(e) => {
+                        self.io_remove(key);
+                        return Err(e);
+                    }
+                };
+                fds.by_fd.insert(raw, (key, reg));
+                key
+            }
+        };
+        let old = {
+            let mut io = self.io.borrow_mut();
+            let e = io.get_mut(key).expect("registered");
+            e.callback_seq[dir as usize] = seq;
+            let old = e.callbacks[dir as usize].replace(IoCallback { seq, f });
+            let interest = (e.callbacks[0].is_some(), e.callbacks[1].is_some());
+            drop(io);
+            fds.by_fd[&raw].1.set_interest(key, interest.0, interest.1, Mode::Level)?;
+            old
+        };
+        drop(fds);
+        drop(old);
+        Ok(())
+    }
+
+    /// asyncio's `remove_reader`/`remove_writer`: returns true if a callback was registered.
+    pub(crate) fn remove_fd_callback(&self, fd: RawFd, dir: Dir) -> bool {
+        let mut fds = self.fd_callbacks.borrow_mut();
+        let Some(&(key, _)) = fds.by_fd.get(&fd) else { return false };
+        let (old, others) = {
+            let mut io = self.io.borrow_mut();
+            let e = io.get_mut(key).expect("registered");
+            let old = e.callbacks[dir as usize].take();
+            e.callback_seq[dir as usize] = u64::MAX;
+            (old, (e.callbacks[0].is_some(), e.callbacks[1].is_some()))
+        };
+        let removed = old.is_some();
+        let dropped = if others == (false, false) {
+            fds.by_fd.remove(&fd).map(|(_, reg)| reg)
+        } else {
+            let _ = fds.by_fd[&fd].1.set_interest(key, others.0, others.1, Mode::Level);
+            None
+        };
+        drop(fds);
+        if dropped.is_some() {
+            drop(dropped); // deletes our dup from the poller, then closes it
+            self.io_remove(key);
+        }
+        drop(old);
+        removed
+    }
+
+    /// Drops every `add_reader`/`add_writer` registration (when the loop closes).
+    pub(crate) fn clear_fd_callbacks(&self) {
+        let regs: Vec<_> = self.fd_callbacks.borrow_mut().by_fd.drain().map(|(_, r)| r).collect();
+        for (key, reg) in regs {
+            drop(reg);
+            self.io_remove(key);
+        }
+    }
+}
+
+/// An I/O object (a socket, a pipe: anything with a file descriptor) driven by the running loop:
+/// operations that would block park the task until the poller reports readiness.
+///
+/// `Async` registers the descriptor with the loop once, edge-triggered, and remembers readiness
+/// until an operation returns `WouldBlock`, so a readiness event is never lost. It is deregistered
+/// when dropped, before the descriptor is closed. The `net` types are built on it; use it
+/// directly for other descriptors (pipes, terminals, eventfds...).
+///
+/// # Examples
+///
+/// A pipe read without blocking the loop:
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::os::unix::net::UnixStream;
+///
+/// aioloop::run(async {
+///     let (a, mut b) = UnixStream::pair().unwrap();
+///     let a = aioloop::Async::new(a).unwrap();
+///     aioloop::spawn(async move { b.write_all(b"ping").unwrap() });
+///     let mut buf = [0; 4];
+///     let n = a.read_with(|mut s| s.read(&mut buf)).await.unwrap();
+///     assert_eq!(&buf[..n], b"ping");
+/// });
+/// ```
+pub struct Async<T: AsFd> {
+    /// The object, registered with the loop's poller (deregistered when dropped); `None` only
+    /// after `into_inner`.
+    reg: Option<Registration<T>>,
+    /// The loop it belongs to.
+    core: Rc<Core>,
+    /// Its entry in the loop's `io` slab (and its key in the poller).
+    key: usize,
+}
+
+impl<T: AsFd> Async<T> {
+    /// Puts `io` in non-blocking mode and registers it with the running loop.
+    ///
+    /// # Errors
+    ///
+    /// If no loop is running on this thread (create I/O objects inside the loop, for example in
+    /// the future given to `run_until_complete`), or if the descriptor cannot be made
+    /// non-blocking or registered (for example a regular file, which epoll refuses).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    ///     assert!(aioloop::Async::new(a).is_ok());
+    /// });
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// assert!(aioloop::Async::new(a).is_err()); // no running loop
+    /// ```
+    pub fn new(io: T) -> io::Result<Async<T>> {
+        let core = crate::context::with_running(Rc::clone).ok_or_else(|| {
+            io::Error::other("no running event loop: create I/O objects inside the loop (in a task or the future given to run_until_complete)")
+        })?;
+        rustix::io::ioctl_fionbio(io.as_fd(), true)?;
+        let key = core.io_insert();
+        match Registration::new(core.remote.clone(), io, key, Mode::Edge) {
+            Ok(reg) => Ok(Async { reg: Some(reg), core, key }),
+            Err(e) => {
+                core.io_remove(key);
+                Err(e)
+            }
+        }
+    }
+
+    /// Returns a reference to the inner object.
+    ///
+    /// There is no `get_mut`: replacing or closing the descriptor while it is registered would
+    /// break the poller's bookkeeping. Use [`into_inner`](Self::into_inner) to take it back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    ///     let a = aioloop::Async::new(a).unwrap();
+    ///     assert!(a.get_ref().peer_addr().is_ok());
+    /// });
+    /// ```
+    pub fn get_ref(&self) -> &T {
+        self.reg.as_ref().expect("registered until into_inner").get_ref()
+    }
+
+    /// Deregisters the object and returns it (still in non-blocking mode).
+    ///
+    /// # Errors
+    ///
+    /// If the poller refuses to delete the descriptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    ///     let std_stream = aioloop::Async::new(a).unwrap().into_inner().unwrap();
+    ///     # drop(std_stream);
+    /// });
+    /// ```
+    pub fn into_inner(mut self) -> io::Result<T> {
+        // `Drop` then removes the entry.
+        self.reg.take().expect("registered until into_inner").into_inner()
+    }
+
+    /// Waits until the object is readable (or a read would not block: EOF and errors count).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// aioloop::run(async {
+    ///     let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    ///     let a = aioloop::Async::new(a).unwrap();
+    ///     b.write_all(b"x").unwrap();
+    ///     a.readable().await.unwrap();
+    /// });
+    /// ```
+    pub async fn readable(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_readable(cx)).await
+    }
+
+    /// Waits until the object is writable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    ///     aioloop::Async::new(a).unwrap().writable().await.unwrap();
+    /// });
+    /// ```
+    pub async fn writable(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_writable(cx)).await
+    }
+
+    /// Polls for readability (see [`readable`](Self::readable)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Poll;
+    /// aioloop::run(async {
+    ///     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    ///     let a = aioloop::Async::new(a).unwrap();
+    ///     let polled = std::future::poll_fn(|cx| Poll::Ready(a.poll_readable(cx))).await;
+    ///     assert!(polled.is_pending()); // nothing to read yet
+    /// });
+    /// ```
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.core.poll_ready(self.key, Dir::Read, cx.waker()).map(Ok)
+    }
+
+    /// Polls for writability (see [`writable`](Self::writable)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Poll;
+    /// aioloop::run(async {
+    ///     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    ///     let a = aioloop::Async::new(a).unwrap();
+    ///     a.writable().await.unwrap();
+    ///     let polled = std::future::poll_fn(|cx| Poll::Ready(a.poll_writable(cx))).await;
+    ///     assert!(polled.is_ready());
+    /// });
+    /// ```
+    pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.core.poll_ready(self.key, Dir::Write, cx.waker()).map(Ok)
+    }
+
+    /// Runs a non-blocking read operation until it does not return `WouldBlock`, waiting for
+    /// readability in between.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// aioloop::run(async {
+    ///     let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    ///     let a = aioloop::Async::new(a).unwrap();
+    ///     b.write_all(b"hi").unwrap();
+    ///     let mut buf = [0; 2];
+    ///     a.read_with(|mut s| s.read_exact(&mut buf)).await.unwrap();
+    ///     assert_eq!(&buf, b"hi");
+    /// });
+    /// ```
+    pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        std::future::poll_fn(|cx| self.poll_op(cx, Dir::Read, &mut op)).await
+    }
+
+    /// Runs a non-blocking write operation until it does not return `WouldBlock`, waiting for
+    /// writability in between.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// aioloop::run(async {
+    ///     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    ///     let a = aioloop::Async::new(a).unwrap();
+    ///     let n = a.write_with(|mut s| s.write(b"hello")).await.unwrap();
+    ///     assert_eq!(n, 5);
+    /// });
+    /// ```
+    pub async fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        std::future::poll_fn(|cx| self.poll_op(cx, Dir::Write, &mut op)).await
+    }
+
+    /// Tries `op`; on `WouldBlock` forgets the direction's readiness and parks until it returns.
+    pub(crate) fn poll_op<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Dir,
+        op: &mut impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            match op(self.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.core.clear_ready(self.key, dir);
+                    if self.core.poll_ready(self.key, dir, cx.waker()).is_pending() {
+                        return Poll::Pending;
+                    }
+                    // An event arrived in between (impossible on one thread, kept for safety).
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+}
+
+impl<T: AsFd> Drop for Async<T> {
+    fn drop(&mut self) {
+        // `reg` (a field) is dropped after this: it deletes the descriptor from the poller and
+        // then closes it. The entry goes now, with the wakers of anyone still waiting.
+        self.core.io_remove(self.key);
+    }
+}
+
+impl<T: AsFd + fmt::Debug> fmt::Debug for Async<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Async").field("io", self.get_ref()).finish()
+    }
+}
+
+impl<T: AsFd> AsFd for Async<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.get_ref().as_fd()
+    }
+}
