@@ -514,7 +514,7 @@ impl<T: 'static> Future for Wait<T> {
             }
             if let Some(d) = this.timeout {
                 // A real timer even for a zero timeout: it fires next iteration, like call_later(0).
-                let mut timer = TimerSlot::new(core.clone(), core.deadline_after(d), PastDue::Heap);
+                let mut timer = TimerSlot::new(&core, core.deadline_after(d), PastDue::Heap);
                 timer.poll_fired(cx);
                 this.timer = Some(timer);
             }

@@ -99,15 +99,18 @@ mod clock;
 mod combinators;
 mod context;
 mod error;
+mod executor;
 mod group;
 mod handle;
 mod io;
 mod join;
+pub mod net;
 #[allow(unsafe_code)]
 mod reactor;
 mod remote;
 mod runtime;
 mod task;
+mod threadsafe;
 mod time;
 mod timer;
 #[allow(unsafe_code)]
@@ -118,11 +121,13 @@ pub use combinators::{
 };
 pub use context::{call_at, call_later, call_soon, current_task, now, run, spawn, try_spawn};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};
+pub use executor::{run_in_executor, Blocking};
 pub use handle::{Handle, TimerHandle};
 pub use io::Async;
 pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
-pub use runtime::{Builder, EventLoop, LoopHandle, Stats};
+pub use runtime::{Builder, EventLoop, Stats};
 pub use task::{TaskId, TaskState};
+pub use threadsafe::{LoopClosed, LoopHandle, RemoteTask};
 pub use time::{sleep, sleep_until, timeout, timeout_at, wait_for, yield_now, Sleep, Timeout, YieldNow};
 
 #[cfg(doctest)]

@@ -23,7 +23,7 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::reactor::Reactor;
@@ -31,10 +31,18 @@ use crate::reactor::Reactor;
 /// How many loops may be alive at once in one process (the slot field of a task key is 12 bits).
 pub(crate) const MAX_LOOPS: usize = 1 << 12;
 
+/// A callback sent from another thread (`LoopHandle::call_soon_threadsafe`).
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
 /// The cross-thread half of one event loop.
 pub(crate) struct Remote {
     /// Task keys woken from other threads, and the set that keeps each key in it once.
     inbox: Mutex<Inbox>,
+    /// Set when the loop closed: no more callbacks are accepted.
+    closed: AtomicBool,
+    /// `run_in_executor` jobs submitted by this loop and not finished yet: virtual time does not
+    /// jump while one runs, since its result may arrive at any real moment.
+    pub(crate) jobs_in_flight: AtomicUsize,
     /// Set when the inbox is not empty; read by the loop without taking the lock.
     pending: AtomicBool,
     /// Set when a notification is already on its way to the poller; saves redundant syscalls.
@@ -51,6 +59,8 @@ pub(crate) struct Remote {
 struct Inbox {
     keys: Vec<u64>,
     queued: HashSet<u64>,
+    /// Callbacks from other threads, in the order they were sent.
+    jobs: Vec<Job>,
 }
 
 /// The registry: slot → loop. A vacant slot (`None`) makes a stale waker a no-op.
@@ -75,6 +85,8 @@ impl Remote {
         };
         let remote = Arc::new(Remote {
             inbox: Mutex::new(Inbox::default()),
+            closed: AtomicBool::new(false),
+            jobs_in_flight: AtomicUsize::new(0),
             pending: AtomicBool::new(false),
             notified: AtomicBool::new(false),
             stop: AtomicBool::new(false),
@@ -83,6 +95,27 @@ impl Remote {
         });
         reg[slot] = Some(remote.clone());
         Ok(remote)
+    }
+
+    /// Queues a callback from another thread; gives it back if the loop is closed.
+    pub(crate) fn push_job(&self, job: Job) -> Result<(), Job> {
+        {
+            let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.closed.load(SeqCst) {
+                return Err(job);
+            }
+            inbox.jobs.push(job);
+        }
+        self.pending.store(true, SeqCst);
+        self.notify();
+        Ok(())
+    }
+
+    /// Marks the loop closed and returns the callbacks it will never run.
+    pub(crate) fn close(&self) -> Vec<Job> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        self.closed.store(true, SeqCst);
+        std::mem::take(&mut inbox.jobs)
     }
 
     /// Removes this loop from the registry: from now on its wakers do nothing.
@@ -134,12 +167,13 @@ impl Remote {
         self.notified.store(false, SeqCst);
     }
 
-    /// Takes every key queued from other threads.
-    pub(crate) fn drain(&self, into: &mut Vec<u64>) {
+    /// Takes every key and callback queued from other threads.
+    pub(crate) fn drain(&self, keys: &mut Vec<u64>, jobs: &mut Vec<Job>) {
         if self.pending.swap(false, SeqCst) {
             let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
             inbox.queued.clear();
-            into.append(&mut inbox.keys);
+            keys.append(&mut inbox.keys);
+            jobs.append(&mut inbox.jobs);
         }
     }
 }

@@ -43,6 +43,7 @@ use crate::handle::{Action, Handle, HandleRecord, TimerHandle};
 use crate::join::Task;
 use crate::remote::Remote;
 use crate::task::{Status, TaskEntry};
+use crate::threadsafe::LoopHandle;
 use crate::timer::{TimerEntry, TimerHeap};
 use crate::waker::TaskKey;
 
@@ -181,8 +182,9 @@ impl Core {
                 return;
             }
             Timeout::Zero => Some(Duration::ZERO),
-            // Virtual time: nothing can happen before the next deadline, so go there at once.
-            Timeout::Until(deadline) if self.clock.is_virtual() && sources == 0 => {
+            // Virtual time: nothing can happen before the next deadline, so go there at once,
+            // unless a socket or an executor job can still produce something in real time.
+            Timeout::Until(deadline) if self.clock.is_virtual() && sources == 0 && self.jobs_in_flight() == 0 => {
                 self.clock.advance_to(deadline);
                 return;
             }
@@ -197,8 +199,16 @@ impl Core {
             s.last_poll_timeout = wait;
         });
         let mut events = std::mem::take(&mut *self.io_events.borrow_mut());
+        let started = Instant::now();
         if let Err(e) = self.remote.reactor.wait(wait, &mut events) {
             panic!("aioloop: waiting in the poller failed: {e}");
+        }
+        if let (Timeout::Until(deadline), true) = (timeout, self.clock.is_virtual()) {
+            // Virtual time that had to wait in real time (sockets or jobs were live): if the
+            // whole wait passed, so did the virtual deadline.
+            if wait.is_some_and(|w| started.elapsed() >= w) {
+                self.clock.advance_to(deadline);
+            }
         }
         self.remote.clear_notified();
         // Ready sockets wake their tasks (asyncio's `_process_events`): they join the ready queue
@@ -209,9 +219,15 @@ impl Core {
 
     fn drain_inbox(&self) {
         let mut keys = std::mem::take(&mut *self.inbox_scratch.borrow_mut());
-        self.remote.drain(&mut keys);
+        let mut jobs = Vec::new();
+        self.remote.drain(&mut keys, &mut jobs);
         for key in keys.drain(..) {
             self.wake_local(TaskKey(key));
+        }
+        // Callbacks from other threads run in phase 6 like `call_soon` ones (asyncio's
+        // `call_soon_threadsafe` appends to `_ready` too).
+        for job in jobs {
+            self.call_soon_action(Action::Callback(job));
         }
         *self.inbox_scratch.borrow_mut() = keys;
     }
@@ -296,9 +312,18 @@ impl Core {
             }
         }
         self.clear_fd_callbacks();
+        // Callbacks other threads sent and the loop will never run (their destructors run here,
+        // which resolves the handles of `LoopHandle::spawn` as cancelled).
+        for job in self.remote.close() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(job)));
+        }
         self.ready.borrow_mut().clear();
         self.timers.borrow_mut().clear();
         self.remote.unregister();
+    }
+
+    fn jobs_in_flight(&self) -> usize {
+        self.remote.jobs_in_flight.load(SeqCst)
     }
 
     fn bump(&self, f: impl FnOnce(&mut Stats)) {
@@ -496,14 +521,20 @@ impl EventLoop {
     pub fn run_until_complete<F: IntoFuture>(&mut self, fut: F) -> F::Output {
         let out = Cell::new(None);
         let fut = fut.into_future();
-        let mut wrapper = pin!(async {
+        let mut wrapper = pin!(Some(async {
             out.set(Some(fut.await));
-        });
+        }));
         let key = self.core.insert_task(None, true, Status::Idle);
         let main_task = MainTask { core: &self.core, key };
         let guard = crate::context::enter(&self.core);
-        let mut main: Option<Pin<&mut dyn Future<Output = ()>>> = Some(wrapper.as_mut());
-        self.core.run_until_stopped(&mut main);
+        {
+            let mut main: Option<Pin<&mut dyn Future<Output = ()>>> =
+                wrapper.as_mut().as_pin_mut().map(|f| f as Pin<&mut dyn Future<Output = ()>>);
+            self.core.run_until_stopped(&mut main);
+        }
+        // A future stopped before it completed is dropped while the loop is still entered, so
+        // its destructors can reach the loop (cancel their timers, spawn, wake).
+        wrapper.set(None);
         drop(guard);
         let (status, payload) = main_task.finish();
         match status {
@@ -741,7 +772,7 @@ impl EventLoop {
     /// lp.run_forever(); // returns: the stop was requested from another thread
     /// ```
     pub fn handle(&self) -> LoopHandle {
-        LoopHandle { remote: self.core.remote.clone() }
+        LoopHandle::new(self.core.remote.clone())
     }
 
     /// Returns the loop's current anatomy: task, ready-queue and timer-heap sizes, and counters
@@ -813,49 +844,5 @@ impl Drop for MainTask<'_> {
             drop(tasks);
             crate::task::take_by_id(&self.core.panics, entry.id);
         }
-    }
-}
-
-/// A thread-safe handle to an [`EventLoop`]: `Send + Sync + Clone`.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// let mut lp = aioloop::EventLoop::new().unwrap();
-/// let h = lp.handle();
-/// let t = std::thread::spawn(move || {
-///     std::thread::sleep(Duration::from_millis(10));
-///     h.stop(); // wakes the loop, which is blocked in its poller
-/// });
-/// lp.run_forever();
-/// t.join().unwrap();
-/// ```
-#[derive(Clone)]
-pub struct LoopHandle {
-    remote: Arc<Remote>,
-}
-
-impl std::fmt::Debug for LoopHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoopHandle").field("slot", &self.remote.slot).finish()
-    }
-}
-
-impl LoopHandle {
-    /// Asks the loop to stop after its current iteration; wakes it if it is blocked. Works from
-    /// tasks, callbacks and other threads.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mut lp = aioloop::EventLoop::new().unwrap();
-    /// let h = lp.handle();
-    /// lp.spawn(async move { h.stop() });
-    /// lp.run_forever();
-    /// ```
-    pub fn stop(&self) {
-        self.remote.stop.store(true, SeqCst);
-        self.remote.notify();
     }
 }

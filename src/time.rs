@@ -31,10 +31,17 @@ use crate::runtime::Core;
 use crate::task::Link;
 
 /// One timer in the heap, owned by a future; dropping it cancels the timer.
+///
+/// It holds no reference to its loop, only the loop's registry slot, and reaches the loop through
+/// the thread's running loop: so a [`Sleep`] is `Send` (it can be part of a future given to
+/// [`LoopHandle::spawn`](crate::LoopHandle::spawn)).
 pub(crate) struct TimerSlot {
-    core: Rc<Core>,
+    /// The loop's registry slot.
+    slot: u16,
     /// Loop time at which it fires.
     pub(crate) deadline: u64,
+    /// The same deadline as an `Instant`.
+    pub(crate) at: Instant,
     /// The heap record while scheduled.
     handle: Option<HandleKey>,
     /// It fired (or its deadline had already passed when it was first polled).
@@ -57,15 +64,26 @@ pub(crate) enum PastDue {
 }
 
 impl TimerSlot {
-    pub(crate) fn new(core: Rc<Core>, deadline: u64, past_due: PastDue) -> TimerSlot {
-        TimerSlot { core, deadline, handle: None, fired: false, past_due, expire: false }
+    pub(crate) fn new(core: &Core, deadline: u64, past_due: PastDue) -> TimerSlot {
+        let at = core.clock.instant(deadline);
+        TimerSlot { slot: core.remote.slot, deadline, at, handle: None, fired: false, past_due, expire: false }
+    }
+
+    /// Runs `f` with the timer's loop if it is the one running on this thread.
+    fn with_core<R>(&self, f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
+        crate::context::with_running(|core| (core.remote.slot == self.slot).then(|| f(core))).flatten()
+    }
+
+    /// Returns the timer's loop, which must be running on this thread.
+    fn core(&self) -> Rc<Core> {
+        self.with_core(Rc::clone).expect("aioloop: a timer was polled outside the loop it was created on")
     }
 
     /// Returns true if the timer fired, without registering anything.
     pub(crate) fn has_fired(&mut self) -> bool {
         if !self.fired {
             if let Some(h) = self.handle {
-                if !self.core.handle_pending(h) {
+                if !self.core().handle_pending(h) {
                     self.fired = true;
                     self.handle = None;
                 }
@@ -82,10 +100,11 @@ impl TimerSlot {
         if self.has_fired() {
             return true;
         }
+        let core = self.core();
         match self.handle {
-            Some(h) => self.core.set_handle_waker(h, cx.waker()),
+            Some(h) => core.set_handle_waker(h, cx.waker()),
             None => {
-                let due = self.deadline <= self.core.clock.now_ns();
+                let due = self.deadline <= core.clock.now_ns();
                 let action = if self.expire {
                     Action::Expire(cx.waker().clone(), None)
                 } else {
@@ -96,8 +115,8 @@ impl TimerSlot {
                         self.fired = true;
                         cx.waker().wake_by_ref();
                     }
-                    PastDue::Soon if due => self.handle = Some(self.core.call_soon_action(action)),
-                    _ => self.handle = Some(self.core.call_at_action(self.deadline, action)),
+                    PastDue::Soon if due => self.handle = Some(core.call_soon_action(action)),
+                    _ => self.handle = Some(core.call_at_action(self.deadline, action)),
                 }
             }
         }
@@ -107,7 +126,7 @@ impl TimerSlot {
     /// Tells the armed timer of a timeout what to cancel when it fires.
     pub(crate) fn set_link(&self, link: Option<Link>) {
         if let Some(h) = self.handle {
-            self.core.set_handle_link(h, link);
+            self.core().set_handle_link(h, link);
         }
     }
 
@@ -122,15 +141,13 @@ impl TimerSlot {
         self.handle.is_some() || self.fired
     }
 
-    /// Cancels the timer if it is still scheduled.
+    /// Cancels the timer if it is still scheduled. Off its loop's thread (or while the loop is
+    /// not running) nothing can be done; the record then fires a wake nobody waits for, or is
+    /// dropped when the loop closes.
     pub(crate) fn cancel(&mut self) {
         if let Some(h) = self.handle.take() {
-            self.core.cancel_handle(h);
+            self.with_core(|core| core.cancel_handle(h));
         }
-    }
-
-    pub(crate) fn core(&self) -> &Rc<Core> {
-        &self.core
     }
 }
 
@@ -237,7 +254,7 @@ impl Sleep {
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
         match (&self.timer, self.when) {
-            (Some(t), _) => Some(t.core().clock.instant(t.deadline)),
+            (Some(t), _) => Some(t.at),
             (None, When::At(i)) => Some(i),
             (None, When::After(_)) => None,
         }
@@ -257,7 +274,7 @@ impl Future for Sleep {
         let timer = this.timer.get_or_insert_with(|| {
             let core = crate::context::current();
             let deadline = this.when.deadline_ns(&core);
-            TimerSlot::new(core, deadline, PastDue::Yield)
+            TimerSlot::new(&core, deadline, PastDue::Yield)
         });
         if timer.poll_fired(cx) {
             Poll::Ready(())
@@ -473,7 +490,7 @@ impl<F> Timeout<F> {
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
         match (&self.timer, self.when) {
-            (Some(t), _) => Some(t.core().clock.instant(t.deadline)),
+            (Some(t), _) => Some(t.at),
             (None, When::At(i)) => Some(i),
             (None, When::After(_)) => None,
         }
@@ -517,11 +534,11 @@ impl<F: Future> Future for Timeout<F> {
         let timer = this.timer.get_or_insert_with(|| {
             let core = crate::context::current();
             let deadline = when.deadline_ns(&core);
-            let mut timer = TimerSlot::new(core, deadline, PastDue::Soon);
+            let mut timer = TimerSlot::new(&core, deadline, PastDue::Soon);
             timer.expire = true;
             timer
         });
-        let core = timer.core().clone();
+        let core = timer.core();
         if *this.zero == Zero::No && matches!(this.state, TimeoutState::Active) && !timer.is_armed() {
             // Armed before the body first runs, as asyncio's `timeout()` is at `__aenter__`: a
             // deadline already passed is queued now, ahead of whatever the body schedules, so the

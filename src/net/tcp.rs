@@ -1,0 +1,290 @@
+//! TCP: [`TcpListener`] and [`TcpStream`].
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+
+use crate::Async;
+
+/// A TCP socket listening for connections (asyncio's `start_server` socket).
+///
+/// # Examples
+///
+/// ```
+/// use aioloop::net::{TcpListener, TcpStream};
+///
+/// aioloop::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     let client = aioloop::spawn(async move {
+///         let s = TcpStream::connect(addr).await?;
+///         s.write_all(b"hello").await
+///     });
+///     let (conn, _peer) = listener.accept().await?;
+///     let mut buf = [0; 5];
+///     let mut got = 0;
+///     while got < 5 {
+///         got += conn.read(&mut buf[got..]).await?;
+///     }
+///     assert_eq!(&buf, b"hello");
+///     client.await.unwrap()
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    inner: Async<std::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds a listener to an address (`"127.0.0.1:0"` picks a free port), with the standard
+    /// library's backlog. Binding never blocks.
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse`, `PermissionDenied`, an address that does not resolve, or no running loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     let l = aioloop::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let taken = l.local_addr().unwrap();
+    ///     let err = aioloop::net::TcpListener::bind(taken).unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    /// });
+    /// ```
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        Self::from_std(std::net::TcpListener::bind(addr)?)
+    }
+
+    /// Waits for a connection and accepts it.
+    ///
+    /// While the process is out of file descriptors (`EMFILE`, `ENFILE`) it backs off (sleeping
+    /// 1 ms, then twice as long each time, up to 1 s) and tries again, instead of spinning;
+    /// connections reset by their peer before they were accepted are skipped.
+    ///
+    /// # Errors
+    ///
+    /// Other accept failures (rare: the listener was shut down, a firewall refused).
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListener`].
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, addr) = super::accept_with_backoff(&self.inner, |l| l.accept()).await?;
+        Ok((TcpStream::from_std(s)?, addr))
+    }
+
+    /// Returns the address the listener is bound to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     let l = aioloop::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     assert_ne!(l.local_addr().unwrap().port(), 0);
+    /// });
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().local_addr()
+    }
+
+    /// Wraps a standard library listener (made non-blocking and registered with the loop).
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be made non-blocking or registered, or no loop is running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     let std = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let l = aioloop::net::TcpListener::from_std(std).unwrap();
+    ///     let back: std::net::TcpListener = l.into_std().unwrap();
+    ///     # drop(back);
+    /// });
+    /// ```
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        Ok(TcpListener { inner: Async::new(listener)? })
+    }
+
+    /// Deregisters the listener and returns the standard library one (still non-blocking).
+    ///
+    /// # Errors
+    ///
+    /// If the poller refuses to delete it.
+    ///
+    /// # Examples
+    ///
+    /// See [`from_std`](Self::from_std).
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        self.inner.into_inner()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl TryFrom<std::net::TcpListener> for TcpListener {
+    type Error = io::Error;
+    fn try_from(l: std::net::TcpListener) -> io::Result<TcpListener> {
+        TcpListener::from_std(l)
+    }
+}
+
+/// A TCP connection (asyncio's stream reader and writer, at the socket level).
+///
+/// # Examples
+///
+/// See [`TcpListener`].
+#[derive(Debug)]
+pub struct TcpStream {
+    inner: Async<std::net::TcpStream>,
+}
+
+super::async_stream!(TcpStream, std::net::TcpStream);
+
+impl TcpStream {
+    /// Connects to an address without blocking the loop: a non-blocking `connect(2)`, then a wait
+    /// until the socket is writable. Each resolved address is tried in turn.
+    ///
+    /// Host names are resolved with the standard library's blocking resolver, on the loop's
+    /// thread; pass an IP address (or resolve with [`run_in_executor`](crate::run_in_executor))
+    /// to keep the loop responsive.
+    ///
+    /// # Errors
+    ///
+    /// `ConnectionRefused`, `TimedOut`, `NetworkUnreachable`... (the last address's error), or no
+    /// running loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     // Nothing listens on this port of the loopback interface.
+    ///     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = l.local_addr().unwrap();
+    ///     drop(l);
+    ///     let err = aioloop::net::TcpStream::connect(addr).await.unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    /// });
+    /// ```
+    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to");
+        for a in addr.to_socket_addrs()? {
+            match Self::connect_addr(a).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
+        let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+        let fd =
+            rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)?;
+        match rustix::net::connect(&fd, &addr) {
+            Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let stream = TcpStream { inner: Async::new(std::net::TcpStream::from(fd))? };
+        // The connection is established (or failed) when the socket becomes writable.
+        stream.inner.writable().await?;
+        if let Some(e) = stream.inner.get_ref().take_error()? {
+            return Err(e);
+        }
+        stream.inner.get_ref().peer_addr()?;
+        Ok(stream)
+    }
+
+    /// Wraps a standard library stream (made non-blocking and registered with the loop).
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be made non-blocking or registered, or no loop is running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let std = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    ///     let s = aioloop::net::TcpStream::from_std(std).unwrap();
+    ///     assert_eq!(s.peer_addr().unwrap(), l.local_addr().unwrap());
+    /// });
+    /// ```
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream { inner: Async::new(stream)? })
+    }
+
+    /// Returns the local address.
+    ///
+    /// # Examples
+    ///
+    /// See [`from_std`](Self::from_std).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().local_addr()
+    }
+
+    /// Returns the peer's address.
+    ///
+    /// # Examples
+    ///
+    /// See [`from_std`](Self::from_std).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().peer_addr()
+    }
+
+    /// Sets `TCP_NODELAY` (no Nagle delay for small writes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// aioloop::run(async {
+    ///     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let s = aioloop::net::TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+    ///     s.set_nodelay(true).unwrap();
+    ///     assert!(s.nodelay().unwrap());
+    /// });
+    /// ```
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.inner.get_ref().set_nodelay(on)
+    }
+
+    /// Returns whether `TCP_NODELAY` is set.
+    ///
+    /// # Examples
+    ///
+    /// See [`set_nodelay`](Self::set_nodelay).
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.get_ref().nodelay()
+    }
+
+    /// Reads some bytes without taking them off the socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aioloop::net::{TcpListener, TcpStream};
+    /// aioloop::run(async {
+    ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+    ///     let (s, _) = l.accept().await.unwrap();
+    ///     c.write_all(b"abc").await.unwrap();
+    ///     let mut buf = [0; 3];
+    ///     let n = s.peek(&mut buf).await.unwrap();
+    ///     assert_eq!(&buf[..n], &b"abc"[..n]);
+    /// });
+    /// ```
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_with(|s| s.peek(buf)).await
+    }
+}
