@@ -106,9 +106,12 @@ struct Slot<R> {
 /// Runs the blocking function `f` on the executor's thread pool and returns a future of its
 /// result (asyncio's `loop.run_in_executor(None, f)`).
 ///
-/// The job is submitted at once. A panic in `f` gives `Err(TaskError::Panicked)`. Dropping the
-/// future lets the job finish and drops its result. See the [module docs](self) for the pool's
-/// size and the virtual-time rule.
+/// The job is submitted at once, to one process-wide pool of `min(32, cpus + 4)` threads
+/// (asyncio's default), started on demand and stopped after 10 s without work; more jobs wait
+/// in a FIFO queue. A panic in `f` gives `Err(TaskError::Panicked)` and the thread survives.
+/// Dropping the future (cancelling the awaiting task) lets the job finish and drops its result.
+/// Closing the loop never waits for jobs in flight. While a job is in flight, the loop's virtual
+/// time does not jump, since its result may arrive at any real moment.
 ///
 /// # Panics
 ///

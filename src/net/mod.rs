@@ -1,4 +1,4 @@
-//! Sockets on the loop: TCP, UDP and Unix-domain, each an [`Async`](crate::Async) around the
+//! Sockets on the loop: TCP, UDP and Unix-domain, each an [`Async`] around the
 //! standard library's socket (asyncio's `open_connection`/`start_server` streams, at the level of
 //! the socket calls).
 //!
