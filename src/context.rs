@@ -110,7 +110,11 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    current().spawn(fut)
+    let mut fut = Some(fut);
+    match with_running(|core| core.spawn(fut.take().expect("called once"))) {
+        Some(task) => task,
+        None => panic!("no running event loop"),
+    }
 }
 
 /// Spawns a task on the running loop, or returns [`NoRunningLoop`] if there is none.

@@ -68,8 +68,7 @@ pub struct Task<T> {
 }
 
 impl<T> Task<T> {
-    pub(crate) fn new(core: Rc<Core>, key: TaskKey) -> Task<T> {
-        let id = core.tasks.borrow()[key.index()].id;
+    pub(crate) fn new(core: Rc<Core>, key: TaskKey, id: u64) -> Task<T> {
         Task { core, key, id, finished: Cell::new(None), linker: Cell::new(None), _output: PhantomData }
     }
 

@@ -524,7 +524,7 @@ impl EventLoop {
         let mut wrapper = pin!(Some(async {
             out.set(Some(fut.await));
         }));
-        let key = self.core.insert_task(None, true, Status::Idle);
+        let (key, _) = self.core.insert_task(None, true, Status::Idle);
         let main_task = MainTask { core: &self.core, key };
         let guard = crate::context::enter(&self.core);
         {

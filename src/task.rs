@@ -279,16 +279,22 @@ impl Core {
         if self.closed.get() {
             // asyncio refuses `create_task` on a closed loop; here the task is born cancelled,
             // which is what a spawn from a destructor running during `close()` needs.
-            let key = self.insert_task(None, false, Status::Cancelled);
+            let (key, id) = self.insert_task(None, false, Status::Cancelled);
             drop(cell);
-            return Task::new(self.clone(), key);
+            return Task::new(self.clone(), key, id);
         }
-        let key = self.insert_task(Some(cell), false, Status::Idle);
-        Task::new(self.clone(), key)
+        let (key, id) = self.insert_task(Some(cell), false, Status::Idle);
+        Task::new(self.clone(), key, id)
     }
 
-    /// Inserts a task entry and, unless it is born finished, queues its first step.
-    pub(crate) fn insert_task(&self, cell: Option<Pin<Box<dyn TaskCell>>>, is_main: bool, status: Status) -> TaskKey {
+    /// Inserts a task entry and, unless it is born finished, queues its first step; returns the
+    /// task's key and id.
+    pub(crate) fn insert_task(
+        &self,
+        cell: Option<Pin<Box<dyn TaskCell>>>,
+        is_main: bool,
+        status: Status,
+    ) -> (TaskKey, u64) {
         let id = next_task_id();
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
@@ -312,7 +318,7 @@ impl Core {
         if pending {
             self.ready.borrow_mut().push_back(crate::runtime::Runnable::Task(key));
         }
-        key
+        (key, id)
     }
 
     /// Wakes a task of this loop from the loop's own thread: queues it unless it is queued,
