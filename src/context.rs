@@ -225,6 +225,95 @@ pub fn call_at(when: Instant, f: impl FnOnce() + 'static) -> TimerHandle {
     TimerHandle::new(&core, deadline, Action::Callback(Box::new(f)))
 }
 
+/// [`EventLoop::add_reader`] on the running loop (for tasks and callbacks, which cannot reach
+/// the `EventLoop` while it runs).
+///
+/// # Errors
+///
+/// If the descriptor cannot be duplicated or registered.
+///
+/// # Panics
+///
+/// "no running event loop" outside a running loop.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, io::Write, os::fd::AsRawFd, rc::Rc};
+/// aioloop::run(async {
+///     let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+///     let raw = a.as_raw_fd();
+///     let calls = Rc::new(Cell::new(0));
+///     let c = calls.clone();
+///     aioloop::add_reader(&a, move || {
+///         c.set(c.get() + 1);
+///         aioloop::remove_reader(raw); // a callback may remove itself
+///     })
+///     .unwrap();
+///     b.write_all(b"x").unwrap();
+///     aioloop::sleep(std::time::Duration::from_millis(20)).await;
+///     assert_eq!(calls.get(), 1);
+/// });
+/// ```
+#[track_caller]
+pub fn add_reader(fd: impl std::os::fd::AsFd, callback: impl FnMut() + 'static) -> std::io::Result<()> {
+    current().add_fd_callback(fd.as_fd(), crate::io::Dir::Read, Box::new(callback))
+}
+
+/// [`EventLoop::remove_reader`] on the running loop.
+///
+/// # Panics
+///
+/// "no running event loop" outside a running loop.
+///
+/// # Examples
+///
+/// See [`add_reader`].
+#[track_caller]
+pub fn remove_reader(fd: impl std::os::fd::AsRawFd) -> bool {
+    current().remove_fd_callback(fd.as_raw_fd(), crate::io::Dir::Read)
+}
+
+/// [`EventLoop::add_writer`] on the running loop.
+///
+/// # Errors
+///
+/// If the descriptor cannot be duplicated or registered.
+///
+/// # Panics
+///
+/// "no running event loop" outside a running loop.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// aioloop::run(async {
+///     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+///     let raw = a.as_raw_fd();
+///     aioloop::add_writer(&a, move || { aioloop::remove_writer(raw); }).unwrap();
+///     aioloop::yield_now().await;
+/// });
+/// ```
+#[track_caller]
+pub fn add_writer(fd: impl std::os::fd::AsFd, callback: impl FnMut() + 'static) -> std::io::Result<()> {
+    current().add_fd_callback(fd.as_fd(), crate::io::Dir::Write, Box::new(callback))
+}
+
+/// [`EventLoop::remove_writer`] on the running loop.
+///
+/// # Panics
+///
+/// "no running event loop" outside a running loop.
+///
+/// # Examples
+///
+/// See [`add_writer`].
+#[track_caller]
+pub fn remove_writer(fd: impl std::os::fd::AsRawFd) -> bool {
+    current().remove_fd_callback(fd.as_raw_fd(), crate::io::Dir::Write)
+}
+
 /// Returns the id of the task being polled on this thread's running loop, if any.
 ///
 /// # Examples

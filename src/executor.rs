@@ -148,14 +148,15 @@ where
             s.outcome = Some(outcome);
             s.waker.take()
         };
-        job_remote.jobs_in_flight.fetch_sub(1, SeqCst);
-        match waker {
-            // Its task wakes, and with it the loop.
-            Some(w) => w.wake(),
-            // Nobody awaits (yet): still wake the loop, which may be waiting for this job to
-            // let virtual time move.
-            None => job_remote.notify(),
+        // Wake the awaiting task *before* the job stops counting as in flight: in between, a
+        // loop on virtual time could otherwise see neither the job nor the wake and jump the
+        // clock past a timeout that the result was about to beat.
+        if let Some(w) = waker {
+            w.wake();
         }
+        job_remote.jobs_in_flight.fetch_sub(1, SeqCst);
+        // And wake the loop in any case: it may be waiting for this job to let virtual time move.
+        job_remote.notify();
     }));
     Blocking { slot, _remote: remote }
 }

@@ -172,6 +172,17 @@ impl Core {
         f: Box<dyn FnMut()>,
     ) -> io::Result<()> {
         let raw = fd.as_raw_fd();
+        // The same number may now name another file: the old one was closed without
+        // `remove_reader` and the number reused. Its registration (a dup of the old file) is
+        // stale: drop it, with its callbacks, and register the new file.
+        let stale = self.fd_callbacks.borrow().by_fd.get(&raw).is_some_and(|(_, reg)| !same_file(reg.get_ref(), fd));
+        if stale {
+            let removed = self.fd_callbacks.borrow_mut().by_fd.remove(&raw);
+            if let Some((key, reg)) = removed {
+                drop(reg);
+                self.io_remove(key);
+            }
+        }
         let mut fds = self.fd_callbacks.borrow_mut();
         fds.next_seq += 1;
         let seq = fds.next_seq;
@@ -242,6 +253,14 @@ impl Core {
             drop(reg);
             self.io_remove(key);
         }
+    }
+}
+
+/// Returns true if both descriptors refer to the same file (device and inode).
+fn same_file(a: impl AsFd, b: impl AsFd) -> bool {
+    match (rustix::fs::fstat(a), rustix::fs::fstat(b)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
     }
 }
 

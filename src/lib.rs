@@ -119,7 +119,10 @@ mod waker;
 pub use combinators::{
     as_completed, gather, gather_settled, shield, wait, AsCompleted, Gather, GatherSettled, ReturnWhen, Shield, Wait,
 };
-pub use context::{call_at, call_later, call_soon, current_task, now, run, spawn, try_spawn};
+pub use context::{
+    add_reader, add_writer, call_at, call_later, call_soon, current_task, now, remove_reader, remove_writer, run,
+    spawn, try_spawn,
+};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};
 pub use executor::{run_in_executor, Blocking};
 pub use handle::{Handle, TimerHandle};

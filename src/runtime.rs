@@ -185,7 +185,11 @@ impl Core {
             // Virtual time: nothing can happen before the next deadline, so go there at once,
             // unless a socket or an executor job can still produce something in real time.
             Timeout::Until(deadline) if self.clock.is_virtual() && sources == 0 && self.jobs_in_flight() == 0 => {
-                self.clock.advance_to(deadline);
+                // Re-check the inbox *after* reading the job count: a job wakes its task before
+                // it stops counting, so a job seen finished here has its wake visible here.
+                if !self.remote.has_pending() {
+                    self.clock.advance_to(deadline);
+                }
                 return;
             }
             Timeout::Until(deadline) => {
@@ -678,9 +682,12 @@ impl EventLoop {
         TimerHandle::new(&self.core, deadline, Action::Callback(Box::new(f)))
     }
 
-    /// Runs `callback` once in every iteration in which `fd` is readable (asyncio's
-    /// `add_reader`), until [`remove_reader`](Self::remove_reader). Replaces a previous reader
-    /// callback of the same descriptor.
+    /// Runs `callback` whenever the loop finds `fd` readable (asyncio's `add_reader`), until
+    /// [`remove_reader`](Self::remove_reader): at most once per iteration; in every iteration
+    /// while the loop is otherwise idle, and at least every 61 iterations while tasks keep it
+    /// busy (see docs/architecture.md). Replaces a previous reader callback of the same
+    /// descriptor. Inside a callback, the free functions [`remove_reader`](crate::remove_reader)
+    /// and friends reach the running loop.
     ///
     /// The loop registers a duplicate of `fd` (level-triggered, as asyncio's selector does), so
     /// closing `fd` without removing the callback cannot corrupt the poller; the callback keeps
@@ -725,9 +732,8 @@ impl EventLoop {
         self.core.remove_fd_callback(fd.as_raw_fd(), crate::io::Dir::Read)
     }
 
-    /// Runs `callback` once in every iteration in which `fd` is writable (asyncio's
-    /// `add_writer`), until [`remove_writer`](Self::remove_writer). See
-    /// [`add_reader`](Self::add_reader).
+    /// Runs `callback` whenever the loop finds `fd` writable (asyncio's `add_writer`), until
+    /// [`remove_writer`](Self::remove_writer); see [`add_reader`](Self::add_reader).
     ///
     /// # Errors
     ///

@@ -183,6 +183,11 @@ impl LoopHandle {
         let on_loop = shared.clone();
         // On a closed loop the closure is dropped at once, and its completer resolves the handle.
         let _ = self.call_soon_threadsafe(move || {
+            if lock(&on_loop).cancel_requested {
+                // Cancelled before it was created: it never starts (dropping the completer
+                // resolves the handle as cancelled).
+                return;
+            }
             let core = crate::context::current();
             let task = core.spawn(make());
             // The wrapper delivers the outcome; cancelling it cancels `task` (it awaits it), and
