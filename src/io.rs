@@ -23,7 +23,8 @@
 //! - Events are only processed by the loop (phase 3), never during a task's poll, so "try, then
 //!   park" needs no lock.
 //! - asyncio's callbacks (`add_reader`) register a `dup` of the descriptor, level-triggered, and
-//!   run once per iteration in which the descriptor is ready, from the ready queue (phase 6).
+//!   run from the ready queue (phase 6) once per call into the poller that finds the descriptor
+//!   ready: every iteration while the loop is otherwise idle, every 61st while tasks keep it busy.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -164,7 +165,7 @@ impl Core {
         drop(cb);
     }
 
-    /// asyncio's `add_reader`/`add_writer`: runs `f` once per iteration while `fd` is ready.
+    /// asyncio's `add_reader`/`add_writer`: runs `f` once per poll that finds `fd` ready.
     pub(crate) fn add_fd_callback(
         self: &Rc<Self>,
         fd: BorrowedFd<'_>,

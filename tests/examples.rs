@@ -19,6 +19,15 @@
 //!
 //! Lines that show a thread id must all show the *same* thread: one OS thread runs every task,
 //! which is the point of a 1:N event loop. The id's value is not asserted.
+//!
+//! The examples of real sockets and threads run on real time, without `--fast`, and the tests
+//! assert the shape of their output rather than every line (ports, timings and rates vary):
+//! - `echo` (no arguments: server and client in one loop, 100 connections × 100 requests)
+//!   reports 10,000 requests, a requests/s rate, p50 ≤ p99, and `errors: 0`;
+//! - `http_crawl` fetches every page in parts (a) to (c), part (d) gets no answer, and the
+//!   concurrent totals are well under the sequential one;
+//! - `threadsafe` prints the same lines on every run (each step waits for the previous one), so
+//!   they are compared in full.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -267,4 +276,114 @@ fn workers_and_crawl_match_cpython() {
         let expected: Vec<&str> = expected.iter().copied().filter(|l| !l.starts_with("cost ")).collect();
         assert_eq!(without_costs(&python), expected, "{name}: CPython prints something else");
     }
+}
+
+/// Runs an example with `args` on real time and returns its stdout.
+fn run_example_with(name: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--example", name, "--"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cannot start cargo");
+    assert!(
+        out.status.success(),
+        "`cargo run --example {name} -- {}` failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("the example prints UTF-8")
+}
+
+/// Returns the first line that starts with `prefix`, without the prefix.
+fn line_after<'a>(stdout: &'a str, prefix: &str) -> &'a str {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starts with {prefix:?} in:\n{stdout}"))
+}
+
+/// Parses a number of seconds written `1.234s` at the start of `text`.
+fn seconds(text: &str) -> f64 {
+    let end = text.find('s').unwrap_or_else(|| panic!("no seconds in {text:?}"));
+    text[..end].parse().unwrap_or_else(|_| panic!("no seconds in {text:?}"))
+}
+
+#[test]
+fn echo_serves_its_own_client_on_one_thread() {
+    let stdout = run_example_with("echo", &[]);
+    // "10000 requests in 0.123s: 81234 requests/s"
+    let rate_line = stdout.lines().find(|l| l.ends_with(" requests/s")).expect("a requests/s line");
+    let (count, rest) = rate_line.split_once(" requests in ").expect("`N requests in T: R requests/s`");
+    assert_eq!(count, "10000", "100 connections × 100 requests: {rate_line}");
+    let rate: f64 = rest.rsplit(' ').nth(1).and_then(|r| r.parse().ok()).expect("a rate");
+    assert!(rate > 0.0, "{rate_line}");
+    // "latency: p50 1.234ms, p99 2.345ms"
+    let latency = line_after(&stdout, "latency: p50 ");
+    let (p50, p99) = latency.split_once("ms, p99 ").expect("p50 and p99");
+    let p50: f64 = p50.parse().expect("p50 in ms");
+    let p99: f64 = p99.trim_end_matches("ms").parse().expect("p99 in ms");
+    assert!(p50 <= p99, "{latency}");
+    assert!(stdout.lines().any(|l| l == "errors: 0"), "no `errors: 0` line in:\n{stdout}");
+    assert!(line_after(&stdout, "connected ").starts_with("100 connections in "), "{stdout}");
+    let (_, ids) = mask_thread_ids(&stdout);
+    assert_eq!(ids.len(), 1, "one thread runs the server and the client, saw threads {ids:?}");
+}
+
+#[test]
+fn http_crawl_concurrent_fetches_beat_sequential_ones() {
+    let stdout = run_example_with("http_crawl", &[]);
+    let starts = stdout.lines().filter(|l| l.starts_with("start http://127.0.0.1:")).count();
+    assert_eq!(starts, 10, "three urls in each of parts (a), (b), (c), one in (d):\n{stdout}");
+    for n in 1..=3 {
+        let ok = format!("200 \"page {n}\"");
+        let fetched = stdout.lines().filter(|l| l.starts_with("end ") && l.contains(&ok)).count();
+        assert_eq!(fetched, 3, "page {n} is fetched in parts (a), (b) and (c):\n{stdout}");
+    }
+    let on_executor = stdout.lines().filter(|l| l.ends_with("(fetched on thread aioloop-executor)")).count();
+    assert_eq!(on_executor, 3, "part (c) fetches on the executor's threads:\n{stdout}");
+    assert!(stdout.contains("error: no answer within 250 ms"), "part (d) gets no answer:\n{stdout}");
+
+    let sequential = seconds(line_after(&stdout, "sequential total "));
+    let concurrent = seconds(line_after(&stdout, "concurrent total "));
+    let executor = seconds(line_after(&stdout, "run_in_executor total "));
+    // The pages take 0.1, 0.2 and 0.3 s: 0.6 s one after the other, 0.3 s at the same time.
+    assert!(sequential >= 0.6, "sequential total {sequential}s");
+    assert!(concurrent >= 0.3 && concurrent < 0.75 * sequential, "concurrent {concurrent}s, sequential {sequential}s");
+    assert!(executor >= 0.3 && executor < 0.75 * sequential, "run_in_executor {executor}s, sequential {sequential}s");
+}
+
+/// The output of `cargo run --example threadsafe`.
+const THREADSAFE: &[&str] = &[
+    "main: the loop runs on thread main",
+    "feeder: started on thread feeder",
+    "--- 1. call_soon_threadsafe, the result sent back over a channel ---",
+    "loop: the callback runs on thread main",
+    "feeder: got 5050 back on thread feeder",
+    "--- 2. spawn a Send future, block_on its RemoteTask ---",
+    "loop: square(7) runs on thread main, sleeps 20 ms",
+    "feeder: square(7) = Ok(49) on thread feeder",
+    "--- 3. spawn_with: a future that is not Send, made on the loop's thread ---",
+    "loop: the closure makes the future on thread main",
+    "loop: task 1 adds 1 on thread main",
+    "loop: task 2 adds 2 on thread main",
+    "loop: task 3 adds 3 on thread main",
+    "feeder: the three tasks added up to Ok(6) on thread feeder",
+    "--- 4. cancel a RemoteTask from the thread ---",
+    "loop: a 60 s sleep starts on thread main",
+    "feeder: cancelling it on thread feeder",
+    "loop: the 60 s sleep was dropped (cancelled) on thread main",
+    "feeder: cancel() returned true; the task ended Cancelled",
+    "feeder: done on thread feeder; stopping the loop",
+    "main: the loop stopped; joining the feeder",
+    "main: done",
+];
+
+#[test]
+fn threadsafe_runs_the_threads_work_on_the_loops_thread() {
+    let stdout = run_example_with("threadsafe", &[]);
+    let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+    assert_lines("threadsafe", &lines, THREADSAFE);
 }

@@ -1,0 +1,416 @@
+//! An echo server and a load-generating client, every connection on one thread: seed
+//! `001_248d928f422d19d8.txt` ("协程(coroutine)") names the two uses of coroutines it cares about,
+//! "a client that quickly sends 100k requests" and "a server that handles 100k concurrent
+//! requests", and this example does both with aioloop's sockets (the c10k problem).
+//!
+//! - `server [ADDR]` accepts connections and spawns one task per connection, which writes back
+//!   whatever it reads. Once a second, if anything changed, it prints how many connections are
+//!   open and how many bytes it echoed.
+//! - `client [ADDR] [--connections N] [--requests M]` opens N connections (default 10,000),
+//!   then every connection makes M round trips (default 10: the seed's 100k requests) of a
+//!   64-byte request and its echo, all connections at the same time; it reports requests/s and
+//!   the p50/p99 latency of a round trip.
+//! - With no mode, the server (on a free port, unless ADDR is given) and the client run in the
+//!   same loop, 100 connections × 100 requests by default, which finishes in well under a
+//!   second.
+//!
+//! Every connection is a task and every task runs on the main thread. Before opening the
+//! connections the client compares what it needs with the process's limit on open files
+//! (`/proc/self/limits`, Linux) and stops with a hint to raise it (`ulimit -n 20000`) instead of
+//! failing halfway with "Too many open files"; failures are `io::Error`s, reported on stderr with
+//! a non-zero exit status.
+//!
+//! Run with: `cargo run --example echo` (both in one loop), or
+//! `cargo run --release --example echo -- server` in one terminal and
+//! `cargo run --release --example echo -- client` in another.
+
+use std::cell::Cell;
+use std::io;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use aioloop::net::{TcpListener, TcpStream};
+use aioloop::EventLoop;
+
+/// Where the server listens and the client connects unless told otherwise.
+const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+/// The size of a request (and of its echo).
+const REQUEST_SIZE: usize = 64;
+/// How many connections are opened at once, each checked with one echo before the next wave:
+/// fewer than the listener's backlog (128 with the standard library), so no SYN is dropped and
+/// retried a second later (see `connect_all`).
+const CONNECT_WAVE: usize = 100;
+/// File descriptors the process needs besides the connections (stdio, the poller's epoll,
+/// eventfd and timerfd, the listener, descriptors inherited from the shell or Cargo...).
+const SPARE_FDS: u64 = 64;
+
+/// What to run, from the command line.
+#[derive(Debug)]
+struct Args {
+    /// `server`, `client`, or both in one loop.
+    mode: Mode,
+    /// The server's address, if given (default: `DEFAULT_ADDR`, or a free port when both run
+    /// in one loop).
+    addr: Option<String>,
+    /// How many connections the client opens.
+    connections: usize,
+    /// Round trips per connection.
+    requests: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Server,
+    Client,
+    Both,
+}
+
+fn usage(problem: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{problem}\nusage: echo [server|client] [ADDR] [--connections N] [--requests M]"),
+    )
+}
+
+/// Parses `[server|client] [ADDR] [--connections N] [--requests M]`.
+fn parse_args() -> io::Result<Args> {
+    let mut args = std::env::args().skip(1).peekable();
+    let mode = match args.peek().map(String::as_str) {
+        Some("server") => Mode::Server,
+        Some("client") => Mode::Client,
+        _ => Mode::Both,
+    };
+    if mode != Mode::Both {
+        args.next();
+    }
+    let (connections, requests) = if mode == Mode::Both { (100, 100) } else { (10_000, 10) };
+    let mut parsed = Args { mode, addr: None, connections, requests };
+    while let Some(arg) = args.next() {
+        let mut number = |name: &str| -> io::Result<usize> {
+            let value = args.next().ok_or_else(|| usage(&format!("{name} needs a number")))?;
+            value.parse().map_err(|_| usage(&format!("{name}: `{value}` is not a number")))
+        };
+        match arg.as_str() {
+            "--connections" => parsed.connections = number("--connections")?,
+            "--requests" => parsed.requests = number("--requests")?,
+            flag if flag.starts_with('-') => return Err(usage(&format!("unknown option `{flag}`"))),
+            addr => parsed.addr = Some(addr.to_string()),
+        }
+    }
+    if parsed.connections == 0 {
+        return Err(usage("--connections must be at least 1"));
+    }
+    Ok(parsed)
+}
+
+// ===== The server =====
+
+/// Counters the server's tasks share (one thread: `Cell`s in an `Rc`).
+#[derive(Default)]
+struct ServerStats {
+    /// Connections open now.
+    open: Cell<usize>,
+    /// Connections accepted so far.
+    accepted: Cell<u64>,
+    /// Bytes written back so far.
+    echoed: Cell<u64>,
+}
+
+/// Accepts connections forever, one task per connection.
+async fn serve(listener: TcpListener, stats: Rc<ServerStats>) -> io::Result<()> {
+    loop {
+        // `accept` backs off by itself while the process is out of file descriptors.
+        let (conn, _peer) = listener.accept().await?;
+        stats.open.set(stats.open.get() + 1);
+        stats.accepted.set(stats.accepted.get() + 1);
+        let stats = stats.clone();
+        aioloop::spawn(async move {
+            if let Err(e) = echo(&conn, &stats).await {
+                if e.kind() != io::ErrorKind::ConnectionReset && e.kind() != io::ErrorKind::BrokenPipe {
+                    eprintln!("echo server: connection failed: {e}");
+                }
+            }
+            stats.open.set(stats.open.get() - 1);
+        });
+    }
+}
+
+/// Writes back what `conn` sends until it closes its side.
+async fn echo(conn: &TcpStream, stats: &ServerStats) -> io::Result<()> {
+    let mut buf = [0; 4096];
+    loop {
+        let n = conn.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        conn.write_all(&buf[..n]).await?;
+        stats.echoed.set(stats.echoed.get() + n as u64);
+    }
+}
+
+/// Prints a status line every second in which the server's counters changed.
+async fn report_server(stats: Rc<ServerStats>) {
+    let mut last = (0, 0);
+    loop {
+        aioloop::sleep(Duration::from_secs(1)).await;
+        let now = (stats.accepted.get(), stats.echoed.get());
+        if now != last {
+            println!("connections: {} open, {} accepted; {} bytes echoed", stats.open.get(), now.0, now.1);
+            last = now;
+        }
+    }
+}
+
+// ===== The client =====
+
+/// What the client measured.
+struct Report {
+    connections: usize,
+    connect_time: Duration,
+    /// Round-trip times of the requests that got their echo.
+    latencies: Vec<Duration>,
+    /// How long the request phase took, from the first request to the last echo.
+    elapsed: Duration,
+    /// Connections that failed during the request phase, and the first failure.
+    errors: usize,
+    first_error: Option<io::Error>,
+}
+
+/// Opens `n` connections to `addr`, `CONNECT_WAVE` at a time, each checked with one echo.
+///
+/// A connect completes when the server's kernel answers, before the server accepts; a client
+/// that went on connecting could overflow the listener's backlog, and the kernel drops the SYNs
+/// of an overflowing backlog (the client retries one second later). The echo of a first request
+/// proves the server accepted the connection, so at most one wave is waiting in the backlog.
+async fn connect_all(addr: &str, n: usize) -> io::Result<Vec<TcpStream>> {
+    let mut conns = Vec::with_capacity(n);
+    while conns.len() < n {
+        let wave = CONNECT_WAVE.min(n - conns.len());
+        let connects = (0..wave).map(|_| {
+            let addr = addr.to_string();
+            async move {
+                let conn = TcpStream::connect(addr.as_str()).await?;
+                conn.set_nodelay(true)?;
+                let mut hello = [0u8; REQUEST_SIZE];
+                conn.write_all(&hello).await?;
+                read_exact(&conn, &mut hello).await?;
+                Ok::<_, io::Error>(conn)
+            }
+        });
+        for conn in aioloop::gather(connects).await.map_err(task_error)? {
+            conns.push(conn.map_err(|e| explain_connect_error(e, addr, conns.len()))?);
+        }
+    }
+    Ok(conns)
+}
+
+/// Makes `requests` round trips on `conn`; returns the round-trip times.
+async fn round_trips(conn: TcpStream, id: usize, requests: usize) -> io::Result<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(requests);
+    let mut request = [0u8; REQUEST_SIZE];
+    let mut reply = [0u8; REQUEST_SIZE];
+    for seq in 0..requests {
+        // A request names its connection and number, so a mixed-up echo is noticed.
+        request[..8].copy_from_slice(&(id as u64).to_le_bytes());
+        request[8..16].copy_from_slice(&(seq as u64).to_le_bytes());
+        let sent = Instant::now();
+        conn.write_all(&request).await?;
+        read_exact(&conn, &mut reply).await?;
+        latencies.push(sent.elapsed());
+        if reply != request {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "the echo differs from the request"));
+        }
+    }
+    Ok(latencies)
+}
+
+/// Reads exactly `buf.len()` bytes.
+async fn read_exact(conn: &TcpStream, buf: &mut [u8]) -> io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        match conn.read(&mut buf[got..]).await? {
+            0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection")),
+            n => got += n,
+        }
+    }
+    Ok(())
+}
+
+/// Connects, then runs every connection's round trips at the same time.
+async fn run_client(addr: &str, connections: usize, requests: usize) -> io::Result<Report> {
+    let start = Instant::now();
+    let conns = connect_all(addr, connections).await?;
+    let connect_time = start.elapsed();
+
+    let start = Instant::now();
+    let tasks: Vec<_> =
+        conns.into_iter().enumerate().map(|(id, conn)| aioloop::spawn(round_trips(conn, id, requests))).collect();
+    let outcomes = aioloop::gather_settled(tasks).await;
+    let elapsed = start.elapsed();
+
+    let mut report = Report { connections, connect_time, latencies: Vec::new(), elapsed, errors: 0, first_error: None };
+    for outcome in outcomes {
+        match outcome.map_err(task_error).and_then(|r| r) {
+            Ok(mut l) => report.latencies.append(&mut l),
+            Err(e) => {
+                report.errors += 1;
+                report.first_error.get_or_insert(e);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Returns the `p`th percentile (0..=100) of sorted durations.
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn print_report(mut r: Report) {
+    println!("connected {} connections in {:.3}s", r.connections, r.connect_time.as_secs_f64());
+    r.latencies.sort_unstable();
+    let done = r.latencies.len();
+    let rate = done as f64 / r.elapsed.as_secs_f64().max(1e-9);
+    println!("{done} requests in {:.3}s: {rate:.0} requests/s", r.elapsed.as_secs_f64());
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("latency: p50 {:.3}ms, p99 {:.3}ms", ms(percentile(&r.latencies, 50)), ms(percentile(&r.latencies, 99)));
+    println!("errors: {}", r.errors);
+    if let Some(e) = r.first_error {
+        eprintln!("first error: {e}");
+    }
+}
+
+// ===== File descriptors =====
+
+/// Returns the soft limit on open files of this process, read from `/proc/self/limits`
+/// (Linux); `None` if it cannot be read or is unlimited.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// The `ulimit -n` value to suggest for `needed` descriptors.
+fn suggested_limit(needed: u64) -> u64 {
+    needed.div_ceil(1000).saturating_mul(1000).max(20_000)
+}
+
+/// Fails with a hint if the process may not open `sockets` more sockets.
+fn check_fd_limit(sockets: usize) -> io::Result<()> {
+    let needed = sockets as u64 + SPARE_FDS;
+    match open_files_limit() {
+        Some(limit) if limit < needed => Err(io::Error::other(format!(
+            "{sockets} sockets need about {needed} file descriptors, but this process may open only {limit} \
+             (`ulimit -n`): raise it with `ulimit -n {}`, or ask for fewer with --connections",
+            suggested_limit(needed)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Adds a hint to a failed connect: out of descriptors, or no server listening.
+fn explain_connect_error(e: io::Error, addr: &str, opened: usize) -> io::Error {
+    // EMFILE (this process) and ENFILE (the whole system) are 24 and 23 on Linux, macOS and
+    // the BSDs; the standard library has no `ErrorKind` for them.
+    if matches!(e.raw_os_error(), Some(23 | 24)) {
+        return io::Error::other(format!(
+            "out of file descriptors after {opened} connections ({e}): raise the limit with `ulimit -n 20000`"
+        ));
+    }
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        return io::Error::new(
+            e.kind(),
+            format!(
+                "cannot connect to {addr} ({e}): start the server with `cargo run --release --example echo -- server`"
+            ),
+        );
+    }
+    io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}"))
+}
+
+// ===== main =====
+
+async fn main_async(args: Args) -> io::Result<()> {
+    let addr = args.addr.as_deref().unwrap_or(if args.mode == Mode::Both { "127.0.0.1:0" } else { DEFAULT_ADDR });
+    match args.mode {
+        Mode::Server => {
+            let listener = TcpListener::bind(addr)?;
+            println!("echo server listening on {} (thread {:?}); Ctrl-C stops it", listener.local_addr()?, thread());
+            if let Some(limit) = open_files_limit() {
+                println!(
+                    "it can hold about {} connections at once (`ulimit -n` is {limit})",
+                    limit.saturating_sub(SPARE_FDS)
+                );
+            }
+            let stats = Rc::new(ServerStats::default());
+            aioloop::spawn(report_server(stats.clone()));
+            serve(listener, stats).await
+        }
+        Mode::Client => {
+            check_fd_limit(args.connections)?;
+            println!(
+                "echo client: {} connections × {} requests of {REQUEST_SIZE} bytes to {} (thread {:?})",
+                args.connections,
+                args.requests,
+                addr,
+                thread()
+            );
+            finish(run_client(addr, args.connections, args.requests).await?)
+        }
+        Mode::Both => {
+            // Each connection has two ends here, and both are this process's descriptors.
+            check_fd_limit(2 * args.connections)?;
+            let listener = TcpListener::bind(addr)?;
+            let addr = listener.local_addr()?.to_string();
+            println!(
+                "echo: {} connections × {} requests of {REQUEST_SIZE} bytes, server and client in one loop (thread {:?})",
+                args.connections,
+                args.requests,
+                thread()
+            );
+            let server = aioloop::spawn(serve(listener, Rc::default()));
+            let report = run_client(&addr, args.connections, args.requests).await;
+            server.cancel();
+            finish(report?)
+        }
+    }
+}
+
+/// Prints the report; fails if any connection failed.
+fn finish(report: Report) -> io::Result<()> {
+    let errors = report.errors;
+    print_report(report);
+    if errors > 0 {
+        return Err(io::Error::other(format!("{errors} connections failed")));
+    }
+    Ok(())
+}
+
+/// Turns a task's failure (a panic or a cancellation) into an `io::Error`.
+fn task_error(e: aioloop::TaskError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+fn thread() -> std::thread::ThreadId {
+    std::thread::current().id()
+}
+
+fn main() -> ExitCode {
+    let result = parse_args().and_then(|args| {
+        let mut lp = EventLoop::new()?;
+        let result = lp.run_until_complete(main_async(args));
+        lp.close();
+        result
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
