@@ -110,8 +110,9 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    let at = std::panic::Location::caller();
     let mut fut = Some(fut);
-    match with_running(|core| core.spawn(fut.take().expect("called once"))) {
+    match with_running(|core| core.spawn_at(fut.take().expect("called once"), at)) {
         Some(task) => task,
         None => panic!("no running event loop"),
     }
@@ -125,12 +126,14 @@ where
 /// assert!(aioloop::try_spawn(async {}).is_err());
 /// aioloop::run(async { assert!(aioloop::try_spawn(async {}).is_ok()) });
 /// ```
+#[track_caller]
 pub fn try_spawn<F>(fut: F) -> Result<Task<F::Output>, NoRunningLoop>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
-    with_running(|core| core.spawn(fut)).ok_or(NoRunningLoop)
+    let at = std::panic::Location::caller();
+    with_running(|core| core.spawn_at(fut, at)).ok_or(NoRunningLoop)
 }
 
 /// Returns the running loop's time (virtual under virtual time; asyncio's `loop.time()`).

@@ -105,7 +105,7 @@ impl Group {
 
     /// Runs in the iteration after a member finished (the done-callback): counts it and wakes
     /// the combinator if its condition now holds.
-    pub(crate) fn member_finished(&self, member: u32, status: Status) {
+    pub(crate) fn member_finished(&self, core: &Core, member: u32, status: Status) {
         self.finished.set(self.finished.get() + 1);
         self.panicked.set(self.panicked.get() || status == Status::Panicked);
         self.failed.set(self.failed.get() || status != Status::Done);
@@ -113,7 +113,7 @@ impl Group {
         if self.condition_holds() {
             let waker = self.waker.borrow().clone();
             if let Some(waker) = waker {
-                crate::task::contain("a waker", move || waker.wake());
+                core.contain(move || waker.wake());
             }
         }
     }

@@ -13,13 +13,11 @@
 //! - A record runs at most once: running removes it first, then calls it with no borrow held.
 //! - A panicking callback is reported ("Exception in callback") and the loop goes on.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::task::Waker;
 use std::time::Instant;
 
-use crate::error::panic_message;
 use crate::runtime::{Core, Runnable};
 use crate::timer::TimerEntry;
 
@@ -135,19 +133,17 @@ impl Core {
         };
         match record.action {
             Action::Callback(f) => {
-                if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
-                    eprintln!("aioloop: Exception in callback: panicked: {}", panic_message(&*p));
-                }
+                self.contain(f);
             }
-            Action::Wake(w) => crate::task::contain("a waker", move || w.wake()),
+            Action::Wake(w) => self.contain(move || w.wake()),
             Action::Stop => self.remote.stop.store(true, SeqCst),
-            Action::Member(group, member, status) => group.member_finished(member, status),
+            Action::Member(group, member, status) => group.member_finished(self, member, status),
             Action::Io(key, dir, seq) => self.run_io_callback(key, dir, seq),
             Action::Expire(waker, link) => {
                 // When the awaited task (or gather) finishes cancelling, it wakes the timed-out
                 // task itself; only if there is nothing to cancel is the task woken now.
                 if !link.is_some_and(|l| crate::time::cancel_link(self, &l)) {
-                    crate::task::contain("a waker", move || waker.wake());
+                    self.contain(move || waker.wake());
                 }
             }
         }

@@ -99,7 +99,7 @@ impl Core {
                 }
             }
             for w in wake {
-                crate::task::contain("a waker", move || w.wake());
+                self.contain(move || w.wake());
             }
         }
     }
@@ -150,9 +150,7 @@ impl Core {
             }
         };
         let Some(mut cb) = cb else { return };
-        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (cb.f)())) {
-            eprintln!("aioloop: Exception in callback: panicked: {}", crate::error::panic_message(&*p));
-        }
+        self.contain(|| (cb.f)());
         // Put it back, unless the callback removed (or replaced) itself meanwhile.
         let mut io = self.io.borrow_mut();
         if let Some(e) = io.get_mut(key) {

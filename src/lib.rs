@@ -99,6 +99,7 @@ mod clock;
 mod combinators;
 mod context;
 mod error;
+mod exception;
 mod executor;
 mod group;
 mod handle;
@@ -124,6 +125,7 @@ pub use context::{
     spawn, try_spawn,
 };
 pub use error::{NoRunningLoop, TaskError, TimeoutError};
+pub use exception::{default_exception_handler, ExceptionContext, TaskInfo};
 pub use executor::{run_in_executor, Blocking};
 pub use handle::{Handle, TimerHandle};
 pub use io::Async;

@@ -113,12 +113,16 @@ pub(crate) struct Core {
     ticks_since_io: Cell<u32>,
     /// Counters for [`EventLoop::stats`].
     stats: Cell<Stats>,
+    /// The exception handler (`None`: the default, one line on stderr).
+    pub(crate) exception_handler: RefCell<Option<crate::exception::Handler>>,
+    /// Debug mode: slow steps are reported, and tasks remember where they were spawned.
+    debug: Option<DebugMode>,
     /// Scratch buffer for keys drained from the inbox.
     inbox_scratch: RefCell<Vec<u64>>,
 }
 
 impl Core {
-    fn new(virtual_time: bool) -> io::Result<Rc<Core>> {
+    fn new(virtual_time: bool, debug: Option<DebugMode>) -> io::Result<Rc<Core>> {
         Ok(Rc::new(Core {
             ready: RefCell::new(VecDeque::new()),
             tasks: RefCell::new(Slab::new()),
@@ -136,6 +140,8 @@ impl Core {
             io_events: RefCell::new(Vec::new()),
             ticks_since_io: Cell::new(0),
             stats: Cell::new(Stats::default()),
+            exception_handler: RefCell::new(None),
+            debug,
             inbox_scratch: RefCell::new(Vec::new()),
         }))
     }
@@ -257,10 +263,56 @@ impl Core {
         let ntodo = self.ready.borrow().len();
         for _ in 0..ntodo {
             let Some(next) = self.ready.borrow_mut().pop_front() else { break };
+            // Debug mode: name the step before it runs (a task may finish in it).
+            let debug = self.debug.as_ref().map(|d| (self.describe(next), Instant::now(), d.slow_callback_duration));
             match next {
                 Runnable::Task(key) => self.run_task(key, main),
                 Runnable::Handle { index, seq } => self.run_handle(index, seq),
             }
+            if let Some((what, started, threshold)) = debug {
+                self.report_slow(&what, started.elapsed(), threshold);
+            }
+        }
+    }
+
+    /// Debug mode: reports a step that held the loop at least `threshold` (asyncio's
+    /// "Executing <Handle ...> took 0.150 seconds"). Measured in real time, even under virtual
+    /// time: a blocking call stalls the thread, not the virtual clock.
+    fn report_slow(&self, what: &str, took: Duration, threshold: Duration) {
+        if took < threshold {
+            return;
+        }
+        let message = format!("Executing {what} took {:.3} seconds", took.as_secs_f64());
+        self.report(&crate::exception::ExceptionContext { message: &message, task: None, panic: None });
+    }
+
+    /// Debug mode: names a ready-queue entry for a slow-step report.
+    fn describe(&self, step: Runnable) -> String {
+        match step {
+            Runnable::Task(key) => {
+                let id = self.tasks.borrow().get(key.index()).filter(|e| key.matches(e.id)).map(|e| e.id);
+                id.map_or_else(|| "<Task finished>".to_string(), |id| self.task_info(id).to_string())
+            }
+            Runnable::Handle { .. } => "<Handle callback>".to_string(),
+        }
+    }
+
+    /// Debug mode: records where a task is spawned.
+    pub(crate) fn note_spawn_location(&self, id: u64, at: &'static std::panic::Location<'static>) {
+        if let Some(d) = &self.debug {
+            d.spawned_at.borrow_mut().insert(id, at);
+        }
+    }
+
+    /// Debug mode: where a task was spawned.
+    pub(crate) fn spawn_location(&self, id: u64) -> Option<&'static std::panic::Location<'static>> {
+        self.debug.as_ref().and_then(|d| d.spawned_at.borrow().get(&id).copied())
+    }
+
+    /// Debug mode: forgets a finished task's spawn location.
+    pub(crate) fn forget_spawn_location(&self, id: u64) {
+        if let Some(d) = &self.debug {
+            d.spawned_at.borrow_mut().remove(&id);
         }
     }
 
@@ -299,6 +351,14 @@ impl Core {
                 break;
             }
             for (key, cell) in doomed {
+                if cell.is_some() {
+                    let id = self.tasks.borrow()[key.index()].id;
+                    self.report(&crate::exception::ExceptionContext {
+                        message: "Task was destroyed but it is pending!",
+                        task: Some(self.task_info(id)),
+                        panic: None,
+                    });
+                }
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(cell)));
                 match outcome {
                     Ok(()) => self.finish_task(key, Status::Cancelled, None, None),
@@ -414,6 +474,14 @@ pub struct Stats {
     pub last_poll_timeout: Option<Duration>,
 }
 
+/// Debug mode's settings and records.
+pub(crate) struct DebugMode {
+    /// A step that takes at least this long is reported (asyncio's `slow_callback_duration`).
+    slow_callback_duration: Duration,
+    /// Where each live task was spawned.
+    spawned_at: RefCell<HashMap<u64, &'static std::panic::Location<'static>>>,
+}
+
 /// Configures an [`EventLoop`] before creating it.
 ///
 /// # Examples
@@ -429,6 +497,8 @@ pub struct Stats {
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     virtual_time: bool,
+    debug: Option<bool>,
+    slow_callback_duration: Option<Duration>,
 }
 
 impl Builder {
@@ -462,7 +532,48 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn build(self) -> io::Result<EventLoop> {
-        Ok(EventLoop { core: Core::new(self.virtual_time)? })
+        let debug_on = self.debug.unwrap_or_else(|| std::env::var_os("AIOLOOP_DEBUG").is_some_and(|v| v == "1"));
+        let debug = debug_on.then(|| DebugMode {
+            slow_callback_duration: self.slow_callback_duration.unwrap_or(Duration::from_millis(100)),
+            spawned_at: RefCell::default(),
+        });
+        Ok(EventLoop { core: Core::new(self.virtual_time, debug)? })
+    }
+
+    /// Turns debug mode on or off (asyncio's debug mode; default: on if the environment variable
+    /// `AIOLOOP_DEBUG` is `1`). In debug mode a task step or callback that holds the loop at
+    /// least [`slow_callback_duration`](Self::slow_callback_duration) (100 ms by default, real
+    /// time) is reported to the exception handler as
+    /// `Executing <Task name=Task-3 id=3 spawned at src/main.rs:12:5> took 0.250 seconds`, and
+    /// tasks remember where they were spawned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::RefCell, rc::Rc, time::Duration};
+    /// let mut lp = aioloop::EventLoop::builder().debug(true).slow_callback_duration(Duration::ZERO).build()?;
+    /// let reports = Rc::new(RefCell::new(vec![]));
+    /// let r = reports.clone();
+    /// lp.set_exception_handler(move |ctx| r.borrow_mut().push(ctx.message.to_string()));
+    /// lp.spawn(async {});
+    /// lp.run_until_complete(aioloop::yield_now());
+    /// // With a threshold of zero, every step is reported, with where its task was spawned.
+    /// assert!(reports.borrow().iter().any(|m| m.starts_with("Executing <Task name=Task-") && m.contains(".rs:")));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn debug(mut self, on: bool) -> Builder {
+        self.debug = Some(on);
+        self
+    }
+
+    /// Sets debug mode's threshold for slow steps (default 100 ms).
+    ///
+    /// # Examples
+    ///
+    /// See [`debug`](Self::debug).
+    pub fn slow_callback_duration(mut self, threshold: Duration) -> Builder {
+        self.slow_callback_duration = Some(threshold);
+        self
     }
 }
 
@@ -627,6 +738,7 @@ impl EventLoop {
     /// let t = lp.spawn(async { 1 + 1 });
     /// assert_eq!(lp.run_until_complete(t).unwrap(), 2);
     /// ```
+    #[track_caller]
     pub fn spawn<F>(&self, fut: F) -> Task<F::Output>
     where
         F: Future + 'static,
@@ -765,6 +877,33 @@ impl EventLoop {
     /// ```
     pub fn remove_writer(&self, fd: impl std::os::fd::AsRawFd) -> bool {
         self.core.remove_fd_callback(fd.as_raw_fd(), crate::io::Dir::Write)
+    }
+
+    /// Replaces the loop's exception handler (asyncio's `set_exception_handler`): it receives
+    /// what the loop cannot hand to a task, such as the panic of a detached task, a panicking
+    /// callback, or a task still pending when the loop closes. The default,
+    /// [`default_exception_handler`](crate::default_exception_handler), prints one line on
+    /// stderr; a handler may call it too.
+    ///
+    /// # Examples
+    ///
+    /// See [`ExceptionContext`](crate::ExceptionContext).
+    pub fn set_exception_handler(&self, handler: impl Fn(&crate::ExceptionContext<'_>) + 'static) {
+        *self.core.exception_handler.borrow_mut() = Some(Rc::new(handler));
+    }
+
+    /// Restores the default exception handler.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::new().unwrap();
+    /// lp.set_exception_handler(|_| {});
+    /// lp.reset_exception_handler();
+    /// ```
+    pub fn reset_exception_handler(&self) {
+        let old = self.core.exception_handler.borrow_mut().take();
+        drop(old);
     }
 
     /// Returns a thread-safe handle to this loop (`Send + Sync + Clone`).

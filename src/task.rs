@@ -41,7 +41,6 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use crate::error::panic_message;
 use crate::group::Group;
 use crate::join::Task;
 use crate::runtime::Core;
@@ -270,7 +269,17 @@ enum Step {
 
 impl Core {
     /// Spawns a `'static` future as a task and queues its first step.
+    #[track_caller]
     pub(crate) fn spawn<F>(self: &Rc<Self>, fut: F) -> Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.spawn_at(fut, std::panic::Location::caller())
+    }
+
+    /// Spawns a task whose spawn location (for debug mode's reports) is `at`.
+    pub(crate) fn spawn_at<F>(self: &Rc<Self>, fut: F, at: &'static std::panic::Location<'static>) -> Task<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
@@ -284,6 +293,7 @@ impl Core {
             return Task::new(self.clone(), key, id);
         }
         let (key, id) = self.insert_task(Some(cell), false, Status::Idle);
+        self.note_spawn_location(id, at);
         Task::new(self.clone(), key, id)
     }
 
@@ -531,7 +541,7 @@ impl Core {
         let detached = removed.is_some();
         // User code from here on: destructors of the output, foreign wakers. A panic there is
         // reported and contained, like a panicking callback.
-        contain("the destructor of a task's output", move || {
+        self.contain(move || {
             drop(cell);
             drop(removed);
         });
@@ -541,9 +551,10 @@ impl Core {
         if detached {
             crate::task::take_by_id(&self.names, id);
         }
+        self.forget_spawn_location(id);
         match join {
             JoinSlot::Empty => {}
-            JoinSlot::Waker(w) => contain("a waker", move || w.wake()),
+            JoinSlot::Waker(w) => self.contain(move || w.wake()),
             JoinSlot::Group(group, member) => {
                 self.call_soon_action(crate::handle::Action::Member(group, member, status));
             }
@@ -553,11 +564,11 @@ impl Core {
     /// Reports the panic of a task whose outcome nobody will ever read (asyncio's
     /// "Task exception was never retrieved"), on one line of stderr.
     pub(crate) fn report_unretrieved(&self, id: u64, payload: &(dyn Any + Send)) {
-        let name = self.task_name(id);
-        eprintln!(
-            "aioloop: Task exception was never retrieved: <Task {name} id={id}> panicked: {}",
-            panic_message(payload)
-        );
+        self.report(&crate::exception::ExceptionContext {
+            message: "Task exception was never retrieved",
+            task: Some(self.task_info(id)),
+            panic: Some(payload),
+        });
     }
 
     pub(crate) fn task_name(&self, id: u64) -> String {
@@ -650,12 +661,5 @@ pub(crate) fn take_by_id<V>(table: &std::cell::RefCell<std::collections::HashMap
         None
     } else {
         table.remove(&id)
-    }
-}
-
-/// Runs `f`, reporting a panic on stderr instead of unwinding into the loop.
-pub(crate) fn contain(what: &str, f: impl FnOnce()) {
-    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
-        eprintln!("aioloop: Exception in {what}: panicked: {}", panic_message(&*p));
     }
 }
