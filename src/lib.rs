@@ -111,6 +111,7 @@ mod reactor;
 mod remote;
 mod runtime;
 mod task;
+mod task_group;
 mod threadsafe;
 mod time;
 mod timer;
@@ -132,6 +133,7 @@ pub use io::Async;
 pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
 pub use runtime::{Builder, EventLoop, Stats};
 pub use task::{TaskId, TaskState};
+pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};
 pub use threadsafe::{LoopClosed, LoopHandle, RemoteTask};
 pub use time::{sleep, sleep_until, timeout, timeout_at, wait_for, yield_now, Sleep, Timeout, YieldNow};
 
