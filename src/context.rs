@@ -317,6 +317,29 @@ pub fn remove_writer(fd: impl std::os::fd::AsRawFd) -> bool {
     current().remove_fd_callback(fd.as_raw_fd(), crate::io::Dir::Write)
 }
 
+/// Returns every unfinished task of the running loop (asyncio's `asyncio.all_tasks()`), the
+/// calling task included; see [`EventLoop::tasks`].
+///
+/// # Panics
+///
+/// "no running event loop" outside a running loop.
+///
+/// # Examples
+///
+/// ```
+/// aioloop::run(async {
+///     let t = aioloop::spawn(aioloop::sleep(std::time::Duration::from_millis(10)));
+///     let dump = aioloop::all_tasks();
+///     assert_eq!(dump.tasks.len(), 2); // this task and t
+///     assert!(dump.tasks.iter().any(|s| s.id == t.id()));
+///     println!("{dump}");
+/// });
+/// ```
+#[track_caller]
+pub fn all_tasks() -> crate::TaskDump {
+    current().dump()
+}
+
 /// Returns the id of the task being polled on this thread's running loop, if any.
 ///
 /// # Examples

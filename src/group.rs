@@ -89,6 +89,11 @@ impl Group {
         self.members.borrow_mut().push(key);
     }
 
+    /// Returns how many members joined the group.
+    pub(crate) fn members(&self) -> usize {
+        self.members.borrow().len()
+    }
+
     /// Returns true if every member finished.
     pub(crate) fn all_finished(&self) -> bool {
         self.finished.get() == self.members.borrow().len()

@@ -49,6 +49,16 @@ pub(crate) struct HandleRecord {
     pub(crate) action: Action,
 }
 
+impl HandleRecord {
+    /// Returns the waker this record wakes, if any (for the task dump).
+    pub(crate) fn waker(&self) -> Option<&Waker> {
+        match &self.action {
+            Action::Wake(w) | Action::Expire(w, _) => Some(w),
+            _ => None,
+        }
+    }
+}
+
 /// Identifies a record: slab index and sequence number.
 pub(crate) type HandleKey = (u32, u64);
 

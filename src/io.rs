@@ -61,6 +61,15 @@ pub(crate) struct IoEntry {
     callbacks: [Option<IoCallback>; 2],
     /// Sequence numbers of the callbacks, so a run queued for a removed one is skipped.
     callback_seq: [u64; 2],
+    /// The registered descriptor's number (for the task dump).
+    pub(crate) fd: RawFd,
+}
+
+impl IoEntry {
+    /// Returns the direction a task with this waker waits for, if it waits here.
+    pub(crate) fn waits(&self, task: &dyn Fn(&Waker) -> bool) -> Option<Dir> {
+        [Dir::Read, Dir::Write].into_iter().find(|&d| self.waiters[d as usize].iter().any(task))
+    }
 }
 
 /// The level-triggered registrations of `add_reader`/`add_writer`, by the user's descriptor.
@@ -109,8 +118,8 @@ impl Core {
         self.io.borrow().len()
     }
 
-    fn io_insert(&self) -> usize {
-        self.io.borrow_mut().insert(IoEntry::default())
+    fn io_insert(&self, fd: RawFd) -> usize {
+        self.io.borrow_mut().insert(IoEntry { fd, ..IoEntry::default() })
     }
 
     fn io_remove(&self, key: usize) {
@@ -188,7 +197,7 @@ impl Core {
         let key = match fds.by_fd.get(&raw) {
             Some((key, _)) => *key,
             None => {
-                let key = self.io_insert();
+                let key = self.io_insert(raw);
                 // A dup the loop owns, so the registration can be deleted before it is closed
                 // whatever the caller does with its own descriptor.
                 let dup = fd.try_clone_to_owned()?;
@@ -322,7 +331,7 @@ impl<T: AsFd> Async<T> {
             io::Error::other("no running event loop: create I/O objects inside the loop (in a task or the future given to run_until_complete)")
         })?;
         rustix::io::ioctl_fionbio(io.as_fd(), true)?;
-        let key = core.io_insert();
+        let key = core.io_insert(io.as_fd().as_raw_fd());
         match Registration::new(core.remote.clone(), io, key, Mode::Edge) {
             Ok(reg) => Ok(Async { reg: Some(reg), core, key }),
             Err(e) => {

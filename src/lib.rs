@@ -98,6 +98,7 @@ compile_error!("aioloop packs a task key (loop, generation, slot) into a 64-bit 
 mod clock;
 mod combinators;
 mod context;
+mod dump;
 mod error;
 mod exception;
 mod executor;
@@ -122,9 +123,10 @@ pub use combinators::{
     as_completed, gather, gather_settled, shield, wait, AsCompleted, Gather, GatherSettled, ReturnWhen, Shield, Wait,
 };
 pub use context::{
-    add_reader, add_writer, call_at, call_later, call_soon, current_task, now, remove_reader, remove_writer, run,
-    spawn, try_spawn,
+    add_reader, add_writer, all_tasks, call_at, call_later, call_soon, current_task, now, remove_reader, remove_writer,
+    run, spawn, try_spawn,
 };
+pub use dump::{TaskDump, TaskSnapshot, WaitingOn};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};
 pub use exception::{default_exception_handler, ExceptionContext, TaskInfo};
 pub use executor::{run_in_executor, Blocking};

@@ -879,6 +879,16 @@ impl EventLoop {
         self.core.remove_fd_callback(fd.as_raw_fd(), crate::io::Dir::Write)
     }
 
+    /// Returns every unfinished task, with its state, spawn location (debug mode) and what it
+    /// waits for; `Display` prints it as a table (asyncio's `all_tasks()` and task reprs).
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskDump`](crate::TaskDump).
+    pub fn tasks(&self) -> crate::TaskDump {
+        self.core.dump()
+    }
+
     /// Replaces the loop's exception handler (asyncio's `set_exception_handler`): it receives
     /// what the loop cannot hand to a task, such as the panic of a detached task, a panicking
     /// callback, or a task still pending when the loop closes. The default,

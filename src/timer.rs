@@ -105,6 +105,11 @@ impl TimerHeap {
         None
     }
 
+    /// Returns every entry, in no particular order (for the task dump).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &TimerEntry> {
+        self.heap.iter().map(|Reverse(e)| e)
+    }
+
     /// Removes every entry.
     pub(crate) fn clear(&mut self) {
         self.heap.clear();

@@ -105,6 +105,11 @@ pub(crate) fn waker_for(key: TaskKey) -> Waker {
     unsafe { Waker::from_raw(raw) }
 }
 
+/// Returns the task key inside `waker` if it is one of ours.
+pub(crate) fn key_of(waker: &Waker) -> Option<TaskKey> {
+    std::ptr::eq(waker.vtable(), &VTABLE).then(|| TaskKey(waker.data().addr() as u64))
+}
+
 /// Wakes the task with this key: directly if its loop runs on this thread, else via the inbox.
 pub(crate) fn wake_key(key: TaskKey) {
     if !crate::context::wake_on_running_loop(key) {

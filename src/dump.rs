@@ -1,0 +1,175 @@
+//! The task dump: every live task, its state, where it was spawned, and what it waits for
+//! (asyncio's `all_tasks()` and the repr of each task), printed as a table.
+//!
+//! What a task waits for is read off the loop's own structures: the timer heap (a record whose
+//! action wakes the task), the I/O slab (a source whose waiters include the task), and the
+//! task's await link (another task, or a gather). A task parked on something else (a channel, a
+//! foreign future) shows as waiting on "something else". Building a dump scans those structures:
+//! it is a debugging aid, not for hot paths.
+
+use std::fmt;
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+use crate::runtime::Core;
+use crate::task::{Link, TaskId, TaskState};
+use crate::waker::{key_of, TaskKey};
+
+/// What a task is waiting for, as far as the loop can tell.
+///
+/// # Examples
+///
+/// See [`TaskDump`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitingOn {
+    /// It is in the ready queue, or running.
+    Nothing,
+    /// A timer (a `sleep`, a timeout) due at this instant.
+    Timer(Instant),
+    /// A socket or other descriptor becoming readable (`false`) or writable (`true`).
+    Io {
+        /// The descriptor's number.
+        fd: i32,
+        /// Waiting to write rather than to read.
+        write: bool,
+    },
+    /// Another task, through its handle.
+    Task(TaskId),
+    /// The members of a `gather` (how many).
+    Gather(usize),
+    /// Something the loop does not track (a channel, a lock, a foreign future).
+    Other,
+}
+
+/// One task of a [`TaskDump`].
+///
+/// # Examples
+///
+/// See [`TaskDump`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSnapshot {
+    /// The task's id.
+    pub id: TaskId,
+    /// Its name.
+    pub name: String,
+    /// Its state (`Pending`, or `Running` for the task taking the dump).
+    pub state: TaskState,
+    /// Where it was spawned (debug mode only).
+    pub spawned_at: Option<&'static Location<'static>>,
+    /// What it waits for.
+    pub waiting_on: WaitingOn,
+}
+
+/// Every unfinished task of a loop, from [`EventLoop::tasks`](crate::EventLoop::tasks) or
+/// [`all_tasks`](crate::all_tasks); its `Display` is a table.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use aioloop::WaitingOn;
+/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).debug(true).build().unwrap();
+/// let sleeper = lp.spawn(aioloop::sleep(Duration::from_secs(5)));
+/// sleeper.set_name("sleeper");
+/// lp.run_until_complete(aioloop::yield_now());
+/// let dump = lp.tasks();
+/// let t = dump.tasks.iter().find(|t| t.name == "sleeper").unwrap();
+/// assert!(matches!(t.waiting_on, WaitingOn::Timer(_)));
+/// let table = dump.to_string();
+/// assert!(table.contains("sleeper") && table.contains("timer in 5.000s"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct TaskDump {
+    /// The tasks, by id.
+    pub tasks: Vec<TaskSnapshot>,
+    /// The loop's time when the dump was taken.
+    pub now: Instant,
+}
+
+impl Core {
+    /// Takes a dump of every unfinished task.
+    pub(crate) fn dump(&self) -> TaskDump {
+        let now_ns = self.clock.now_ns();
+        let now = self.clock.instant(now_ns);
+        let slot = self.remote.slot;
+        // Which tasks wait on a timer, and until when.
+        let mut timers: Vec<(TaskKey, u64)> = Vec::new();
+        {
+            let handles = self.handles.borrow();
+            for e in self.timers.borrow().iter() {
+                if let Some(r) = handles.get(e.index as usize).filter(|r| r.seq == e.seq && r.in_heap) {
+                    if let Some(key) = r.waker().and_then(key_of) {
+                        timers.push((key, e.deadline));
+                    }
+                }
+            }
+        }
+        let io = self.io.borrow();
+        let tasks = self.tasks.borrow();
+        let mut out: Vec<TaskSnapshot> = tasks
+            .iter()
+            .filter(|(_, e)| !e.status.is_finished())
+            .map(|(index, e)| {
+                let key = TaskKey::new(slot, index, e.id);
+                let waiting_on = if e.scheduled || e.status.public() == TaskState::Running {
+                    WaitingOn::Nothing
+                } else if let Some(link) = &e.awaiting {
+                    match link {
+                        Link::Task(inner) => tasks
+                            .get(inner.index())
+                            .filter(|i| inner.matches(i.id))
+                            .map_or(WaitingOn::Other, |i| WaitingOn::Task(TaskId(i.id))),
+                        Link::Group(g) => WaitingOn::Gather(g.members()),
+                    }
+                } else if let Some(&(_, deadline)) = timers.iter().filter(|(k, _)| *k == key).min_by_key(|(_, d)| *d) {
+                    WaitingOn::Timer(self.clock.instant(deadline))
+                } else if let Some((entry, dir)) =
+                    io.iter().find_map(|(_, entry)| entry.waits(&|w| key_of(w) == Some(key)).map(|d| (entry, d)))
+                {
+                    WaitingOn::Io { fd: entry.fd, write: dir == crate::io::Dir::Write }
+                } else {
+                    WaitingOn::Other
+                };
+                TaskSnapshot {
+                    id: TaskId(e.id),
+                    name: self.task_name(e.id),
+                    state: e.status.public(),
+                    spawned_at: self.spawn_location(e.id),
+                    waiting_on,
+                }
+            })
+            .collect();
+        out.sort_by_key(|t| t.id);
+        TaskDump { tasks: out, now }
+    }
+}
+
+impl fmt::Display for TaskDump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:>6}  {:<20} {:<9} {:<28} spawned at", "id", "name", "state", "waiting on")?;
+        for t in &self.tasks {
+            let state = match t.state {
+                TaskState::Pending if t.waiting_on == WaitingOn::Nothing => "ready",
+                TaskState::Pending => "waiting",
+                TaskState::Running => "running",
+                TaskState::Done => "done",
+                TaskState::Cancelled => "cancelled",
+            };
+            let waiting = match &t.waiting_on {
+                WaitingOn::Nothing => "-".to_string(),
+                WaitingOn::Timer(at) => {
+                    format!("timer in {:.3}s", at.saturating_duration_since(self.now).max(Duration::ZERO).as_secs_f64())
+                }
+                WaitingOn::Io { fd, write: false } => format!("fd {fd} readable"),
+                WaitingOn::Io { fd, write: true } => format!("fd {fd} writable"),
+                WaitingOn::Task(id) => format!("Task-{id}"),
+                WaitingOn::Gather(n) => format!("gather of {n}"),
+                WaitingOn::Other => "something else".to_string(),
+            };
+            let at = t.spawned_at.map_or_else(|| "-".to_string(), |l| l.to_string());
+            writeln!(f, "{:>6}  {:<20} {:<9} {:<28} {}", t.id, t.name, state, waiting, at)?;
+        }
+        Ok(())
+    }
+}
