@@ -64,6 +64,14 @@
 //! | `clock.rs` | real and virtual time |
 //! | `context.rs` | the running loop of this thread; [`spawn`], [`run`], [`current_task`] |
 //! | `error.rs` | [`TaskError`], [`TimeoutError`] |
+//! | `io.rs` | readiness: [`Async`], and `add_reader`/`add_writer` callbacks |
+//! | `net/` | sockets: [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`], Unix sockets |
+//! | `threadsafe.rs` | [`LoopHandle`]: `call_soon_threadsafe`, `spawn` from other threads |
+//! | `executor.rs` | [`run_in_executor`]: blocking work on a thread pool |
+//! | `sync.rs` | [`sync::Queue`], [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::Condition`] |
+//! | `task_group.rs` | [`TaskGroup`]: structured concurrency |
+//! | `exception.rs` | the exception handler: what the loop reports; debug mode's slow steps |
+//! | `dump.rs` | the task dump: [`EventLoop::tasks`], [`all_tasks`] |
 //!
 //! docs/architecture.md walks through one iteration step by step.
 //!
@@ -86,6 +94,16 @@
 //! | `loop.call_soon` / `call_later` / `call_at` | [`EventLoop::call_soon`] / [`call_later`](EventLoop::call_later) / [`call_at`](EventLoop::call_at) |
 //! | `get_running_loop().call_soon(f)` | [`call_soon`]`(f)` (also [`call_later`], [`call_at`]) |
 //! | `CancelledError` | [`TaskError::Cancelled`] |
+//! | `loop.add_reader(fd, cb)` | [`EventLoop::add_reader`] (also [`add_reader`] on the running loop) |
+//! | `asyncio.open_connection`, `start_server` | [`net::TcpStream::connect`], [`net::TcpListener::bind`] |
+//! | `loop.call_soon_threadsafe(f)` | [`LoopHandle::call_soon_threadsafe`] |
+//! | `run_coroutine_threadsafe(c, loop)` | [`LoopHandle::spawn`] |
+//! | `loop.run_in_executor(None, f)` | [`run_in_executor`]`(f)` |
+//! | `asyncio.Queue`, `Event`, `Lock`, `Semaphore`, `Condition` | [`sync::Queue`], [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::Condition`] |
+//! | `asyncio.TaskGroup()` | [`TaskGroup`] |
+//! | `loop.set_exception_handler(h)` | [`EventLoop::set_exception_handler`] |
+//! | `asyncio.all_tasks()` | [`all_tasks`] |
+//! | `PYTHONASYNCIODEBUG=1` | `AIOLOOP_DEBUG=1`, [`Builder::debug`] |
 
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -111,6 +129,7 @@ pub mod net;
 mod reactor;
 mod remote;
 mod runtime;
+pub mod sync;
 mod task;
 mod task_group;
 mod threadsafe;

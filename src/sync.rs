@@ -6,7 +6,7 @@
 //!
 //! # Waiters
 //!
-//! Every primitive keeps its waiting tasks in a [`WaitList`]: first come, first served. A waiter
+//! Every primitive keeps its waiting tasks in a `WaitList`: first come, first served. A waiter
 //! is *woken* when it is chosen (asyncio: its future is done) and runs one iteration later. The
 //! dangerous moment is in between: a task woken, then cancelled before it ran. asyncio's rules,
 //! kept here in each waiting future's `Drop`:
@@ -55,6 +55,13 @@ struct Waiter {
 /// A waiter's place in a [`WaitList`].
 type Ticket = (usize, u64);
 
+/// Returns true if the waiter's task has a cancellation pending: asyncio's waiter future would
+/// be cancelled (done) already, so it no longer competes for an item, a permit or the lock.
+fn cancelled(waiter: &Waiter) -> bool {
+    crate::waker::key_of(&waiter.waker)
+        .is_some_and(|key| crate::context::with_running(|core| core.cancel_requested(key)).unwrap_or(false))
+}
+
 impl WaitList {
     fn push(&mut self, waker: &Waker) -> Ticket {
         let seq = self.next_seq;
@@ -86,6 +93,12 @@ impl WaitList {
     fn remove(&mut self, ticket: Ticket) -> Option<bool> {
         let woken = self.get(ticket)?.woken;
         self.waiters.remove(ticket.0);
+        // Entries of removed waiters leave `order` lazily, at the front; waiters that give up
+        // behind a long-lived first one (timeouts) would pile up, so compact when mostly stale.
+        if self.order.len() > 2 * self.waiters.len() + 32 {
+            let waiters = &self.waiters;
+            self.order.retain(|&(key, seq)| waiters.get(key).is_some_and(|w| w.seq == seq));
+        }
         Some(woken)
     }
 
@@ -100,29 +113,32 @@ impl WaitList {
         None
     }
 
-    /// Returns true if some waiter is waiting (not woken yet) or woken and about to run.
+    /// Returns true if no waiter competes: none, or only cancelled ones not woken yet (asyncio's
+    /// `all(w.cancelled() for w in waiters)`).
     fn is_empty(&self) -> bool {
-        self.waiters.is_empty()
+        self.waiters.iter().all(|(_, w)| !w.woken && cancelled(w))
     }
 
     /// asyncio's `_wake_up_first` (Lock): wakes the first waiter unless it is woken already.
     fn wake_first(&mut self) -> Option<Waker> {
         let ticket = self.front()?;
         let w = self.get(ticket).expect("front is live");
-        if w.woken {
+        // A woken first waiter will take the lock; a cancelled one will pass it on when its task
+        // runs (asyncio: "a waiter that is done will wake up later on").
+        if w.woken || cancelled(w) {
             return None;
         }
         w.woken = true;
         Some(w.waker.clone())
     }
 
-    /// asyncio's `_wakeup_next` / `_wake_up_next`: wakes the first waiter not woken yet.
+    /// asyncio's `_wakeup_next` / `_wake_up_next`: wakes the first waiter not woken yet. Only
+    /// woken waiters that have not run yet are passed over, so this is O(1) in practice.
     fn wake_next(&mut self) -> Option<Waker> {
         self.front()?;
-        let order: Vec<Ticket> = self.order.iter().copied().collect();
-        for ticket in order {
-            if let Some(w) = self.get(ticket) {
-                if !w.woken {
+        for &(key, seq) in &self.order {
+            if let Some(w) = self.waiters.get_mut(key).filter(|w| w.seq == seq) {
+                if !w.woken && !cancelled(w) {
                     w.woken = true;
                     return Some(w.waker.clone());
                 }
@@ -131,13 +147,16 @@ impl WaitList {
         None
     }
 
-    /// Wakes every waiter not woken yet (Event, `Condition::notify_all`).
+    /// Wakes every waiter not woken yet, in the order they began to wait (Event,
+    /// `Condition::notify_all`).
     fn wake_all(&mut self) -> Vec<Waker> {
         let mut wakers = Vec::new();
-        for (_, w) in self.waiters.iter_mut() {
-            if !w.woken {
-                w.woken = true;
-                wakers.push(w.waker.clone());
+        for &(key, seq) in &self.order {
+            if let Some(w) = self.waiters.get_mut(key).filter(|w| w.seq == seq) {
+                if !w.woken {
+                    w.woken = true;
+                    wakers.push(w.waker.clone());
+                }
             }
         }
         wakers
@@ -493,10 +512,10 @@ impl<T> Drop for Acquire<'_, T> {
     fn drop(&mut self) {
         if let Some(t) = self.ticket.take() {
             let inner = &self.lock.inner;
-            let woken = inner.waiters.borrow_mut().remove(t);
-            // Cancelled after being woken: pass the turn on (asyncio's `_wake_up_first` in the
-            // `except CancelledError` of `acquire`).
-            if woken == Some(true) && !inner.locked.get() {
+            inner.waiters.borrow_mut().remove(t);
+            // Cancelled: if the lock is free, the first waiter may take it (asyncio's
+            // `_wake_up_first` in the `except CancelledError` of `acquire`).
+            if !inner.locked.get() {
                 let next = inner.waiters.borrow_mut().wake_first();
                 wake(next);
             }
@@ -729,9 +748,18 @@ impl Future for SemaphoreAcquire<'_> {
                 if !inner.waiters.borrow_mut().poll(t, cx.waker()) {
                     return Poll::Pending;
                 }
-                // Woken: a permit was handed to us.
+                // Woken: a permit was handed to us. If more are free (several released at
+                // once), the next waiter gets one too (asyncio's `if self._value > 0:
+                // self._wake_up_next()`).
                 inner.waiters.borrow_mut().remove(t);
                 self.ticket = None;
+                if inner.value.get() > 0 {
+                    let next = inner.waiters.borrow_mut().wake_next();
+                    if next.is_some() {
+                        inner.value.set(inner.value.get() - 1);
+                    }
+                    wake(next);
+                }
                 Poll::Ready(Permit { sem: self.sem.clone() })
             }
         }
@@ -1288,7 +1316,12 @@ impl<T> Condition<T> {
         .await;
         drop(guard);
         (&mut w).await;
-        self.lock.lock().await
+        // Notified. Cancelled while waiting for the lock again, the notification goes on to the
+        // next waiter (asyncio 3.13's `Condition.wait`).
+        let mut pass_on = PassOn(Some(self));
+        let guard = self.lock.lock().await;
+        pass_on.0 = None;
+        guard
     }
 
     /// Wakes up to `n` tasks waiting on the condition (in FIFO order).
@@ -1317,6 +1350,17 @@ impl<T> Condition<T> {
     pub fn notify_all(&self) {
         let wakers = self.waiters.borrow_mut().wake_all();
         wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Passes a notification on if dropped armed (the waiter was cancelled before it got the lock).
+struct PassOn<'a, T>(Option<&'a Condition<T>>);
+
+impl<T> Drop for PassOn<'_, T> {
+    fn drop(&mut self) {
+        if let Some(cond) = self.0 {
+            cond.notify(1);
+        }
     }
 }
 

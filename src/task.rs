@@ -575,6 +575,12 @@ impl Core {
         self.names.borrow().get(&id).cloned().unwrap_or_else(|| format!("Task-{id}"))
     }
 
+    /// Returns true if the task's cancellation was requested and it has not run since (asyncio:
+    /// the future it waits on is cancelled already).
+    pub(crate) fn cancel_requested(&self, key: TaskKey) -> bool {
+        self.tasks.borrow().get(key.index()).filter(|e| key.matches(e.id)).is_some_and(|e| e.cancel_requested)
+    }
+
     /// Returns a task's status, or `None` if the key is stale.
     pub(crate) fn status_of(&self, key: TaskKey) -> Option<Status> {
         self.tasks.borrow().get(key.index()).filter(|e| key.matches(e.id)).map(|e| e.status)

@@ -387,3 +387,172 @@ fn threadsafe_runs_the_threads_work_on_the_loops_thread() {
     let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
     assert_lines("threadsafe", &lines, THREADSAFE);
 }
+
+/// The output of `cargo run --example producer_consumer`: seed 004's generator-based
+/// producer/consumer ("基于生成器的协程"), whose output the seed lists; its Python program
+/// (`PRODUCER_CONSUMER_PY`) prints these lines on CPython 3.11.7.
+const PRODUCER_CONSUMER: &[&str] = &[
+    "[PRODUCER] Producing 1...",
+    "[CONSUMER] Consuming 1...",
+    "[PRODUCER] Consumer return: 200 OK",
+    "[PRODUCER] Producing 2...",
+    "[CONSUMER] Consuming 2...",
+    "[PRODUCER] Consumer return: 200 OK",
+    "[PRODUCER] Producing 3...",
+    "[CONSUMER] Consuming 3...",
+    "[PRODUCER] Consumer return: 200 OK",
+    "[PRODUCER] Producing 4...",
+    "[CONSUMER] Consuming 4...",
+    "[PRODUCER] Consumer return: 200 OK",
+    "[PRODUCER] Producing 5...",
+    "[CONSUMER] Consuming 5...",
+    "[PRODUCER] Consumer return: 200 OK",
+];
+
+/// Seed 004's generator program, verbatim.
+const PRODUCER_CONSUMER_PY: &str = r#"
+def consumer():
+    r = ''
+    while True:
+        n = yield r
+        if not n:
+            return
+        print('[CONSUMER] Consuming %s...' % n)
+        r = '200 OK'
+
+def produce(c):
+    c.send(None)
+    n = 0
+    while n < 5:
+        n = n + 1
+        print('[PRODUCER] Producing %s...' % n)
+        r = c.send(n)
+        print('[PRODUCER] Consumer return: %s' % r)
+    c.close()
+
+c = consumer()
+produce(c)
+"#;
+
+#[test]
+fn producer_consumer_prints_the_seed_output() {
+    let stdout = run_example_with("producer_consumer", &[]);
+    let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+    assert_lines("producer_consumer", &lines, PRODUCER_CONSUMER);
+}
+
+#[test]
+#[ignore = "needs python3: compares the example with the seed's generator program"]
+fn producer_consumer_matches_the_seed_program() {
+    let python = run_python(PRODUCER_CONSUMER_PY);
+    assert_eq!(python, PRODUCER_CONSUMER, "CPython prints something else");
+}
+
+// ----- `blocking` and `semaphore_crawl` -----
+//
+// - `blocking` runs on real time (a blocking call cannot be skipped by virtual time), so its test
+//   asserts the shape of the output: in part 1, where the blocker calls `std::thread::sleep`, the
+//   ticker misses ticks and debug mode's one report names the blocker and the line that spawned
+//   it; in parts 2 and 3 (`aioloop::sleep`, `run_in_executor`) the ticker ticks all 8 times and
+//   nothing is reported.
+// - `semaphore_crawl` runs on virtual time by default: 100,000 requests, 1,000 in flight at the
+//   peak, and a total between the ideal (sum of request times / 1,000) and the ideal plus the
+//   longest request (Graham's bound for a sender that starts a request as soon as a permit frees).
+
+/// Splits `stdout` into the parts that start with a `--- ` header line; returns (header, lines).
+fn parts(stdout: &str) -> Vec<(&str, Vec<&str>)> {
+    let mut parts: Vec<(&str, Vec<&str>)> = Vec::new();
+    for line in stdout.lines() {
+        if let Some(header) = line.strip_prefix("--- ") {
+            parts.push((header, Vec::new()));
+        } else if let Some((_, lines)) = parts.last_mut() {
+            lines.push(line);
+        }
+    }
+    parts
+}
+
+/// Parses `ticker: ticked 4 of 8 times, missed 4, worst lateness 450 ms` into (4, 8, 4, 450).
+fn ticker_summary(lines: &[&str]) -> (u32, u32, u32, u64) {
+    let line = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("ticker: ticked "))
+        .unwrap_or_else(|| panic!("no ticker summary in:\n{}", lines.join("\n")));
+    let numbers: Vec<u64> =
+        line.split(|c: char| !c.is_ascii_digit()).filter(|w| !w.is_empty()).map(|w| w.parse().unwrap()).collect();
+    let [ticks, of, missed, worst] = numbers[..] else { panic!("unexpected ticker summary {line:?}") };
+    (ticks as u32, of as u32, missed as u32, worst)
+}
+
+#[test]
+fn blocking_stalls_the_ticker_and_debug_mode_names_the_blocker() {
+    let stdout = run_example_with("blocking", &[]);
+    let parts = parts(&stdout);
+    assert_eq!(parts.len(), 3, "three parts:\n{stdout}");
+    assert!(parts[0].0.contains("std::thread::sleep"), "{}", parts[0].0);
+    assert!(parts[1].0.contains("aioloop::sleep"), "{}", parts[1].0);
+    assert!(parts[2].0.contains("run_in_executor"), "{}", parts[2].0);
+
+    // Part 1: the only slow step debug mode reports is the blocker's, with where it was spawned.
+    let source = include_str!("../examples/blocking.rs");
+    let spawn_line =
+        source.lines().position(|l| l.contains("aioloop::spawn(blocker(")).expect("the example spawns the blocker") + 1;
+    let reports: Vec<&str> = stdout.lines().filter(|l| l.starts_with("aioloop: ")).collect();
+    assert_eq!(reports.len(), 1, "one debug report in all:\n{stdout}");
+    let report = reports[0];
+    let spawned_at = format!(" spawned at examples/blocking.rs:{spawn_line}:");
+    assert!(report.starts_with("aioloop: Executing <Task name=blocker id="), "{report}");
+    assert!(report.contains(&spawned_at), "{report} does not contain {spawned_at:?}");
+    let took: f64 = report
+        .strip_suffix(" seconds")
+        .and_then(|r| r.rsplit(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("`... took 0.501 seconds`: {report}"));
+    assert!(took >= 0.5, "the blocker held the loop for its 500 ms sleep: {report}");
+    let lines = &parts[0].1;
+    let at = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?}"));
+    assert!(at("blocker: std::thread::sleep") < at("aioloop: Executing"), "{stdout}");
+    assert!(at("aioloop: Executing") < at("ticker: ticked"), "{stdout}");
+    assert!(lines.iter().any(|l| l.starts_with("ticker: tick ") && l.contains("missed ticks")), "{stdout}");
+    let (ticks, of, missed, worst) = ticker_summary(lines);
+    assert_eq!(of, 8, "{stdout}");
+    assert!(missed >= 3 && ticks + missed == of, "the stall costs the ticker several ticks:\n{stdout}");
+    assert!(worst >= 300, "a tick comes hundreds of ms late:\n{stdout}");
+
+    // Parts 2 and 3: the ticker keeps its rhythm and nothing is reported.
+    for (header, lines) in &parts[1..] {
+        assert_eq!(ticker_summary(lines).0, 8, "{header}: all 8 ticks:\n{stdout}");
+        assert_eq!(ticker_summary(lines).2, 0, "{header}: no tick missed:\n{stdout}");
+        assert_eq!(lines.iter().filter(|l| l.starts_with("ticker: tick ")).count(), 8, "{header}:\n{stdout}");
+        assert!(lines.iter().all(|l| !l.contains("missed tick")), "{header}:\n{stdout}");
+    }
+    assert!(
+        parts[2].1.iter().any(|l| l.ends_with("(it slept on thread aioloop-executor)")),
+        "part 3 sleeps on an executor thread:\n{stdout}"
+    );
+}
+
+#[test]
+fn semaphore_crawl_keeps_1000_of_100000_requests_in_flight() {
+    let stdout = run_example_with("semaphore_crawl", &[]);
+    assert_eq!(line_after(&stdout, "requests done: "), "100000", "{stdout}");
+    assert_eq!(line_after(&stdout, "peak in flight: "), "1000", "{stdout}");
+
+    // A progress line per 10,000 requests, in order, at loop times that never go back.
+    let progress: Vec<(u64, f64)> = stdout
+        .lines()
+        .filter_map(|l| l.trim_start().split_once(" done at "))
+        .map(|(n, t)| (n.parse().expect("a count"), seconds(t)))
+        .collect();
+    let counts: Vec<u64> = progress.iter().map(|&(n, _)| n).collect();
+    assert_eq!(counts, (1..=10).map(|k| k * 10_000).collect::<Vec<_>>(), "{stdout}");
+    assert!(progress.windows(2).all(|w| w[0].1 <= w[1].1), "{stdout}");
+
+    // "total virtual time: 5.571s (ideal: sum of request times / 1000 = 5.505s)"
+    let total_line = line_after(&stdout, "total virtual time: ");
+    let total = seconds(total_line);
+    let ideal = seconds(total_line.rsplit("= ").next().expect("the ideal"));
+    assert!((1.0..=10.0).contains(&ideal), "100,000 requests of 10 to 100 ms, 1,000 at a time: {total_line}");
+    assert!(total >= ideal && total <= ideal + 0.1 + 0.001, "{total_line}");
+    assert!(seconds(line_after(&stdout, "real time: ")) > 0.0, "{stdout}");
+}
