@@ -924,7 +924,7 @@ impl<T> Queue<T> {
     ///
     /// ```
     /// let q = aioloop::sync::Queue::<i32>::new(0);
-    /// assert!(q.is_empty() && !q.is_full());
+    /// assert!(q.empty() && !q.full());
     /// ```
     pub fn new(maxsize: usize) -> Queue<T> {
         let finished = Event::new();
@@ -965,21 +965,21 @@ impl<T> Queue<T> {
         self.inner.maxsize
     }
 
-    /// Returns true if the queue holds no item.
+    /// Returns true if the queue holds no item (asyncio's `empty()`).
     ///
     /// # Examples
     ///
     /// See [`new`](Self::new).
-    pub fn is_empty(&self) -> bool {
+    pub fn empty(&self) -> bool {
         self.qsize() == 0
     }
 
-    /// Returns true if a bounded queue holds `maxsize` items.
+    /// Returns true if a bounded queue holds `maxsize` items (asyncio's `full()`).
     ///
     /// # Examples
     ///
     /// See [`put_nowait`](Self::put_nowait).
-    pub fn is_full(&self) -> bool {
+    pub fn full(&self) -> bool {
         self.inner.maxsize > 0 && self.qsize() >= self.inner.maxsize
     }
 
@@ -994,11 +994,11 @@ impl<T> Queue<T> {
     /// ```
     /// let q = aioloop::sync::Queue::new(1);
     /// assert!(q.put_nowait(1).is_ok());
-    /// assert!(q.is_full());
+    /// assert!(q.full());
     /// assert_eq!(q.put_nowait(2), Err(aioloop::sync::QueueFull(2)));
     /// ```
     pub fn put_nowait(&self, item: T) -> Result<(), QueueFull<T>> {
-        if self.is_full() {
+        if self.full() {
             return Err(QueueFull(item));
         }
         self.inner.items.borrow_mut().push_back(item);
@@ -1175,7 +1175,7 @@ impl<T> Drop for QueueWait<'_, T> {
             let woken = self.list.borrow_mut().remove(t);
             // Cancelled after being woken: pass the wake-up on, so the item (or the free slot)
             // reaches the next waiter (asyncio's `get`/`put` cancellation handlers).
-            let still_there = if self.getter { !self.queue.is_empty() } else { !self.queue.is_full() };
+            let still_there = if self.getter { !self.queue.empty() } else { !self.queue.full() };
             if woken == Some(true) && still_there {
                 let next = self.list.borrow_mut().wake_next();
                 wake(next);
@@ -1227,7 +1227,7 @@ impl<T> Drop for QueueStream<T> {
         if let Some(t) = self.ticket.take() {
             let inner = &self.queue.inner;
             let woken = inner.getters.borrow_mut().remove(t);
-            if woken == Some(true) && !self.queue.is_empty() {
+            if woken == Some(true) && !self.queue.empty() {
                 let next = inner.getters.borrow_mut().wake_next();
                 wake(next);
             }

@@ -192,10 +192,10 @@ fn queue_bounded_one_interleaves_puts_and_gets() {
 #[test]
 fn queue_nowait_errors_give_the_item_back() {
     let q = Queue::new(1);
-    assert_eq!((q.maxsize(), q.qsize(), q.is_empty(), q.is_full()), (1, 0, true, false));
+    assert_eq!((q.maxsize(), q.qsize(), q.empty(), q.full()), (1, 0, true, false));
     assert_eq!(q.get_nowait(), Err(QueueEmpty));
     assert_eq!(q.put_nowait("a"), Ok(()));
-    assert_eq!((q.qsize(), q.is_empty(), q.is_full()), (1, false, true));
+    assert_eq!((q.qsize(), q.empty(), q.full()), (1, false, true));
     // asyncio raises QueueFull and the item stays with the caller; here it comes back in the error.
     assert_eq!(q.put_nowait("b"), Err(QueueFull("b")));
     assert_eq!(q.qsize(), 1, "the refused item was not added");
@@ -221,12 +221,12 @@ fn queue_maxsize_zero_is_unbounded() {
         let q = Queue::new(0);
         for i in 0..10_000 {
             q.put(i).await;
-            assert!(!q.is_full());
+            assert!(!q.full());
         }
         q
     });
     assert_eq!(lp.stats().iterations - i0, 2, "no put waited (CPython 3.11.7: 2 iterations)");
-    assert_eq!((q.qsize(), q.maxsize(), q.is_full()), (10_000, 0, false));
+    assert_eq!((q.qsize(), q.maxsize(), q.full()), (10_000, 0, false));
     assert_eq!(q.put_nowait(10_000), Ok(()));
     assert_eq!(q.get_nowait(), Ok(0), "FIFO");
 }
