@@ -8,38 +8,14 @@
 //! Iteration counts are those of `EventLoop::run_until_complete(main)`, compared with
 //! `loop.run_until_complete(main())` on CPython 3.12.1 (counted by wrapping `loop._run_once`).
 
+mod util;
+
 use std::cell::RefCell;
-use std::future::IntoFuture;
 use std::rc::Rc;
 use std::time::Duration;
 
-use aioloop::{as_completed, sleep, spawn, timeout_at, yield_now, EventLoop, TimeoutError};
-
-fn new_loop() -> EventLoop {
-    EventLoop::builder().virtual_time(true).build().unwrap()
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Runs `fut` to completion and returns its output and the loop iterations it took.
-fn run_counted<F: IntoFuture>(lp: &mut EventLoop, fut: F) -> (F::Output, u64) {
-    let i0 = lp.stats().iterations;
-    let out = lp.run_until_complete(fut);
-    (out, lp.stats().iterations - i0)
-}
-
-/// Panics without running the panic hook (keeps test output quiet).
-fn fail(msg: &'static str) -> ! {
-    std::panic::resume_unwind(Box::new(msg))
-}
-
-/// A task body: sleeps `d`, then returns `v`.
-async fn after<T>(d: Duration, v: T) -> T {
-    sleep(d).await;
-    v
-}
+use aioloop::{as_completed, sleep, spawn, timeout_at, yield_now, TimeoutError};
+use util::{after, fail, ms, run_counted, vloop as new_loop};
 
 // T26 test_as_completed: outcomes come in completion order, each when its task finishes.
 #[test]

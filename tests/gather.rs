@@ -10,39 +10,16 @@
 //! Iteration counts are those of `EventLoop::run_until_complete(main)`, compared with
 //! `loop.run_until_complete(main())` on CPython 3.12.1 (counted by wrapping `loop._run_once`).
 
+mod util;
+
 use std::cell::{Cell, RefCell};
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use aioloop::{gather, gather_settled, shield, sleep, spawn, yield_now, EventLoop, TaskError, TaskState};
-
-fn new_loop() -> EventLoop {
-    EventLoop::builder().virtual_time(true).build().unwrap()
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Runs `fut` to completion and returns its output and the loop iterations it took.
-fn run_counted<F: IntoFuture>(lp: &mut EventLoop, fut: F) -> (F::Output, u64) {
-    let i0 = lp.stats().iterations;
-    let out = lp.run_until_complete(fut);
-    (out, lp.stats().iterations - i0)
-}
-
-/// Panics without running the panic hook (keeps test output quiet).
-fn fail(msg: &'static str) -> ! {
-    std::panic::resume_unwind(Box::new(msg))
-}
-
-/// A task body: sleeps `d`, then returns `v`.
-async fn after<T>(d: Duration, v: T) -> T {
-    sleep(d).await;
-    v
-}
+use aioloop::{gather, gather_settled, shield, sleep, spawn, yield_now, TaskError, TaskState};
+use util::{after, fail, ms, run_counted, vloop as new_loop};
 
 /// A task body: sleeps `d`, then panics with `msg`.
 async fn fail_after(d: Duration, msg: &'static str) -> i32 {

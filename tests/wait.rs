@@ -10,27 +10,14 @@
 //! `loop.run_until_complete(main())` on CPython 3.12.1 (counted by wrapping `loop._run_once`);
 //! both take 2 iterations for a future that completes at its first poll.
 
+mod util;
+
 use std::cell::{Cell, RefCell};
-use std::future::IntoFuture;
 use std::rc::Rc;
 use std::time::Duration;
 
 use aioloop::{sleep, spawn, wait, yield_now, EventLoop, ReturnWhen, Task, TaskId, TaskState};
-
-fn new_loop() -> EventLoop {
-    EventLoop::builder().virtual_time(true).build().unwrap()
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Runs `fut` to completion and returns its output and the loop iterations it took.
-fn run_counted<F: IntoFuture>(lp: &mut EventLoop, fut: F) -> (F::Output, u64) {
-    let i0 = lp.stats().iterations;
-    let out = lp.run_until_complete(fut);
-    (out, lp.stats().iterations - i0)
-}
+use util::{after, fail, ms, run_counted, vloop as new_loop};
 
 /// The ids of `tasks`, sorted (asyncio returns sets).
 fn ids<T>(tasks: &[Task<T>]) -> Vec<TaskId> {
@@ -41,17 +28,6 @@ fn ids<T>(tasks: &[Task<T>]) -> Vec<TaskId> {
 
 fn sorted(mut v: Vec<TaskId>) -> Vec<TaskId> {
     v.sort();
-    v
-}
-
-/// Panics without running the panic hook (keeps test output quiet).
-fn fail(msg: &'static str) -> ! {
-    std::panic::resume_unwind(Box::new(msg))
-}
-
-/// A task body: sleeps `d`, then returns `v`.
-async fn after<T>(d: Duration, v: T) -> T {
-    sleep(d).await;
     v
 }
 

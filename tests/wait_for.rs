@@ -9,32 +9,14 @@
 //! `loop.run_until_complete(main())` on CPython 3.12.1 (counted by wrapping `loop._run_once`).
 //! "finally" blocks are `Drop` guards.
 
+mod util;
+
 use std::cell::{Cell, RefCell};
-use std::future::IntoFuture;
 use std::rc::Rc;
 use std::time::Duration;
 
 use aioloop::{gather, sleep, spawn, wait_for, yield_now, EventLoop, TimeoutError};
-
-fn new_loop() -> EventLoop {
-    EventLoop::builder().virtual_time(true).build().unwrap()
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Runs `fut` to completion and returns its output and the loop iterations it took.
-fn run_counted<F: IntoFuture>(lp: &mut EventLoop, fut: F) -> (F::Output, u64) {
-    let i0 = lp.stats().iterations;
-    let out = lp.run_until_complete(fut);
-    (out, lp.stats().iterations - i0)
-}
-
-/// Panics without running the panic hook (keeps test output quiet).
-fn fail(msg: &'static str) -> ! {
-    std::panic::resume_unwind(Box::new(msg))
-}
+use util::{fail, ms, run_counted, vloop as new_loop};
 
 /// Live (not cancelled) entries of the timer heap.
 fn live_timers(lp: &EventLoop) -> usize {

@@ -12,6 +12,9 @@ use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
+use std::future::IntoFuture;
+use std::time::Duration;
+
 use aioloop::EventLoop;
 
 /// Returns a loop on virtual time (asyncio's `TestLoop`): timers fire at once, in deadline order.
@@ -150,4 +153,27 @@ pub fn panic_text(payload: &(dyn Any + Send)) -> String {
 /// Runs `f`; returns its value, or the message it panicked with.
 pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_text(&*p))
+}
+
+/// Returns `n` milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Runs `fut` to completion and returns its output and the loop iterations it took.
+pub fn run_counted<F: IntoFuture>(lp: &mut EventLoop, fut: F) -> (F::Output, u64) {
+    let i0 = lp.stats().iterations;
+    let out = lp.run_until_complete(fut);
+    (out, lp.stats().iterations - i0)
+}
+
+/// Panics without running the panic hook (keeps test output quiet).
+pub fn fail(msg: &'static str) -> ! {
+    std::panic::resume_unwind(Box::new(msg))
+}
+
+/// A task body: sleeps `d`, then returns `v`.
+pub async fn after<T>(d: Duration, v: T) -> T {
+    aioloop::sleep(d).await;
+    v
 }
