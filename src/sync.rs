@@ -89,6 +89,18 @@ impl WaitList {
         }
     }
 
+    /// For a waiter that has a ticket: returns true (and leaves the list, clearing the ticket) if
+    /// it was woken; else refreshes its waker and returns false.
+    fn take_turn(&mut self, ticket: &mut Option<Ticket>, waker: &Waker) -> bool {
+        let t = ticket.expect("a waiter with a ticket");
+        if !self.poll(t, waker) {
+            return false;
+        }
+        self.remove(t);
+        *ticket = None;
+        true
+    }
+
     /// Removes a waiter; returns whether it had been woken.
     fn remove(&mut self, ticket: Ticket) -> Option<bool> {
         let woken = self.get(ticket)?.woken;
@@ -304,10 +316,9 @@ impl Future for EventWait<'_> {
                 self.ticket = Some(t);
                 Poll::Pending
             }
-            Some(t) => {
-                if inner.waiters.borrow_mut().poll(t, cx.waker()) {
-                    inner.waiters.borrow_mut().remove(t);
-                    self.ticket = None;
+            Some(_) => {
+                let this = &mut *self;
+                if this.event.inner.waiters.borrow_mut().take_turn(&mut this.ticket, cx.waker()) {
                     Poll::Ready(())
                 } else {
                     Poll::Pending
@@ -489,13 +500,12 @@ impl<T> Future for Acquire<'_, T> {
                 self.ticket = Some(t);
                 Poll::Pending
             }
-            Some(t) => {
-                if !inner.waiters.borrow_mut().poll(t, cx.waker()) {
+            Some(_) => {
+                let this = &mut *self;
+                if !inner.waiters.borrow_mut().take_turn(&mut this.ticket, cx.waker()) {
                     return Poll::Pending;
                 }
                 // Woken: the lock was released for us (asyncio: the waiter future is done).
-                inner.waiters.borrow_mut().remove(t);
-                self.ticket = None;
                 if inner.locked.get() {
                     // Cannot happen without barging, which `lock` prevents; wait again.
                     let t = inner.waiters.borrow_mut().push(cx.waker());
@@ -744,15 +754,14 @@ impl Future for SemaphoreAcquire<'_> {
                 self.ticket = Some(t);
                 Poll::Pending
             }
-            Some(t) => {
-                if !inner.waiters.borrow_mut().poll(t, cx.waker()) {
+            Some(_) => {
+                let this = &mut *self;
+                if !inner.waiters.borrow_mut().take_turn(&mut this.ticket, cx.waker()) {
                     return Poll::Pending;
                 }
                 // Woken: a permit was handed to us. If more are free (several released at
                 // once), the next waiter gets one too (asyncio's `if self._value > 0:
                 // self._wake_up_next()`).
-                inner.waiters.borrow_mut().remove(t);
-                self.ticket = None;
                 if inner.value.get() > 0 {
                     let next = inner.waiters.borrow_mut().wake_next();
                     if next.is_some() {
@@ -1156,10 +1165,9 @@ impl<T> Future for QueueWait<'_, T> {
                 self.ticket = Some(t);
                 Poll::Pending
             }
-            Some(t) => {
-                if self.list.borrow_mut().poll(t, cx.waker()) {
-                    self.list.borrow_mut().remove(t);
-                    self.ticket = None;
+            Some(_) => {
+                let this = &mut *self;
+                if this.list.borrow_mut().take_turn(&mut this.ticket, cx.waker()) {
                     Poll::Ready(())
                 } else {
                     Poll::Pending
@@ -1205,12 +1213,8 @@ impl<T> futures_core::Stream for QueueStream<T> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = &mut *self;
         let inner = &this.queue.inner;
-        if let Some(t) = this.ticket {
-            if !inner.getters.borrow_mut().poll(t, cx.waker()) {
-                return Poll::Pending;
-            }
-            inner.getters.borrow_mut().remove(t);
-            this.ticket = None;
+        if this.ticket.is_some() && !inner.getters.borrow_mut().take_turn(&mut this.ticket, cx.waker()) {
+            return Poll::Pending;
         }
         match this.queue.get_nowait() {
             Ok(item) => Poll::Ready(Some(item)),
@@ -1373,10 +1377,8 @@ struct CondWait<'a> {
 impl Future for &mut CondWait<'_> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(t) = self.ticket else { return Poll::Ready(()) };
-        if self.list.borrow_mut().poll(t, cx.waker()) {
-            self.list.borrow_mut().remove(t);
-            self.ticket = None;
+        let this = &mut **self;
+        if this.ticket.is_none() || this.list.borrow_mut().take_turn(&mut this.ticket, cx.waker()) {
             Poll::Ready(())
         } else {
             Poll::Pending
