@@ -190,7 +190,8 @@ impl When {
 ///
 /// # Panics
 ///
-/// When polled outside a running loop: "no running event loop".
+/// When polled outside a running loop ("no running event loop"), or, once polled, on another
+/// loop or thread than its first poll's (its timer lives in that loop).
 ///
 /// # Examples
 ///
@@ -209,7 +210,7 @@ pub fn sleep(delay: Duration) -> Sleep {
 ///
 /// # Panics
 ///
-/// When polled outside a running loop: "no running event loop".
+/// As [`sleep`]'s.
 ///
 /// # Examples
 ///
