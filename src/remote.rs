@@ -169,7 +169,8 @@ impl Remote {
 
     /// Takes every key and callback queued from other threads.
     pub(crate) fn drain(&self, keys: &mut Vec<u64>, jobs: &mut Vec<Job>) {
-        if self.pending.swap(false, SeqCst) {
+        // A plain load first: this runs every iteration, and a swap is a locked instruction.
+        if self.pending.load(SeqCst) && self.pending.swap(false, SeqCst) {
             let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
             inbox.queued.clear();
             keys.append(&mut inbox.keys);
