@@ -40,12 +40,22 @@ fn main() {
 /// Peak resident set of this process, in KiB (VmHWM).
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Runs the workload on the runtime; returns its figure (None: not applicable) and peak RSS.
@@ -84,7 +94,12 @@ fn block_on<F: Future + 'static>(runtime: &str, fut: F) -> F::Output {
 }
 
 /// Spawns a detached `'static` future on the current runtime.
-fn spawn_on(runtime: &str, ex: &Option<Rc<async_executor::LocalExecutor<'static>>>, sp: &Option<futures::executor::LocalSpawner>, fut: impl Future<Output = ()> + 'static) {
+fn spawn_on(
+    runtime: &str,
+    ex: &Option<Rc<async_executor::LocalExecutor<'static>>>,
+    sp: &Option<futures::executor::LocalSpawner>,
+    fut: impl Future<Output = ()> + 'static,
+) {
     match runtime {
         "aioloop" => drop(aioloop::spawn(fut)),
         "tokio" => drop(tokio::task::spawn_local(fut)),
@@ -322,7 +337,8 @@ fn drive() {
     let exe = std::env::current_exe().unwrap();
     println!("aioloop benchmarks: medians of 3 runs, each in a fresh process (the machine is noisy).");
     for (w, what) in WORKLOADS {
-        let mut results: Vec<(String, Vec<f64>, Vec<u64>)> = RUNTIMES.iter().map(|r| (r.to_string(), vec![], vec![])).collect();
+        let mut results: Vec<(String, Vec<f64>, Vec<u64>)> =
+            RUNTIMES.iter().map(|r| (r.to_string(), vec![], vec![])).collect();
         for _ in 0..3 {
             for (r, vals, rss) in results.iter_mut() {
                 let out = Command::new(&exe).args([w, r.as_str()]).output().expect("run a measurement");
@@ -340,7 +356,11 @@ fn drive() {
                 (r, median(&mut v), rss[1])
             })
             .collect();
-        let best_peer = meds.iter().filter(|(r, v, _)| r != "aioloop" && r != "floor" && v.is_finite()).map(|(_, v, _)| *v).fold(f64::INFINITY, f64::min);
+        let best_peer = meds
+            .iter()
+            .filter(|(r, v, _)| r != "aioloop" && r != "floor" && v.is_finite())
+            .map(|(_, v, _)| *v)
+            .fold(f64::INFINITY, f64::min);
         for (r, v, rss) in &meds {
             if v.is_finite() {
                 println!("  {r:<10} {v:>10.1}   x{:<6.2} (peak RSS {} MiB)", v / best_peer, rss / 1024);
