@@ -12,14 +12,14 @@
 
 mod util;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use aioloop::{gather, gather_settled, shield, sleep, spawn, yield_now, TaskError, TaskState};
-use util::{after, fail, ms, run_counted, vloop as new_loop};
+use util::{after, fail, ms, run_counted, vloop as new_loop, Log};
 
 /// A task body: sleeps `d`, then panics with `msg`.
 async fn fail_after(d: Duration, msg: &'static str) -> i32 {
@@ -27,26 +27,11 @@ async fn fail_after(d: Duration, msg: &'static str) -> i32 {
     fail(msg)
 }
 
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn log_of(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
-
-/// Appends `"<name> finally"` to the log when dropped: a `try: ... finally:` block.
-struct Finally(Log, &'static str);
-
-impl Drop for Finally {
-    fn drop(&mut self) {
-        self.0.borrow_mut().push(format!("{} finally", self.1));
-    }
-}
-
 /// A task body that sleeps `d` inside a `finally` named `name`, then logs `"<name> done"`.
 async fn guarded_sleep(log: Log, name: &'static str, d: Duration) {
-    let _f = Finally(log.clone(), name);
+    let _f = log.clone().on_drop(format!("{} finally", name));
     sleep(d).await;
-    log.borrow_mut().push(format!("{name} done"));
+    log.push(format!("{name} done"));
 }
 
 fn panic_text(e: &TaskError) -> String {
@@ -88,7 +73,7 @@ fn g1_futures_are_spawned_and_their_values_come_in_argument_order() {
 fn g2_first_panic_completes_the_gather_and_the_others_keep_running() {
     let mut lp = new_loop();
     let t0 = lp.time();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let a = lp.spawn(async { 1 });
     let b = lp.spawn(fail_after(ms(100), "b failed"));
     let l = log.clone();
@@ -100,9 +85,9 @@ fn g2_first_panic_completes_the_gather_and_the_others_keep_running() {
     let err = lp.run_until_complete(gather([a, b, c, d])).unwrap_err();
     assert_eq!(panic_text(&err), "task panicked: b failed");
     assert_eq!(lp.time() - t0, ms(100));
-    assert!(log_of(&log).is_empty());
+    assert!(log.get().is_empty());
     lp.run_until_complete(sleep(Duration::from_secs(1)));
-    assert_eq!(log_of(&log), ["c done", "c finally"], "c was not cancelled");
+    assert_eq!(log.get(), ["c done", "c finally"], "c was not cancelled");
 }
 
 // G3 test_return_exceptions: `[3, 1, exc, exc2]`, done only after the last member.
@@ -132,7 +117,7 @@ fn g3_settled_returns_every_outcome_after_the_last_member() {
 #[test]
 fn g4_a_cancelled_member_fails_the_gather_without_cancelling_its_awaiter() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     let mut outer = lp.spawn(async move {
         let a = spawn(async { 1 });
@@ -144,14 +129,14 @@ fn g4_a_cancelled_member_fails_the_gather_without_cancelling_its_awaiter() {
         });
         b.cancel();
         let r = gather([a, b, c]).await;
-        l.borrow_mut().push(format!("gather returned {:?}", r.as_ref().map_err(TaskError::is_cancelled)));
+        l.push(format!("gather returned {:?}", r.as_ref().map_err(TaskError::is_cancelled)));
         "outer went on"
     });
     assert_eq!(lp.run_until_complete(&mut outer).unwrap(), "outer went on");
     assert_eq!(outer.state(), TaskState::Done);
-    assert_eq!(log_of(&log), ["gather returned Err(true)"]);
+    assert_eq!(log.get(), ["gather returned Err(true)"]);
     lp.run_until_complete(sleep(Duration::from_secs(1)));
-    assert_eq!(log_of(&log), ["gather returned Err(true)", "c done", "c finally"]);
+    assert_eq!(log.get(), ["gather returned Err(true)", "c done", "c finally"]);
 }
 
 // G5 test_result_exception_one_cancellation: `[1, zde, Cancelled, 3, Cancelled, rte]`.
@@ -198,7 +183,7 @@ fn g6_gather_of_nothing_is_empty_at_once() {
 fn g8_cancelling_the_awaiting_task_cancels_every_member() {
     let mut lp = new_loop();
     let proof = Rc::new(Cell::new(0));
-    let log: Log = Rc::default();
+    let log = Log::new();
     let inner = |name: &'static str| {
         let (p, l) = (proof.clone(), log.clone());
         lp.spawn(async move {
@@ -215,7 +200,7 @@ fn g8_cancelling_the_awaiting_task_cancels_every_member() {
     lp.run_until_complete(yield_now());
     assert!(f.cancel());
     assert!(lp.run_until_complete(&mut f).unwrap_err().is_cancelled());
-    assert_eq!(log_of(&log), ["child1 finally", "child2 finally"]);
+    assert_eq!(log.get(), ["child1 finally", "child2 finally"]);
     lp.run_until_complete(sleep(Duration::from_secs(20)));
     assert_eq!(proof.get(), 0);
 }
@@ -227,18 +212,18 @@ fn g8_cancelling_the_awaiting_task_cancels_every_member() {
 #[test]
 fn g8_the_awaiting_task_finishes_after_its_members_were_cancelled() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let child = |i: usize| {
         let l = log.clone();
         lp.spawn(async move {
-            let _f = Finally(l.clone(), ["child1", "child2"][i]);
+            let _f = l.clone().on_drop(format!("{} finally", ["child1", "child2"][i]));
             let _ = spawn(guarded_sleep(l, ["grand1", "grand2"][i], Duration::from_secs(10))).await;
         })
     };
     let (c1, c2) = (child(0), child(1));
     let l = log.clone();
     let mut outer = lp.spawn(async move {
-        let _f = Finally(l, "outer");
+        let _f = l.on_drop(format!("{} finally", "outer"));
         let _ = gather([c1, c2]).await;
     });
     lp.run_until_complete(yield_now());
@@ -247,10 +232,10 @@ fn g8_the_awaiting_task_finishes_after_its_members_were_cancelled() {
     let l = log.clone();
     lp.run_until_complete(async {
         assert!((&mut outer).await.unwrap_err().is_cancelled());
-        l.borrow_mut().push("awaiter resumed".into());
+        l.push("awaiter resumed");
     });
     assert_eq!(
-        log_of(&log),
+        log.get(),
         ["grand1 finally", "grand2 finally", "child1 finally", "child2 finally", "outer finally", "awaiter resumed"]
     );
 }
@@ -259,7 +244,7 @@ fn g8_the_awaiting_task_finishes_after_its_members_were_cancelled() {
 #[test]
 fn dropping_a_pending_gather_cancels_its_members() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     lp.run_until_complete(async move {
         let members = [
@@ -269,16 +254,16 @@ fn dropping_a_pending_gather_cancels_its_members() {
         assert!(aioloop::timeout(ms(100), gather(members)).await.is_err());
     });
     lp.run_until_complete(yield_now());
-    assert_eq!(log_of(&log), ["m1 finally", "m2 finally"]);
+    assert_eq!(log.get(), ["m1 finally", "m2 finally"]);
     lp.run_until_complete(sleep(Duration::from_secs(20)));
-    assert_eq!(log_of(&log), ["m1 finally", "m2 finally"], "neither ran to its end");
+    assert_eq!(log.get(), ["m1 finally", "m2 finally"], "neither ran to its end");
 }
 
 // The same for `gather_settled` (return_exceptions=True: cancelling it cancels every member).
 #[test]
 fn dropping_a_pending_gather_settled_cancels_its_members() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     let mut g = lp.spawn(async move {
         let members = [
@@ -291,7 +276,7 @@ fn dropping_a_pending_gather_settled_cancels_its_members() {
     g.cancel();
     assert!(lp.run_until_complete(&mut g).unwrap_err().is_cancelled());
     lp.run_until_complete(yield_now());
-    assert_eq!(log_of(&log), ["m1 finally", "m2 finally"]);
+    assert_eq!(log.get(), ["m1 finally", "m2 finally"]);
 }
 
 // G9 test_exception_marking: the first failure propagates; a second member failing later is
@@ -375,16 +360,16 @@ fn t43_cancel_between_the_last_member_and_the_gathers_resume_cancels_the_task() 
 #[test]
 fn t40_cancelling_a_gather_of_shields_leaves_the_shielded_tasks_running() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let c1 = lp.spawn(guarded_sleep(log.clone(), "child1", ms(100)));
     let c2 = lp.spawn(guarded_sleep(log.clone(), "child2", ms(200)));
     let mut parent = lp.spawn(async move { gather([shield(c1), shield(c2)]).await });
     lp.run_until_complete(yield_now());
     assert!(parent.cancel());
     assert!(lp.run_until_complete(&mut parent).unwrap_err().is_cancelled());
-    assert!(log_of(&log).is_empty(), "the shielded tasks were not cancelled");
+    assert!(log.get().is_empty(), "the shielded tasks were not cancelled");
     lp.run_until_complete(sleep(Duration::from_secs(1)));
-    assert_eq!(log_of(&log), ["child1 done", "child1 finally", "child2 done", "child2 finally"]);
+    assert_eq!(log.get(), ["child1 done", "child1 finally", "child2 done", "child2 finally"]);
 }
 
 // Rule 6 for gather: it resumes two iterations after its last member finished. CPython 3.12.1:

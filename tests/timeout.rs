@@ -12,37 +12,18 @@
 
 mod util;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use aioloop::{sleep, spawn, timeout, timeout_at, yield_now, EventLoop, TimeoutError};
-use util::{fail, ms, run_counted, vloop as new_loop};
+use util::{fail, ms, run_counted, vloop as new_loop, Log};
 
 /// Live (not cancelled) entries of the timer heap.
 fn live_timers(lp: &EventLoop) -> usize {
     let s = lp.stats();
     s.timers - s.cancelled_timers
-}
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn say(log: &Log, s: &str) {
-    log.borrow_mut().push(s.to_string());
-}
-
-fn log_of(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
-
-/// Appends `"<name> finally"` to the log when dropped: a `try: ... finally:` block.
-struct Finally(Log, &'static str);
-
-impl Drop for Finally {
-    fn drop(&mut self) {
-        self.0.borrow_mut().push(format!("{} finally", self.1));
-    }
 }
 
 // O1 test_timeout_basic: `timeout(0.01)` around `sleep(10)` → TimeoutError at 0.01.
@@ -132,15 +113,15 @@ fn o5_zero_deadline_interrupts_a_long_sleep() {
 #[test]
 fn o5_zero_deadline_polls_the_body_once_then_expires_at_its_first_pending() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     let r = lp.run_until_complete(timeout(Duration::ZERO, async move {
-        say(&l, "prefix");
+        l.push("prefix");
         yield_now().await;
-        say(&l, "after the yield");
+        l.push("after the yield");
     }));
     assert_eq!(r, Err(TimeoutError));
-    assert_eq!(log_of(&log), ["prefix"]);
+    assert_eq!(log.get(), ["prefix"]);
 }
 
 // O5 test_timeout_in_the_past_sleep_zero: a deadline 11 s in the past → TimeoutError around
@@ -223,17 +204,17 @@ fn o6_a_panic_in_the_body_fails_the_task() {
 fn o7_foreign_cancel_is_a_cancellation_not_a_timeout() {
     let mut lp = new_loop();
     let t0 = lp.time();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     let mut task = lp.spawn(async move {
         let r = timeout(Duration::from_secs(10), sleep(Duration::from_secs(10))).await;
-        say(&l, &format!("timeout returned {r:?}"));
+        l.push(format!("timeout returned {r:?}"));
     });
     lp.run_until_complete(yield_now());
     assert!(task.cancel());
     assert!(lp.run_until_complete(&mut task).unwrap_err().is_cancelled());
     assert!(task.is_cancelled());
-    assert!(log_of(&log).is_empty(), "the code after the timeout never ran");
+    assert!(log.get().is_empty(), "the code after the timeout never ran");
     assert_eq!(lp.time(), t0);
     assert_eq!(live_timers(&lp), 0, "both timers went with the task");
 }
@@ -242,22 +223,22 @@ fn o7_foreign_cancel_is_a_cancellation_not_a_timeout() {
 #[test]
 fn o7_foreign_cancel_reaches_a_task_awaited_inside_the_timeout() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     let mut task = lp.spawn(async move {
         let l2 = l.clone();
         let inner = spawn(async move {
-            let _f = Finally(l2, "inner");
+            let _f = l2.on_drop(format!("{} finally", "inner"));
             sleep(Duration::from_secs(10)).await;
         });
-        let _f = Finally(l, "outer");
+        let _f = l.on_drop(format!("{} finally", "outer"));
         let _ = timeout(Duration::from_secs(10), inner).await;
     });
     lp.run_until_complete(yield_now());
     lp.run_until_complete(yield_now());
     task.cancel();
     assert!(lp.run_until_complete(&mut task).unwrap_err().is_cancelled());
-    assert_eq!(log_of(&log), ["inner finally", "outer finally"]);
+    assert_eq!(log.get(), ["inner finally", "outer finally"]);
 }
 
 // O8 test_outer_task_is_not_cancelled: after a handled TimeoutError the task goes on and
@@ -280,15 +261,15 @@ fn o8_the_task_is_not_cancelled_after_a_handled_timeout() {
 #[test]
 fn o9_nested_timeouts_expiring_together_report_the_outermost() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     let deadline = lp.time() + ms(10);
     let r = lp.run_until_complete(timeout_at(deadline, async move {
         let inner = timeout_at(deadline, sleep(Duration::from_secs(10))).await;
-        say(&l, &format!("inner returned {inner:?}"));
+        l.push(format!("inner returned {inner:?}"));
     }));
     assert_eq!(r, Err(TimeoutError));
-    assert!(log_of(&log).is_empty());
+    assert!(log.get().is_empty());
     assert_eq!(lp.time(), deadline);
 }
 
@@ -298,7 +279,7 @@ fn o9_nested_timeouts_expiring_together_report_the_outermost() {
 #[test]
 fn o9_nested_timeouts_both_past_report_the_outermost() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     lp.run_until_complete(async move {
         let outer_deadline = aioloop::now() + ms(100);
@@ -307,18 +288,18 @@ fn o9_nested_timeouts_both_past_report_the_outermost() {
         let l2 = l.clone();
         let r = timeout_at(outer_deadline, async move {
             let inner = timeout_at(inner_deadline, async {
-                say(&l2, "prefix");
+                l2.push("prefix");
                 sleep(Duration::from_secs(1)).await;
-                say(&l2, "body end");
+                l2.push("body end");
             })
             .await;
-            say(&l2, &format!("inner returned {inner:?}"));
+            l2.push(format!("inner returned {inner:?}"));
         })
         .await;
         assert_eq!(r, Err(TimeoutError));
-        say(&l, "outer TimeoutError");
+        l.push("outer TimeoutError");
     });
-    assert_eq!(log_of(&log), ["prefix", "outer TimeoutError"]);
+    assert_eq!(log.get(), ["prefix", "outer TimeoutError"]);
 }
 
 // O9 test_nested_timeouts_concurrent: the outer deadline comes first → the outer reports.
@@ -337,17 +318,17 @@ fn o9_an_outer_deadline_before_the_inner_one_reports_the_outer() {
 fn o9_an_inner_deadline_first_reports_the_inner_then_the_outer() {
     let mut lp = new_loop();
     let t0 = lp.time();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     let r = lp.run_until_complete(timeout(Duration::from_secs(1), async move {
         let inner = timeout(ms(100), sleep(Duration::from_secs(10))).await;
         assert_eq!(inner, Err(TimeoutError));
-        say(&l, &format!("inner TimeoutError at {:?}", aioloop::now() - t0));
+        l.push(format!("inner TimeoutError at {:?}", aioloop::now() - t0));
         sleep(Duration::from_secs(10)).await;
-        say(&l, "not reached");
+        l.push("not reached");
     }));
     assert_eq!(r, Err(TimeoutError));
-    assert_eq!(log_of(&log), ["inner TimeoutError at 100ms"]);
+    assert_eq!(log.get(), ["inner TimeoutError at 100ms"]);
     assert_eq!(lp.time() - t0, Duration::from_secs(1));
 }
 
@@ -414,23 +395,23 @@ fn deadline_of_a_timeout_created_outside_the_loop_counts_from_its_first_poll() {
 #[test]
 fn timeout_around_a_task_returns_after_the_task_was_cancelled() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     let cancelled = Rc::new(Cell::new(false));
     let c = cancelled.clone();
     lp.run_until_complete(async move {
         let l2 = l.clone();
         let mut t = spawn(async move {
-            let _f = Finally(l2, "task");
+            let _f = l2.on_drop(format!("{} finally", "task"));
             sleep(Duration::from_secs(10)).await;
         });
         let r = timeout(ms(100), &mut t).await;
         assert!(r.is_err());
         c.set(t.is_cancelled());
-        say(&l, "timeout returned");
+        l.push("timeout returned");
     });
     assert!(cancelled.get());
-    assert_eq!(log_of(&log), ["task finally", "timeout returned"]);
+    assert_eq!(log.get(), ["task finally", "timeout returned"]);
 }
 
 // Timing of an expiry around a timer-based sleep. CPython 3.12.1: `timeout(1)` around

@@ -11,12 +11,12 @@
 
 mod util;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use aioloop::{gather, sleep, spawn, wait_for, yield_now, EventLoop, TimeoutError};
-use util::{fail, ms, run_counted, vloop as new_loop};
+use util::{fail, ms, run_counted, vloop as new_loop, Log};
 
 /// Live (not cancelled) entries of the timer heap.
 fn live_timers(lp: &EventLoop) -> usize {
@@ -29,24 +29,9 @@ fn timed_out<T>(r: &Result<T, TimeoutError>) -> bool {
     matches!(r, Err(TimeoutError))
 }
 
-type Log = Rc<RefCell<Vec<String>>>;
-
-/// Appends `"<name> finally"` to the log when dropped: a `try: ... finally:` block.
-struct Finally(Log, &'static str);
-
-impl Drop for Finally {
-    fn drop(&mut self) {
-        self.0.borrow_mut().push(format!("{} finally", self.1));
-    }
-}
-
-fn log_of(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
-
 /// A task body that sleeps `d` inside a `finally` named `name`, then returns `name`.
 async fn guarded_sleep(log: Log, name: &'static str, d: Duration) -> &'static str {
-    let _f = Finally(log, name);
+    let _f = log.on_drop(format!("{} finally", name));
     sleep(d).await;
     name
 }
@@ -132,10 +117,10 @@ fn w2_zero_timeout_on_a_plain_future_returns_without_yielding() {
 #[test]
 fn w3_zero_timeout_cancels_a_running_task_and_its_cleanup_ran() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let mut t = lp.spawn(guarded_sleep(log.clone(), "foo", Duration::from_secs(10)));
     lp.run_until_complete(yield_now()); // foo is running (asleep)
-    assert!(log_of(&log).is_empty());
+    assert!(log.get().is_empty());
     let t0 = lp.time();
     let i0 = lp.stats().iterations;
     let r = lp.run_until_complete(async {
@@ -146,7 +131,7 @@ fn w3_zero_timeout_cancels_a_running_task_and_its_cleanup_ran() {
     });
     assert_eq!(r.unwrap_err(), TimeoutError);
     assert!(t.is_cancelled());
-    assert_eq!(log_of(&log), ["foo finally"]);
+    assert_eq!(log.get(), ["foo finally"]);
     assert_eq!(lp.time(), t0);
     assert_eq!(lp.stats().iterations - i0, 2 + 3);
 }
@@ -156,18 +141,18 @@ fn w3_zero_timeout_cancels_a_running_task_and_its_cleanup_ran() {
 #[test]
 fn w4_timeout_cancels_the_task_at_the_deadline_and_waits_for_it() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let t0 = lp.time();
     let l = log.clone();
     let (r, cancelled) = lp.run_until_complete(async move {
         let mut t = spawn(guarded_sleep(l.clone(), "foo", Duration::from_secs(10)));
         let r = wait_for(&mut t, ms(100)).await;
-        l.borrow_mut().push("wait_for returned".into());
+        l.push("wait_for returned");
         (r, t.is_cancelled())
     });
     assert!(timed_out(&r));
     assert!(cancelled, "the task is finished (cancelled) when wait_for returns");
-    assert_eq!(log_of(&log), ["foo finally", "wait_for returned"]);
+    assert_eq!(log.get(), ["foo finally", "wait_for returned"]);
     assert_eq!(lp.time() - t0, ms(100));
 }
 
@@ -175,16 +160,16 @@ fn w4_timeout_cancels_the_task_at_the_deadline_and_waits_for_it() {
 #[test]
 fn w4_timeout_drops_a_plain_future_at_the_deadline() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let t0 = lp.time();
     let l = log.clone();
     let r = lp.run_until_complete(async move {
         let r = wait_for(guarded_sleep(l.clone(), "foo", Duration::from_secs(10)), ms(100)).await;
-        l.borrow_mut().push("wait_for returned".into());
+        l.push("wait_for returned");
         r
     });
     assert_eq!(r, Err(TimeoutError));
-    assert_eq!(log_of(&log), ["foo finally", "wait_for returned"]);
+    assert_eq!(log.get(), ["foo finally", "wait_for returned"]);
     assert_eq!(lp.time() - t0, ms(100));
     assert_eq!(live_timers(&lp), 0, "the inner sleep's timer went with it");
 }
@@ -229,22 +214,22 @@ fn w6_a_result_before_the_deadline_wins() {
 /// `wait_for(task, timeout)` cancels the inner task too; the inner one finishes first (C1).
 fn cancel_the_caller_of_wait_for(timeout: Duration) {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     let inner = lp.spawn(async move {
-        let _f = Finally(l, "blocking_coroutine");
+        let _f = l.on_drop(format!("{} finally", "blocking_coroutine"));
         std::future::pending::<()>().await;
     });
     let l = log.clone();
     let mut waiter = lp.spawn(async move {
-        let _f = Finally(l, "wait");
+        let _f = l.on_drop(format!("{} finally", "wait"));
         wait_for(inner, timeout).await
     });
     lp.run_until_complete(yield_now()); // both started
     assert!(waiter.cancel());
     assert!(lp.run_until_complete(&mut waiter).unwrap_err().is_cancelled());
     assert!(waiter.is_cancelled());
-    assert_eq!(log_of(&log), ["blocking_coroutine finally", "wait finally"]);
+    assert_eq!(log.get(), ["blocking_coroutine finally", "wait finally"]);
 }
 
 // W7 test_cancel_wait_for (timeout 60 s).
@@ -296,21 +281,21 @@ fn w8_caller_cancelled_as_the_inner_completes_stays_cancelled() {
 #[test]
 fn w9_timeout_arrives_after_the_whole_await_chain_finished() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     let t0 = lp.time();
     lp.run_until_complete(async move {
         let l2 = l.clone();
         let mut a = spawn(async move {
-            let _f = Finally(l2.clone(), "a");
+            let _f = l2.clone().on_drop(format!("{} finally", "a"));
             spawn(guarded_sleep(l2, "b", Duration::from_secs(10))).await
         });
         let r = wait_for(&mut a, ms(100)).await;
         assert!(timed_out(&r));
         assert!(a.is_cancelled());
-        l.borrow_mut().push("TimeoutError".into());
+        l.push("TimeoutError");
     });
-    assert_eq!(log_of(&log), ["b finally", "a finally", "TimeoutError"]);
+    assert_eq!(log.get(), ["b finally", "a finally", "TimeoutError"]);
     assert_eq!(lp.time() - t0, ms(100));
 }
 
@@ -320,7 +305,7 @@ fn w9_timeout_arrives_after_the_whole_await_chain_finished() {
 #[test]
 fn w9_timeout_around_a_gather_waits_for_its_members() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     lp.run_until_complete(async move {
         let children = [
@@ -329,9 +314,9 @@ fn w9_timeout_around_a_gather_waits_for_its_members() {
         ];
         let r = wait_for(gather(children), ms(100)).await;
         assert_eq!(r.unwrap_err(), TimeoutError);
-        l.borrow_mut().push("TimeoutError".into());
+        l.push("TimeoutError");
     });
-    assert_eq!(log_of(&log), ["child1 finally", "child2 finally", "TimeoutError"]);
+    assert_eq!(log.get(), ["child1 finally", "child2 finally", "TimeoutError"]);
 }
 
 // 3.12: a plain future runs inside the caller's task, with no extra iteration (CPython 3.12.1,
@@ -403,13 +388,13 @@ fn plain_future_timeout_takes_the_iterations_of_asyncio() {
 #[test]
 fn task_by_value_is_cancelled_on_timeout() {
     let mut lp = new_loop();
-    let log: Log = Rc::default();
+    let log = Log::new();
     let l = log.clone();
     lp.run_until_complete(async move {
         let t = spawn(guarded_sleep(l.clone(), "t", Duration::from_secs(10)));
         assert!(timed_out(&wait_for(t, ms(50)).await));
-        l.borrow_mut().push("returned".into());
+        l.push("returned");
     });
-    assert_eq!(log_of(&log), ["t finally", "returned"]);
+    assert_eq!(log.get(), ["t finally", "returned"]);
     assert_eq!(lp.stats().tasks, 0, "nothing left in the loop");
 }
