@@ -63,23 +63,30 @@ impl HandleRecord {
 pub(crate) type HandleKey = (u32, u64);
 
 impl Core {
-    fn insert_handle(&self, in_heap: bool, action: Action) -> HandleKey {
-        let seq = self.next_seq.get();
-        self.next_seq.set(seq + 1);
+    fn insert_handle(&self, in_heap: bool, seq: Option<u64>, action: Action) -> HandleKey {
+        let seq = seq.unwrap_or_else(|| self.take_seq());
         let index = self.handles.borrow_mut().insert(HandleRecord { seq, in_heap, action });
         (u32::try_from(index).expect("aioloop: more than 2^32 pending callbacks"), seq)
     }
 
+    /// Takes the next handle sequence number.
+    pub(crate) fn take_seq(&self) -> u64 {
+        let seq = self.next_seq.get();
+        self.next_seq.set(seq + 1);
+        seq
+    }
+
     /// Queues an action for the next iteration (asyncio's `call_soon`).
     pub(crate) fn call_soon_action(&self, action: Action) -> HandleKey {
-        let (index, seq) = self.insert_handle(false, action);
+        let (index, seq) = self.insert_handle(false, None, action);
         self.ready.borrow_mut().push_back(Runnable::Handle { index, seq });
         (index, seq)
     }
 
-    /// Schedules an action at a loop time (asyncio's `call_at`).
-    pub(crate) fn call_at_action(&self, deadline: u64, action: Action) -> HandleKey {
-        let (index, seq) = self.insert_handle(true, action);
+    /// Schedules an action at a loop time (asyncio's `call_at`), in the order of `seq` among
+    /// equal deadlines if one was taken earlier with [`take_seq`](Self::take_seq).
+    pub(crate) fn call_at_action(&self, deadline: u64, seq: Option<u64>, action: Action) -> HandleKey {
+        let (index, seq) = self.insert_handle(true, seq, action);
         self.timers.borrow_mut().push(TimerEntry { deadline, seq, index });
         (index, seq)
     }
@@ -123,7 +130,13 @@ impl Core {
         match removed {
             Some(r) => {
                 if r.in_heap {
-                    self.timers.borrow_mut().note_cancelled();
+                    let mut timers = self.timers.borrow_mut();
+                    if timers.note_cancelled() {
+                        // Mostly tombstones: rebuild now rather than at the next iteration, so a
+                        // task that creates and cancels timers in one long poll stays small.
+                        let handles = self.handles.borrow();
+                        timers.compact(|e| crate::runtime::timer_is_live(&handles, e));
+                    }
                 }
                 drop(r); // may run a closure's destructors: no borrow held
                 true
@@ -243,7 +256,7 @@ pub struct TimerHandle {
 
 impl TimerHandle {
     pub(crate) fn new(core: &Rc<Core>, deadline: u64, action: Action) -> TimerHandle {
-        TimerHandle { handle: Handle::new(core, core.call_at_action(deadline, action)), deadline }
+        TimerHandle { handle: Handle::new(core, core.call_at_action(deadline, None, action)), deadline }
     }
 
     /// Cancels the callback if it has not run yet. The heap entry stays behind as a tombstone

@@ -402,7 +402,7 @@ impl Core {
     }
 }
 
-fn timer_is_live(handles: &Slab<HandleRecord>, e: &TimerEntry) -> bool {
+pub(crate) fn timer_is_live(handles: &Slab<HandleRecord>, e: &TimerEntry) -> bool {
     handles.get(e.index as usize).is_some_and(|r| r.seq == e.seq && r.in_heap)
 }
 

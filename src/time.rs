@@ -50,6 +50,9 @@ pub(crate) struct TimerSlot {
     past_due: PastDue,
     /// The timer of a timeout: its action cancels what the timed-out future awaits.
     expire: bool,
+    /// A sequence number taken before the timer is armed (a timeout polls its body first and
+    /// arms only if the body is pending), so it still orders as if armed when it was created.
+    reserved_seq: Option<u64>,
 }
 
 /// What a timer whose deadline has already passed does when it is armed.
@@ -66,7 +69,23 @@ pub(crate) enum PastDue {
 impl TimerSlot {
     pub(crate) fn new(core: &Core, deadline: u64, past_due: PastDue) -> TimerSlot {
         let at = core.clock.instant(deadline);
-        TimerSlot { slot: core.remote.slot, deadline, at, handle: None, fired: false, past_due, expire: false }
+        TimerSlot {
+            slot: core.remote.slot,
+            deadline,
+            at,
+            handle: None,
+            fired: false,
+            past_due,
+            expire: false,
+            reserved_seq: None,
+        }
+    }
+
+    /// Takes the timer's place among equal deadlines now, without arming it yet.
+    pub(crate) fn reserve_seq(&mut self, core: &Core) {
+        if self.handle.is_none() && self.reserved_seq.is_none() {
+            self.reserved_seq = Some(core.take_seq());
+        }
     }
 
     /// Runs `f` with the timer's loop if it is the one running on this thread.
@@ -104,7 +123,8 @@ impl TimerSlot {
         match self.handle {
             Some(h) => core.set_handle_waker(h, cx.waker()),
             None => {
-                let due = self.deadline <= core.clock.now_ns();
+                // Only the modes that treat a passed deadline specially read the clock.
+                let due = self.past_due != PastDue::Heap && self.deadline <= core.clock.now_ns();
                 let action = if self.expire {
                     Action::Expire(cx.waker().clone(), None)
                 } else {
@@ -116,7 +136,10 @@ impl TimerSlot {
                         cx.waker().wake_by_ref();
                     }
                     PastDue::Soon if due => self.handle = Some(core.call_soon_action(action)),
-                    _ => self.handle = Some(core.call_at_action(self.deadline, action)),
+                    _ => {
+                        let seq = self.reserved_seq.take();
+                        self.handle = Some(core.call_at_action(self.deadline, seq, action));
+                    }
                 }
             }
         }
@@ -275,7 +298,14 @@ impl Future for Sleep {
         let timer = this.timer.get_or_insert_with(|| {
             let core = crate::context::current();
             let deadline = this.when.deadline_ns(&core);
-            TimerSlot::new(&core, deadline, PastDue::Yield)
+            // asyncio's `sleep(0)` is a bare yield, any other delay a `call_later`, even one
+            // that is over by the time it is armed; only a `sleep_until` instant is compared
+            // with the clock.
+            let past_due = match this.when {
+                When::After(d) if !d.is_zero() => PastDue::Heap,
+                _ => PastDue::Yield,
+            };
+            TimerSlot::new(&core, deadline, past_due)
         });
         if timer.poll_fired(cx) {
             Poll::Ready(())
@@ -541,10 +571,18 @@ impl<F: Future> Future for Timeout<F> {
         });
         let core = timer.core();
         if *this.zero == Zero::No && matches!(this.state, TimeoutState::Active) && !timer.is_armed() {
-            // Armed before the body first runs, as asyncio's `timeout()` is at `__aenter__`: a
-            // deadline already passed is queued now, ahead of whatever the body schedules, so the
-            // body runs until its first suspension and is interrupted there (even a `sleep(0)`).
-            timer.poll_fired(cx);
+            if timer.deadline <= core.clock.now_ns() {
+                // Armed before the body first runs, as asyncio's `timeout()` is at `__aenter__`:
+                // a deadline already passed is queued now, ahead of whatever the body schedules,
+                // so the body runs until its first suspension and is interrupted there (even a
+                // `sleep(0)`).
+                timer.poll_fired(cx);
+            } else {
+                // A future deadline: take the timer's place in the order now, as asyncio does,
+                // but arm it only if the body is still pending after its poll; a body that is
+                // ready at once (the common case of a timeout) never touches the heap.
+                timer.reserve_seq(&core);
+            }
         }
         loop {
             match this.state.clone() {

@@ -10,7 +10,9 @@
 //!   recognised because its record is gone (or its `seq` no longer matches).
 //! - Tombstones are dropped when they reach the head, and the whole heap is rebuilt when it holds
 //!   more than 100 entries of which more than half are cancelled: asyncio's rule, so a program that
-//!   creates and cancels timeouts in a loop keeps the heap near its live size.
+//!   creates and cancels timeouts in a loop keeps the heap near its live size. asyncio checks the
+//!   rule once per iteration; here the cancel that breaks it also rebuilds the heap, so a task that
+//!   creates and cancels a million timers within one poll does not pile up a million tombstones.
 //! - Deadlines are nanoseconds since the loop's epoch (`u64`: 584 years), so a far-future deadline
 //!   saturates instead of overflowing.
 //!
@@ -61,18 +63,31 @@ impl TimerHeap {
         self.cancelled
     }
 
-    /// Records that a timer still in the heap was cancelled.
-    pub(crate) fn note_cancelled(&mut self) {
+    /// Records that a timer still in the heap was cancelled; returns true if the heap is now
+    /// mostly tombstones and should be [compacted](Self::compact).
+    pub(crate) fn note_cancelled(&mut self) -> bool {
         self.cancelled += 1;
+        self.needs_compaction()
+    }
+
+    /// asyncio's rule: more than 100 entries, more than half of them cancelled.
+    fn needs_compaction(&self) -> bool {
+        let len = self.heap.len();
+        len > MIN_ENTRIES_FOR_COMPACTION && self.cancelled * 2 > len
+    }
+
+    /// Rebuilds the heap without its tombstones (O(n); amortised O(1) per cancel, since it takes
+    /// as many cancels as there are live entries to trigger it again).
+    pub(crate) fn compact(&mut self, is_live: impl Fn(&TimerEntry) -> bool) {
+        self.heap.retain(|Reverse(e)| is_live(e));
+        self.cancelled = 0;
     }
 
     /// Phase 1 of an iteration: rebuild the heap if it is mostly tombstones, else drop the
     /// tombstones at its head, so that the head (if any) is live.
     pub(crate) fn purge(&mut self, is_live: impl Fn(&TimerEntry) -> bool) {
-        let len = self.heap.len();
-        if len > MIN_ENTRIES_FOR_COMPACTION && self.cancelled * 2 > len {
-            self.heap.retain(|Reverse(e)| is_live(e));
-            self.cancelled = 0;
+        if self.needs_compaction() {
+            self.compact(is_live);
         } else {
             while let Some(Reverse(head)) = self.heap.peek() {
                 if is_live(head) {
@@ -156,7 +171,7 @@ mod tests {
         }
         for seq in 50..101 {
             dead.borrow_mut().insert(seq);
-            h.note_cancelled();
+            let _ = h.note_cancelled();
         }
         h.purge(live);
         assert_eq!((h.len(), h.cancelled()), (50, 0));
@@ -168,14 +183,14 @@ mod tests {
         }
         for seq in 1..100 {
             dead.borrow_mut().insert(seq);
-            h.note_cancelled();
+            let _ = h.note_cancelled();
         }
         h.purge(live);
         // Not rebuilt (only 100 entries); the head is live, so nothing is popped.
         assert_eq!((h.len(), h.cancelled()), (100, 99));
         // Cancelling the head makes purge pop tombstones until a live head (none is left).
         dead.borrow_mut().insert(0);
-        h.note_cancelled();
+        let _ = h.note_cancelled();
         h.purge(live);
         assert_eq!((h.len(), h.cancelled()), (0, 0));
     }

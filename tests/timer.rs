@@ -172,19 +172,38 @@ fn cancelled_timers_are_compacted_away() {
     let mut lp = vloop();
     let n = if cfg!(miri) { 1_000 } else { 100_000 };
     let handles: Vec<_> = (0..n).map(|i| lp.call_later(Duration::from_secs(10 + i), || {})).collect();
+    let mut pending = n as usize;
+    let mut largest_heap = 0;
     for (i, h) in handles.iter().enumerate() {
         if i % 100 != 0 {
             h.cancel();
+            pending -= 1;
         }
+        // asyncio's rule holds at every moment, not only between iterations: the cancel that
+        // makes the heap more than half tombstones (beyond 100 entries) rebuilds it.
+        let stats = lp.stats();
+        assert_eq!(stats.timers - stats.cancelled_timers, pending);
+        assert!(stats.timers <= 100 || stats.cancelled_timers * 2 <= stats.timers, "{stats:?}");
+        largest_heap = largest_heap.max(stats.timers);
     }
     let live = n / 100;
-    assert_eq!(lp.stats().timers, n as usize);
-    assert_eq!(lp.stats().cancelled_timers, (n - live) as usize);
-    // One iteration: more than 100 entries and more than half cancelled, so the heap is rebuilt.
+    assert_eq!(largest_heap, n as usize);
+    assert!(lp.stats().timers < 2 * live as usize + 100, "{:?}", lp.stats());
+    // An iteration changes nothing: the head is live and the rule is not broken.
+    let before = lp.stats();
     lp.stop();
     lp.run_forever();
-    assert_eq!(lp.stats().timers, live as usize);
+    assert_eq!((lp.stats().timers, lp.stats().cancelled_timers), (before.timers, before.cancelled_timers));
+    // Cancelling live timers until more than half are tombstones rebuilds the heap at once.
+    let more = (before.timers - 2 * before.cancelled_timers) / 2 + 1;
+    let mut kept = handles.iter().step_by(100).skip(1);
+    for h in kept.by_ref().take(more - 1) {
+        h.cancel();
+    }
+    assert_eq!(lp.stats().cancelled_timers, before.cancelled_timers + more - 1);
+    kept.next().unwrap().cancel();
     assert_eq!(lp.stats().cancelled_timers, 0);
+    assert_eq!(lp.stats().timers, live as usize - more);
 }
 
 #[test]
