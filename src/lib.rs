@@ -135,6 +135,7 @@ mod task_group;
 mod threadsafe;
 mod time;
 mod timer;
+mod trace;
 #[allow(unsafe_code)]
 mod waker;
 
@@ -157,6 +158,7 @@ pub use task::{TaskId, TaskState};
 pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};
 pub use threadsafe::{LoopClosed, LoopHandle, RemoteTask};
 pub use time::{sleep, sleep_until, timeout, timeout_at, wait_for, yield_now, Sleep, Timeout, YieldNow};
+pub use trace::{Trace, TraceEvent, TraceKind};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
