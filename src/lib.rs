@@ -125,6 +125,7 @@ mod handle;
 mod io;
 mod join;
 pub mod net;
+mod per_core;
 #[allow(unsafe_code)]
 mod reactor;
 mod remote;
@@ -153,6 +154,7 @@ pub use executor::{run_in_executor, Blocking};
 pub use handle::{Handle, TimerHandle};
 pub use io::Async;
 pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
+pub use per_core::{Loops, PerCore};
 pub use runtime::{Builder, EventLoop, Stats};
 pub use task::{TaskId, TaskState};
 pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};

@@ -58,6 +58,8 @@ pub struct Trace {
     events: Vec<TraceEvent>,
     /// Each task's latest name: the one it was spawned with, or the one it was renamed to.
     names: BTreeMap<TaskId, String>,
+    /// Where each run added with [`append`](Trace::append) begins.
+    runs: Vec<Duration>,
 }
 
 /// One step of one task's life, at a moment of loop time.
@@ -146,7 +148,7 @@ impl Trace {
                 names.insert(e.task, name.clone());
             }
         }
-        Trace { start, events, names }
+        Trace { start, events, names, runs: Vec::new() }
     }
 
     /// Returns an empty trace (a loop built without tracing).
@@ -182,6 +184,36 @@ impl Trace {
     /// See [`Trace`].
     pub fn name(&self, task: TaskId) -> String {
         self.names.get(&task).cloned().unwrap_or_else(|| format!("Task-{task}"))
+    }
+
+    /// Appends the trace of a later run (of another loop), shifted to begin where this one ends,
+    /// to picture several runs one after the other.
+    ///
+    /// Each loop's time starts at zero, so without the shift the runs would overlap. The SVG
+    /// marks where each appended run begins with a dashed line.
+    ///
+    /// # Examples
+    ///
+    /// See [`Trace`].
+    pub fn append(&mut self, later: Trace) {
+        let offset = self.end();
+        self.runs.push(offset);
+        self.runs.extend(later.runs.iter().map(|r| offset + *r));
+        // Timer deadlines are instants of the later loop's clock: move them onto this one's.
+        let moved = |at: Instant| self.start + offset + at.saturating_duration_since(later.start);
+        for mut e in later.events {
+            e.at += offset;
+            if let TraceKind::Parked(WaitingOn::Timer(due)) = &mut e.kind {
+                *due = moved(*due);
+            }
+            self.events.push(e);
+        }
+        self.names.extend(later.names);
+    }
+
+    /// Returns the loop times where runs added with [`append`](Trace::append) begin.
+    fn runs(&self) -> &[Duration] {
+        &self.runs
     }
 
     /// Returns loop time when the last event happened (zero for an empty trace).
@@ -659,6 +691,29 @@ mod tests {
         assert_eq!(lines[5], "  0.000s Task-1 waits on a gather of 3");
         assert_eq!(lines[11], "  0.000s Task-4 waits on a timer due at 10.000s");
         assert_eq!(lines[22], "  6.000s Task-4 cancelled");
+    }
+
+    #[test]
+    fn append_shifts_a_later_run_after_this_one() {
+        let mut both = phase_trace();
+        let later = renumbered(phase_trace(), 4);
+        let deadline = |t: &Trace| {
+            t.events().iter().rev().find_map(|e| match e.kind {
+                TraceKind::Parked(WaitingOn::Timer(due)) => Some(due - t.start()),
+                _ => None,
+            })
+        };
+        assert_eq!(deadline(&later), Some(Duration::from_secs(10)));
+        both.append(later);
+        assert_eq!(both.events().len(), 46);
+        assert!(both.events().windows(2).all(|w| w[0].at <= w[1].at), "still in time order");
+        let last = both.events().last().unwrap();
+        assert_eq!((last.at, &last.kind), (Duration::from_secs(12), &TraceKind::Cancelled));
+        assert_eq!(deadline(&both), Some(Duration::from_secs(16)), "the later run's 10 s timer, 6 s later");
+        assert_eq!(both.runs(), [Duration::from_secs(6)]);
+        let mut three = phase_trace();
+        three.append(renumbered(both, 8));
+        assert_eq!(three.runs(), [Duration::from_secs(6), Duration::from_secs(12)]);
     }
 
     #[test]

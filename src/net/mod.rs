@@ -21,7 +21,7 @@ mod tcp;
 mod udp;
 mod unix;
 
-pub use tcp::{TcpListener, TcpStream};
+pub use tcp::{TcpListenOptions, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
 

@@ -1,4 +1,5 @@
-//! TCP: [`TcpListener`] and [`TcpStream`].
+//! TCP: [`TcpListener`] (with [`TcpListenOptions`]: `SO_REUSEPORT`, the listen backlog) and
+//! [`TcpStream`].
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -58,6 +59,47 @@ impl TcpListener {
     /// ```
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         Self::from_std(std::net::TcpListener::bind(addr)?)
+    }
+
+    /// Binds a listener with options: `SO_REUSEPORT` (several listeners on one port, the
+    /// kernel spreading connections across them) and the listen backlog. Each resolved address is
+    /// tried in turn. Like [`bind`](Self::bind) it sets `SO_REUSEADDR`, so a restarted server can
+    /// bind while the old one's connections linger in `TIME_WAIT`.
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` (its message says that every listener of a shared port needs
+    /// [`reuse_port`](TcpListenOptions::reuse_port)), `PermissionDenied`, an address that does not
+    /// resolve, or no running loop.
+    ///
+    /// # Examples
+    ///
+    /// Two listeners on one port, as two loops of [`PerCore`](crate::PerCore) would hold them:
+    ///
+    /// ```
+    /// use aioloop::net::{TcpListenOptions, TcpListener};
+    ///
+    /// aioloop::run(async {
+    ///     let options = TcpListenOptions::new().reuse_port(true).backlog(1024);
+    ///     let a = TcpListener::bind_with("127.0.0.1:0", options)?;
+    ///     let b = TcpListener::bind_with(a.local_addr()?, options)?;
+    ///     assert_eq!(a.local_addr()?, b.local_addr()?);
+    ///     // Without the option the port is taken.
+    ///     let err = TcpListener::bind_with(a.local_addr()?, TcpListenOptions::new()).unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind_with(addr: impl ToSocketAddrs, options: TcpListenOptions) -> io::Result<TcpListener> {
+        let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to");
+        for a in addr.to_socket_addrs()? {
+            match options.bind(a) {
+                Ok(l) => return Self::from_std(l),
+                Err(e) => last = options.explain(a, e),
+            }
+        }
+        Err(last)
     }
 
     /// Waits for a connection and accepts it.
@@ -136,6 +178,119 @@ impl TryFrom<std::net::TcpListener> for TcpListener {
     type Error = io::Error;
     fn try_from(l: std::net::TcpListener) -> io::Result<TcpListener> {
         TcpListener::from_std(l)
+    }
+}
+
+/// How [`TcpListener::bind_with`] sets up its socket: `SO_REUSEPORT` and the listen backlog.
+///
+/// # Examples
+///
+/// ```
+/// use aioloop::net::TcpListenOptions;
+/// let options = TcpListenOptions::new().reuse_port(true).backlog(4096);
+/// assert!(options.is_reuse_port());
+/// assert_eq!(options.listen_backlog(), 4096);
+/// assert_eq!(TcpListenOptions::default().listen_backlog(), 128); // the standard library's
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpListenOptions {
+    /// Sets `SO_REUSEPORT` before binding.
+    reuse_port: bool,
+    /// The backlog given to `listen(2)` (the kernel caps it at `net.core.somaxconn`).
+    backlog: u32,
+}
+
+impl Default for TcpListenOptions {
+    fn default() -> Self {
+        TcpListenOptions { reuse_port: false, backlog: 128 }
+    }
+}
+
+impl TcpListenOptions {
+    /// Returns the default options: no `SO_REUSEPORT`, a backlog of 128 (what
+    /// [`TcpListener::bind`] and the standard library use).
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListenOptions`].
+    pub fn new() -> TcpListenOptions {
+        TcpListenOptions::default()
+    }
+
+    /// Sets `SO_REUSEPORT`: several sockets may then bind the same address and port, if each of
+    /// them sets it (and, on Linux, they belong to the same user). On Linux the kernel spreads
+    /// incoming connections across the listening ones by a hash of the connection's addresses,
+    /// which is how one loop per core shares a port (see [`PerCore`](crate::PerCore)). Other
+    /// systems (macOS, the BSDs) accept the option but may hand every connection to one of the
+    /// sockets. Default: false.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListener::bind_with`].
+    pub fn reuse_port(mut self, on: bool) -> TcpListenOptions {
+        self.reuse_port = on;
+        self
+    }
+
+    /// Sets the listen backlog: how many connections the kernel completes and queues before the
+    /// server accepts them. When it is full the kernel drops new connection attempts (their
+    /// clients retry a second later), so a server that takes bursts of thousands of connects
+    /// wants more than the default 128. The kernel caps it at `net.core.somaxconn` (4096 by
+    /// default on Linux since 5.4); values above `i32::MAX` count as `i32::MAX`.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListenOptions`].
+    pub fn backlog(mut self, backlog: u32) -> TcpListenOptions {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Returns whether `SO_REUSEPORT` is set.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListenOptions`].
+    pub fn is_reuse_port(&self) -> bool {
+        self.reuse_port
+    }
+
+    /// Returns the listen backlog.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListenOptions`].
+    pub fn listen_backlog(&self) -> u32 {
+        self.backlog
+    }
+
+    /// Creates, configures, binds and listens a socket (non-blocking, close-on-exec).
+    fn bind(&self, addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+        use rustix::net::sockopt;
+        let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+        let fd =
+            rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)?;
+        sockopt::set_socket_reuseaddr(&fd, true)?;
+        if self.reuse_port {
+            sockopt::set_socket_reuseport(&fd, true)?;
+        }
+        rustix::net::bind(&fd, &addr)?;
+        rustix::net::listen(&fd, i32::try_from(self.backlog).unwrap_or(i32::MAX))?;
+        Ok(std::net::TcpListener::from(fd))
+    }
+
+    /// Names the address in a bind failure, with a hint for a port that is taken.
+    fn explain(&self, addr: SocketAddr, e: io::Error) -> io::Error {
+        let hint = match (e.kind(), self.reuse_port) {
+            (io::ErrorKind::AddrInUse, false) => {
+                " (to share a port, bind every listener with TcpListenOptions::reuse_port(true))"
+            }
+            (io::ErrorKind::AddrInUse, true) => {
+                " (a listener without SO_REUSEPORT, or another user's, holds it: every listener of a shared port needs reuse_port)"
+            }
+            _ => "",
+        };
+        io::Error::new(e.kind(), format!("cannot bind {addr}: {e}{hint}"))
     }
 }
 

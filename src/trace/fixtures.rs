@@ -55,6 +55,22 @@ pub(crate) fn phase_trace() -> Trace {
     )
 }
 
+/// Returns `trace` with its task ids raised by `by` (another loop's run of the same program).
+pub(crate) fn renumbered(trace: Trace, by: u64) -> Trace {
+    let events = trace
+        .events
+        .into_iter()
+        .map(|mut e| {
+            e.task = TaskId(e.task.0 + by);
+            if let TraceKind::Spawned { name } = &mut e.kind {
+                *name = format!("Task-{}", e.task);
+            }
+            e
+        })
+        .collect();
+    Trace { runs: trace.runs, ..Trace::from_events(trace.start, events) }
+}
+
 // ----- A minimal JSON parser, to check that an export is valid JSON -----
 
 #[derive(Debug, Clone, PartialEq)]

@@ -169,6 +169,27 @@ pub(super) fn render(trace: &Trace) -> String {
         let _ = writeln!(out, r##"<rect x="0" y="{y:.1}" width="{WIDTH}" height="{row_h:.1}" fill="#f4f4f4"/>"##);
     }
     axis(&mut out, &layout, TOP - 4.0, axis_y);
+    // Runs added with Trace::append: a dashed line where each begins, and their numbers.
+    if !trace.runs().is_empty() && rows > 0 {
+        for (k, &at) in [Duration::ZERO].iter().chain(trace.runs()).enumerate() {
+            let x = layout.scale.x(at);
+            if k > 0 {
+                let _ = writeln!(
+                    out,
+                    r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{axis_y:.1}" stroke="#555555" stroke-dasharray="6,3"/>"##,
+                    TOP - 16.0
+                );
+            }
+            let _ = writeln!(
+                out,
+                r##"<text x="{:.1}" y="{:.1}" font-size="{}" fill="#555555">run {}</text>"##,
+                x + 4.0,
+                TOP - 6.0,
+                layout.font,
+                k + 1
+            );
+        }
+    }
     if trace.end() < end && rows > 0 {
         // The axis goes on to show timers due after the run: mark where the run ended.
         let x = layout.scale.x(trace.end());
@@ -460,6 +481,18 @@ mod tests {
         for label in ["ready", "running (a poll)", "waiting on a timer", "on a gather", "timer due", "panicked"] {
             assert!(text.contains(label), "legend {label}");
         }
+    }
+
+    #[test]
+    fn appended_runs_are_numbered_and_separated() {
+        let mut trace = phase_trace();
+        assert!(!trace.to_svg().contains(">run 1</text>"), "a single run is not numbered");
+        trace.append(renumbered(phase_trace(), 4));
+        let svg = trace.to_svg();
+        check_xml(&svg).unwrap_or_else(|e| panic!("{e}"));
+        assert!(svg.contains(">run 1</text>") && svg.contains(">run 2</text>"), "{svg}");
+        assert_eq!(svg.matches("stroke-dasharray=\"6,3\"").count(), 1, "one separator");
+        assert!(svg.contains(">aioloop trace: 8 tasks, 46 events, 12.000s of loop time</text>"), "{svg}");
     }
 
     #[test]
