@@ -107,6 +107,7 @@ impl Core {
         }
         let io = self.io.borrow();
         let tasks = self.tasks.borrow();
+        let extras = self.extras.borrow();
         let mut out: Vec<TaskSnapshot> = tasks
             .iter()
             .filter(|(_, e)| !e.status.is_finished())
@@ -114,7 +115,7 @@ impl Core {
                 let key = TaskKey::new(slot, index, e.id);
                 let waiting_on = if e.scheduled || e.status.public() == TaskState::Running {
                     WaitingOn::Nothing
-                } else if let Some(link) = &e.awaiting {
+                } else if let Some(link) = crate::task::extra_of(&extras, e, index).and_then(|x| x.awaiting.as_ref()) {
                     match link {
                         Link::Task(inner) => tasks
                             .get(inner.index())

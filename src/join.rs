@@ -251,10 +251,9 @@ impl<T> Task<T> {
         let e = &mut tasks[self.key.index()];
         match e.status {
             Status::Idle | Status::Running => {
-                if !matches!(&e.join, JoinSlot::Waker(w) if w.will_wake(cx.waker())) {
-                    e.join = JoinSlot::Waker(cx.waker().clone());
-                }
+                let old = self.core.set_join_waker(e, self.key.index(), cx.waker());
                 drop(tasks);
+                drop(old);
                 if link {
                     self.linker.set(self.core.set_awaiting_of_current(Link::Task(self.key)));
                 }
@@ -288,21 +287,25 @@ impl<T> Drop for Task<T> {
             crate::task::take_by_id(&self.core.names, self.id);
             return;
         }
-        let removed = {
+        let (removed, old_join) = {
             let mut tasks = self.core.tasks.borrow_mut();
             match tasks.get_mut(self.key.index()) {
                 Some(e) if self.key.matches(e.id) && !e.status.is_finished() => {
-                    // Detach: the loop owns the task now, and removes it when it finishes.
+                    // Detach: the loop owns the task now, and removes it when it finishes. A
+                    // waker left by this handle has nobody to wake any more.
                     e.detached = true;
-                    if matches!(e.join, JoinSlot::Waker(_)) {
-                        e.join = JoinSlot::Empty;
-                    }
-                    None
+                    drop(tasks);
+                    let old = self.core.update_extra_of(self.key, |x| match x.join {
+                        JoinSlot::Waker(_) => std::mem::take(&mut x.join),
+                        _ => JoinSlot::Empty,
+                    });
+                    (None, old)
                 }
-                Some(e) if self.key.matches(e.id) => Some(tasks.remove(self.key.index())),
-                _ => None,
+                Some(e) if self.key.matches(e.id) => (Some(tasks.remove(self.key.index())), None),
+                _ => (None, None),
             }
         };
+        drop(old_join);
         if let Some(entry) = removed {
             crate::task::take_by_id(&self.core.names, self.id);
             let payload = crate::task::take_by_id(&self.core.panics, self.id);

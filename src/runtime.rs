@@ -84,6 +84,9 @@ pub(crate) struct Core {
     pub(crate) ready: RefCell<VecDeque<Runnable>>,
     /// Every live task, by slab index. Those not in `ready` form the waiting set.
     pub(crate) tasks: RefCell<Slab<TaskEntry>>,
+    /// The joiners and await links of the tasks that have one, by slab index (kept out of the
+    /// slab so a task entry stays 32 bytes).
+    pub(crate) extras: RefCell<crate::task::Extras>,
     /// Callback records (asyncio's `Handle`s): `call_soon` callbacks, timers' actions, combinator counts.
     pub(crate) handles: RefCell<Slab<HandleRecord>>,
     /// The timer heap (asyncio's `_scheduled`), entries pointing into `handles`.
@@ -126,6 +129,7 @@ impl Core {
         Ok(Rc::new(Core {
             ready: RefCell::new(VecDeque::new()),
             tasks: RefCell::new(Slab::new()),
+            extras: RefCell::default(),
             handles: RefCell::new(Slab::new()),
             timers: RefCell::new(TimerHeap::default()),
             clock: Clock::new(virtual_time),
@@ -984,7 +988,9 @@ struct MainTask<'a> {
 
 impl MainTask<'_> {
     fn finish(self) -> (Status, Option<Box<dyn std::any::Any + Send>>) {
-        let entry = self.core.tasks.borrow_mut().remove(self.key.index());
+        let mut entry = self.core.tasks.borrow_mut().remove(self.key.index());
+        let extra = crate::task::take_extra(&mut self.core.extras.borrow_mut(), &mut entry, self.key.index());
+        drop(extra);
         let payload = crate::task::take_by_id(&self.core.panics, entry.id);
         std::mem::forget(self);
         (entry.status, payload)
@@ -995,8 +1001,10 @@ impl Drop for MainTask<'_> {
     fn drop(&mut self) {
         let mut tasks = self.core.tasks.borrow_mut();
         if tasks.get(self.key.index()).is_some_and(|e| self.key.matches(e.id)) {
-            let entry = tasks.remove(self.key.index());
+            let mut entry = tasks.remove(self.key.index());
             drop(tasks);
+            let extra = crate::task::take_extra(&mut self.core.extras.borrow_mut(), &mut entry, self.key.index());
+            drop(extra);
             crate::task::take_by_id(&self.core.panics, entry.id);
         }
     }

@@ -188,20 +188,17 @@ impl Link {
     }
 }
 
-/// A task's slab entry.
+/// A task's slab entry: 32 bytes, the slab's own tag included (a test checks it), because a
+/// million parked tasks are a million of these.
 pub(crate) struct TaskEntry {
     /// The future (or its output once done). `None` while the loop polls it, after it finished
     /// without a value to keep, and always for the main task of `run_until_complete`, whose future
     /// lives on the caller's stack.
     pub(crate) cell: Option<Pin<Box<dyn TaskCell>>>,
-    /// Whom to tell when the task finishes.
-    pub(crate) join: JoinSlot,
     /// The task id; its low bits are the generation in the task's key.
     pub(crate) id: u64,
-    /// What this task was awaiting at its last poll (a task's handle found pending, or a
-    /// gather): where a cancellation of this task propagates (asyncio's `_fut_waiter`). Cleared
-    /// at each poll, and when the future that set it is dropped.
-    pub(crate) awaiting: Option<Link>,
+    /// The task has an [`Extra`] in `Core::extras` (a joiner, or an await link).
+    pub(crate) has_extra: bool,
     /// Where the task is in its life.
     pub(crate) status: Status,
     /// The task is in the ready queue.
@@ -214,6 +211,90 @@ pub(crate) struct TaskEntry {
     pub(crate) quiet: bool,
     /// The main task of `run_until_complete`.
     pub(crate) is_main: bool,
+}
+
+/// The parts of a task that few tasks use at a time, kept out of the slab in `Core::extras`
+/// (by slab index) so the entry stays small.
+///
+/// Invariant: a finished task has none (`finish_task` takes it), so removing a finished entry
+/// needs no lookup here.
+#[derive(Default)]
+pub(crate) struct Extra {
+    /// Whom to tell when the task finishes.
+    pub(crate) join: JoinSlot,
+    /// What this task was awaiting at its last poll (a task's handle found pending, or a
+    /// gather): where a cancellation of this task propagates (asyncio's `_fut_waiter`). Cleared
+    /// at each poll, and when the future that set it is dropped.
+    pub(crate) awaiting: Option<Link>,
+}
+
+impl Extra {
+    fn is_empty(&self) -> bool {
+        matches!(self.join, JoinSlot::Empty) && self.awaiting.is_none()
+    }
+}
+
+/// The side table of [`Extra`]s, by slab index.
+pub(crate) type Extras = std::collections::HashMap<usize, Extra, std::hash::BuildHasherDefault<IndexHasher>>;
+
+/// Hashes a slab index with one multiplication (Fibonacci hashing): the keys are small
+/// distinct integers, which need no SipHash.
+#[derive(Default)]
+pub(crate) struct IndexHasher(u64);
+
+impl std::hash::Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Returns task `index`'s extra part, creating it.
+pub(crate) fn extra_mut<'a>(extras: &'a mut Extras, e: &mut TaskEntry, index: usize) -> &'a mut Extra {
+    e.has_extra = true;
+    extras.entry(index).or_default()
+}
+
+/// Returns task `index`'s extra part, if it has one.
+pub(crate) fn extra_of<'a>(extras: &'a Extras, e: &TaskEntry, index: usize) -> Option<&'a Extra> {
+    if e.has_extra {
+        extras.get(&index)
+    } else {
+        None
+    }
+}
+
+/// Removes task `index`'s extra part and returns it (to be dropped outside the borrows).
+pub(crate) fn take_extra(extras: &mut Extras, e: &mut TaskEntry, index: usize) -> Option<Extra> {
+    if std::mem::take(&mut e.has_extra) {
+        extras.remove(&index)
+    } else {
+        None
+    }
+}
+
+/// Changes task `index`'s extra part with `f` if it has one, and removes it if it is left empty;
+/// returns what `f` returned and the removed part (to be dropped outside the borrows).
+fn update_extra<R>(
+    extras: &mut Extras,
+    e: &mut TaskEntry,
+    index: usize,
+    f: impl FnOnce(&mut Extra) -> R,
+) -> Option<(R, Option<Extra>)> {
+    if !e.has_extra {
+        return None;
+    }
+    let x = extras.get_mut(&index)?;
+    let r = f(x);
+    let emptied = if x.is_empty() { take_extra(extras, e, index) } else { None };
+    Some((r, emptied))
 }
 
 /// A type-erased task future: polls it, drops it, or hands out its output.
@@ -311,12 +392,12 @@ impl Core {
         let index = entry.key();
         assert!(index < MAX_TASKS, "aioloop: more than {MAX_TASKS} live tasks on one loop");
         let key = TaskKey::new(self.remote.slot, index, id);
+        debug_assert!(!self.extras.borrow().contains_key(&index), "a stale Extra for a reused slab index");
         let pending = status == Status::Idle;
         entry.insert(TaskEntry {
             cell,
-            join: JoinSlot::Empty,
             id,
-            awaiting: None,
+            has_extra: false,
             status,
             scheduled: pending,
             cancel_requested: false,
@@ -364,6 +445,7 @@ impl Core {
             let first = cur == key;
             let next = {
                 let mut tasks = self.tasks.borrow_mut();
+                let extras = self.extras.borrow();
                 match tasks.get_mut(cur.index()).filter(|e| cur.matches(e.id)) {
                     None => Next::Finished,
                     Some(e) if e.status.is_finished() => {
@@ -380,7 +462,7 @@ impl Core {
                             // requested: a walk through it is under way.
                             Next::InFlight
                         } else {
-                            Next::Follow(e.awaiting.clone())
+                            Next::Follow(extra_of(&extras, e, cur.index()).and_then(|x| x.awaiting.clone()))
                         }
                     }
                 }
@@ -417,17 +499,23 @@ impl Core {
     ///
     /// `main` is the future of `run_until_complete`, polled when `key` is the main task.
     pub(crate) fn run_task(&self, key: TaskKey, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
-        let (cell, cancel, is_main) = {
+        let (cell, cancel, is_main, stale) = {
             let mut tasks = self.tasks.borrow_mut();
             let Some(e) = tasks.get_mut(key.index()) else { return };
             if !key.matches(e.id) || e.status.is_finished() {
                 return;
             }
             e.scheduled = false;
-            e.awaiting = None;
             e.status = Status::Running;
-            (e.cell.take(), e.cancel_requested, e.is_main)
+            // The await link is set anew by whatever the task awaits in this poll.
+            let stale = if e.has_extra {
+                update_extra(&mut self.extras.borrow_mut(), e, key.index(), |x| x.awaiting.take())
+            } else {
+                None
+            };
+            (e.cell.take(), e.cancel_requested, e.is_main, stale)
         };
+        drop(stale);
         self.current.set(Some(key));
         let step = if is_main {
             self.step_main(key, cancel, main)
@@ -515,8 +603,10 @@ impl Core {
             }
             e.status = status;
             e.scheduled = false;
-            e.awaiting = None;
-            let join = std::mem::take(&mut e.join);
+            let join = match take_extra(&mut self.extras.borrow_mut(), e, key.index()) {
+                Some(extra) => extra.join,
+                None => JoinSlot::Empty,
+            };
             let id = e.id;
             if status != Status::Done {
                 // Nothing to keep; the output (if any) is discarded below, outside the borrow.
@@ -589,16 +679,18 @@ impl Core {
     /// Makes `group` the joiner of a task (member `member`); a finished task reports at once.
     pub(crate) fn join_group(&self, key: TaskKey, group: &Rc<Group>, member: u32) {
         group.add_member(key);
-        let finished = {
+        let (finished, old) = {
             let mut tasks = self.tasks.borrow_mut();
             let e = &mut tasks[key.index()];
             if e.status.is_finished() {
-                Some(e.status)
+                (Some(e.status), JoinSlot::Empty)
             } else {
-                e.join = JoinSlot::Group(group.clone(), member);
-                None
+                let mut extras = self.extras.borrow_mut();
+                let x = extra_mut(&mut extras, e, key.index());
+                (None, std::mem::replace(&mut x.join, JoinSlot::Group(group.clone(), member)))
             }
         };
+        drop(old);
         if let Some(status) = finished {
             self.call_soon_action(crate::handle::Action::Member(group.clone(), member, status));
         }
@@ -613,48 +705,67 @@ impl Core {
 
     /// Forgets a task's joiner (a combinator finished or was dropped).
     pub(crate) fn clear_join(&self, key: TaskKey) {
-        let slot = self
-            .tasks
-            .borrow_mut()
-            .get_mut(key.index())
-            .filter(|e| key.matches(e.id))
-            .map(|e| std::mem::take(&mut e.join));
+        let slot = self.update_extra_of(key, |x| std::mem::take(&mut x.join));
         drop(slot);
+    }
+
+    /// [`update_extra`] for task `key` (nothing if the key is stale); the old values are
+    /// returned to be dropped by the caller, outside the borrows.
+    pub(crate) fn update_extra_of<R>(
+        &self,
+        key: TaskKey,
+        f: impl FnOnce(&mut Extra) -> R,
+    ) -> Option<(R, Option<Extra>)> {
+        let mut tasks = self.tasks.borrow_mut();
+        let e = tasks.get_mut(key.index()).filter(|e| key.matches(e.id))?;
+        update_extra(&mut self.extras.borrow_mut(), e, key.index(), f)
+    }
+
+    /// Sets task `key`'s joiner to a waker (a handle awaited from `cx`), unless it already
+    /// wakes the same task; returns the replaced joiner.
+    pub(crate) fn set_join_waker(&self, e: &mut TaskEntry, index: usize, waker: &std::task::Waker) -> JoinSlot {
+        let mut extras = self.extras.borrow_mut();
+        let x = extra_mut(&mut extras, e, index);
+        if matches!(&x.join, JoinSlot::Waker(w) if w.will_wake(waker)) {
+            JoinSlot::Empty
+        } else {
+            std::mem::replace(&mut x.join, JoinSlot::Waker(waker.clone()))
+        }
     }
 
     /// Records that the running task is awaiting `link` (for cancellation propagation); returns
     /// the running task, to [`unlink`](Self::unlink) it later.
     pub(crate) fn set_awaiting_of_current(&self, link: Link) -> Option<TaskKey> {
         let cur = self.current.get()?;
-        self.tasks.borrow_mut().get_mut(cur.index())?.awaiting = Some(link);
+        let old = {
+            let mut tasks = self.tasks.borrow_mut();
+            let e = tasks.get_mut(cur.index())?;
+            extra_mut(&mut self.extras.borrow_mut(), e, cur.index()).awaiting.replace(link)
+        };
+        drop(old);
         Some(cur)
     }
 
     /// Takes the running task's awaiting link (to see what a sub-future links during its poll).
     pub(crate) fn take_awaiting_of_current(&self) -> Option<Link> {
         let cur = self.current.get()?;
-        self.tasks.borrow_mut().get_mut(cur.index()).and_then(|e| e.awaiting.take())
+        self.update_extra_of(cur, |x| x.awaiting.take()).and_then(|(link, _)| link)
     }
 
     /// Sets the running task's awaiting link.
     pub(crate) fn restore_awaiting_of_current(&self, link: Option<Link>) {
-        if let Some(cur) = self.current.get() {
-            if let Some(e) = self.tasks.borrow_mut().get_mut(cur.index()) {
-                e.awaiting = link;
-            }
-        }
+        let Some(cur) = self.current.get() else { return };
+        let old = match link {
+            Some(link) => self.set_awaiting_of_current(link).map(|_| None),
+            None => self.update_extra_of(cur, |x| x.awaiting.take()).map(|(old, _)| old),
+        };
+        drop(old);
     }
 
     /// Clears `task`'s awaiting link if it is still `link` (the future that set it is gone, so a
     /// later cancellation must not follow it).
     pub(crate) fn unlink(&self, task: TaskKey, link: &Link) {
-        let stale = {
-            let mut tasks = self.tasks.borrow_mut();
-            match tasks.get_mut(task.index()).filter(|e| task.matches(e.id)) {
-                Some(e) if e.awaiting.as_ref().is_some_and(|l| l.same(link)) => e.awaiting.take(),
-                _ => None,
-            }
-        };
+        let stale = self.update_extra_of(task, |x| x.awaiting.take_if(|l| l.same(link)));
         drop(stale);
     }
 }
@@ -667,5 +778,23 @@ pub(crate) fn take_by_id<V>(table: &std::cell::RefCell<std::collections::HashMap
         None
     } else {
         table.remove(&id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_entry_is_32_bytes_in_the_slab() {
+        // The shape of slab's own entry type (private to the slab crate): the tag fits in a niche
+        // of `TaskEntry`, so a parked task costs the slab 32 bytes.
+        #[allow(dead_code)]
+        enum SlabEntry {
+            Vacant(usize),
+            Occupied(TaskEntry),
+        }
+        assert_eq!(std::mem::size_of::<TaskEntry>(), 32);
+        assert_eq!(std::mem::size_of::<SlabEntry>(), 32);
     }
 }

@@ -185,22 +185,41 @@ impl Drop for TimerSlot {
 enum When {
     At(Instant),
     After(Duration),
+    /// Fixed by a running loop: the deadline in that loop's time (registry slot `slot`), and as
+    /// an `Instant`, so the first poll on that loop need not convert it back.
+    Fixed {
+        slot: u16,
+        ns: u64,
+        at: Instant,
+    },
 }
 
 impl When {
     /// Fixes the deadline now if a loop is running (as asyncio does when `timeout()` is called).
     fn fix(self) -> When {
         match self {
-            When::After(d) => crate::context::with_running(|core| When::At(core.clock.instant(core.deadline_after(d))))
-                .unwrap_or(self),
+            When::After(d) => crate::context::with_running(|core| {
+                let ns = core.deadline_after(d);
+                When::Fixed { slot: core.remote.slot, ns, at: core.clock.instant(ns) }
+            })
+            .unwrap_or(self),
             at => at,
         }
     }
 
     fn deadline_ns(self, core: &Core) -> u64 {
         match self {
-            When::At(i) => core.clock.ns_of(i),
+            When::Fixed { slot, ns, .. } if slot == core.remote.slot => ns,
+            When::At(at) | When::Fixed { at, .. } => core.clock.ns_of(at),
             When::After(d) => core.deadline_after(d),
+        }
+    }
+
+    /// The deadline as an `Instant`, if it is fixed.
+    fn instant(self) -> Option<Instant> {
+        match self {
+            When::At(at) | When::Fixed { at, .. } => Some(at),
+            When::After(_) => None,
         }
     }
 }
@@ -277,10 +296,9 @@ impl Sleep {
     /// assert_eq!(aioloop::sleep_until(at).deadline(), Some(at));
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
-        match (&self.timer, self.when) {
-            (Some(t), _) => Some(t.at),
-            (None, When::At(i)) => Some(i),
-            (None, When::After(_)) => None,
+        match &self.timer {
+            Some(t) => Some(t.at),
+            None => self.when.instant(),
         }
     }
 }
@@ -520,10 +538,9 @@ impl<F> Timeout<F> {
     /// assert_eq!(aioloop::timeout_at(at, async {}).deadline(), Some(at));
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
-        match (&self.timer, self.when) {
-            (Some(t), _) => Some(t.at),
-            (None, When::At(i)) => Some(i),
-            (None, When::After(_)) => None,
+        match &self.timer {
+            Some(t) => Some(t.at),
+            None => self.when.instant(),
         }
     }
 }

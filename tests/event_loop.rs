@@ -313,7 +313,10 @@ fn heap_with(lp: &EventLoop, n: usize, cancel: usize) -> Vec<TimerHandle> {
 fn l9_mostly_cancelled_heap_is_compacted() {
     let mut lp = vloop();
     let _hs = heap_with(&lp, 101, 51);
-    assert_eq!(timers_and_cancelled(&lp), (101, 51));
+    // asyncio rebuilds at the start of the next iteration; aioloop already at the cancel that
+    // broke the rule (so a task cancelling timers in one long poll stays small): same state by
+    // the time anything can run.
+    assert_eq!(timers_and_cancelled(&lp), (50, 0));
     run_once(&mut lp);
     assert_eq!(timers_and_cancelled(&lp), (50, 0));
 }
