@@ -62,6 +62,21 @@ pub struct Trace {
     runs: Vec<Duration>,
 }
 
+/// An empty trace, to [`append`](Trace::append) runs to.
+///
+/// # Examples
+///
+/// ```
+/// let trace = aioloop::Trace::default();
+/// assert!(trace.events().is_empty());
+/// assert_eq!(trace.to_string(), "");
+/// ```
+impl Default for Trace {
+    fn default() -> Trace {
+        Trace::empty(Instant::now())
+    }
+}
+
 /// One step of one task's life, at a moment of loop time.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
@@ -152,7 +167,6 @@ impl Trace {
     }
 
     /// Returns an empty trace (a loop built without tracing).
-    #[allow(dead_code)]
     pub(crate) fn empty(start: Instant) -> Trace {
         Trace::from_events(start, Vec::new())
     }
@@ -196,6 +210,11 @@ impl Trace {
     ///
     /// See [`Trace`].
     pub fn append(&mut self, later: Trace) {
+        if self.events.is_empty() {
+            // Nothing to come after (an empty or default trace): the later run is the first.
+            *self = later;
+            return;
+        }
         let offset = self.end();
         self.runs.push(offset);
         self.runs.extend(later.runs.iter().map(|r| offset + *r));
@@ -711,6 +730,10 @@ mod tests {
         assert_eq!((last.at, &last.kind), (Duration::from_secs(12), &TraceKind::Cancelled));
         assert_eq!(deadline(&both), Some(Duration::from_secs(16)), "the later run's 10 s timer, 6 s later");
         assert_eq!(both.runs(), [Duration::from_secs(6)]);
+        let mut first = Trace::default();
+        first.append(phase_trace());
+        assert_eq!(first.runs(), [], "appended to nothing, a run is the first");
+        assert_eq!(first.to_string(), phase_trace().to_string());
         let mut three = phase_trace();
         three.append(renumbered(both, 8));
         assert_eq!(three.runs(), [Duration::from_secs(6), Duration::from_secs(12)]);
