@@ -13,6 +13,11 @@
 //! - With no mode, the server (on a free port, unless ADDR is given) and the client run in the
 //!   same loop, 100 connections × 100 requests by default, which finishes in well under a
 //!   second.
+//! - `--threads N` runs the server on N loops, one per thread (pinned to CPUs, with
+//!   [`aioloop::PerCore`]): each loop binds its own listener on the same port with
+//!   `SO_REUSEPORT`, and the kernel hands each connection to one of them. With no mode, the
+//!   client stays on the main thread's loop, and the output ends with how many connections each
+//!   server loop accepted.
 //!
 //! Every connection is a task and every task runs on the main thread. Before opening the
 //! connections the client compares what it needs with the process's limit on open files
@@ -22,16 +27,20 @@
 //!
 //! Run with: `cargo run --example echo` (both in one loop), or
 //! `cargo run --release --example echo -- server` in one terminal and
-//! `cargo run --release --example echo -- client` in another.
+//! `cargo run --release --example echo -- client` in another; add `--threads 2` to serve on two
+//! loops (`cargo run --example echo -- --threads 2`).
 
 use std::cell::Cell;
 use std::io;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aioloop::net::{TcpListener, TcpStream};
-use aioloop::EventLoop;
+use aioloop::net::{TcpListenOptions, TcpListener, TcpStream};
+use aioloop::{EventLoop, Loops, PerCore};
 
 /// Where the server listens and the client connects unless told otherwise.
 const DEFAULT_ADDR: &str = "127.0.0.1:7878";
@@ -57,6 +66,8 @@ struct Args {
     connections: usize,
     /// Round trips per connection.
     requests: usize,
+    /// Server loops (threads); 1: everything on the main thread.
+    threads: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,11 +80,11 @@ enum Mode {
 fn usage(problem: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!("{problem}\nusage: echo [server|client] [ADDR] [--connections N] [--requests M]"),
+        format!("{problem}\nusage: echo [server|client] [ADDR] [--connections N] [--requests M] [--threads T]"),
     )
 }
 
-/// Parses `[server|client] [ADDR] [--connections N] [--requests M]`.
+/// Parses `[server|client] [ADDR] [--connections N] [--requests M] [--threads T]`.
 fn parse_args() -> io::Result<Args> {
     let mut args = std::env::args().skip(1).peekable();
     let mode = match args.peek().map(String::as_str) {
@@ -85,7 +96,7 @@ fn parse_args() -> io::Result<Args> {
         args.next();
     }
     let (connections, requests) = if mode == Mode::Both { (100, 100) } else { (10_000, 10) };
-    let mut parsed = Args { mode, addr: None, connections, requests };
+    let mut parsed = Args { mode, addr: None, connections, requests, threads: 1 };
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> io::Result<usize> {
             let value = args.next().ok_or_else(|| usage(&format!("{name} needs a number")))?;
@@ -94,6 +105,7 @@ fn parse_args() -> io::Result<Args> {
         match arg.as_str() {
             "--connections" => parsed.connections = number("--connections")?,
             "--requests" => parsed.requests = number("--requests")?,
+            "--threads" => parsed.threads = number("--threads")?,
             flag if flag.starts_with('-') => return Err(usage(&format!("unknown option `{flag}`"))),
             addr => parsed.addr = Some(addr.to_string()),
         }
@@ -101,18 +113,26 @@ fn parse_args() -> io::Result<Args> {
     if parsed.connections == 0 {
         return Err(usage("--connections must be at least 1"));
     }
+    if parsed.threads == 0 {
+        return Err(usage("--threads must be at least 1"));
+    }
+    if parsed.threads > 1 && mode == Mode::Client {
+        return Err(usage("--threads is for the server: the client runs on one loop"));
+    }
     Ok(parsed)
 }
 
 // ===== The server =====
 
-/// Counters the server's tasks share (one thread: `Cell`s in an `Rc`).
+/// Counters the server's tasks share (one thread: `Cell`s in an `Rc`; with several loops, each
+/// has its own).
 #[derive(Default)]
 struct ServerStats {
     /// Connections open now.
     open: Cell<usize>,
-    /// Connections accepted so far.
-    accepted: Cell<u64>,
+    /// Connections accepted so far; an atomic, so that the main thread can read it when the
+    /// server runs on other threads.
+    accepted: Arc<AtomicU64>,
     /// Bytes written back so far.
     echoed: Cell<u64>,
 }
@@ -123,7 +143,7 @@ async fn serve(listener: TcpListener, stats: Rc<ServerStats>) -> io::Result<()> 
         // `accept` backs off by itself while the process is out of file descriptors.
         let (conn, _peer) = listener.accept().await?;
         stats.open.set(stats.open.get() + 1);
-        stats.accepted.set(stats.accepted.get() + 1);
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
         let stats = stats.clone();
         aioloop::spawn(async move {
             if let Err(e) = echo(&conn, &stats).await {
@@ -149,17 +169,139 @@ async fn echo(conn: &TcpStream, stats: &ServerStats) -> io::Result<()> {
     }
 }
 
-/// Prints a status line every second in which the server's counters changed.
-async fn report_server(stats: Rc<ServerStats>) {
+/// Prints a status line every second in which the server's counters changed (`prefix` names
+/// the loop when there are several).
+async fn report_server(stats: Rc<ServerStats>, prefix: String) {
     let mut last = (0, 0);
     loop {
         aioloop::sleep(Duration::from_secs(1)).await;
-        let now = (stats.accepted.get(), stats.echoed.get());
+        let now = (stats.accepted.load(Ordering::Relaxed), stats.echoed.get());
         if now != last {
-            println!("connections: {} open, {} accepted; {} bytes echoed", stats.open.get(), now.0, now.1);
+            println!("{prefix}connections: {} open, {} accepted; {} bytes echoed", stats.open.get(), now.0, now.1);
             last = now;
         }
     }
+}
+
+// ===== The server on several loops =====
+
+/// The server's loops, and how many connections each accepted.
+struct Servers {
+    loops: Loops<io::Result<()>>,
+    /// Where they listen.
+    addr: SocketAddr,
+    /// Connections accepted, per loop.
+    accepted: Vec<Arc<AtomicU64>>,
+}
+
+/// Starts the server on `threads` loops, one per thread, each with its own listener on `addr`
+/// (`SO_REUSEPORT`); returns once every loop listens, or with the first loop's failure.
+fn start_servers(addr: &str, threads: usize, report: bool) -> io::Result<Servers> {
+    let accepted: Vec<Arc<AtomicU64>> = (0..threads).map(|_| Arc::default()).collect();
+    let counters = accepted.clone();
+    let requested = std::net::ToSocketAddrs::to_socket_addrs(addr)?
+        .next()
+        .ok_or_else(|| usage(&format!("`{addr}` resolves to no address")))?;
+    // The first loop to bind picks the port (if `addr` says 0); the others bind that one.
+    let port = Arc::new(Mutex::new(None::<SocketAddr>));
+    let (bound_tx, bound) = mpsc::channel();
+    let loops = PerCore::new(threads).spawn(move |i| {
+        let (port, bound_tx) = (port.clone(), bound_tx.clone());
+        let stats = Rc::new(ServerStats { accepted: counters[i].clone(), ..ServerStats::default() });
+        async move {
+            let listener = {
+                let mut port = port.lock().unwrap_or_else(|e| e.into_inner());
+                let options = TcpListenOptions::new().reuse_port(true).backlog(1024);
+                let bound = TcpListener::bind_with(port.unwrap_or(requested), options);
+                if let Ok(l) = &bound {
+                    *port = l.local_addr().ok();
+                }
+                // An `io::Error` is `Send`: the failure itself goes to the main thread.
+                let _ = bound_tx.send(
+                    bound
+                        .as_ref()
+                        .map(|_| port.unwrap_or(requested))
+                        .map_err(|e| io::Error::new(e.kind(), e.to_string())),
+                );
+                bound?
+            };
+            if report {
+                aioloop::spawn(report_server(stats.clone(), format!("loop {i}: ")));
+            }
+            serve(listener, stats).await
+        }
+    })?;
+    let mut addr = requested;
+    for _ in 0..threads {
+        match bound.recv() {
+            Ok(Ok(a)) => addr = a,
+            Ok(Err(e)) => return Err(e), // dropping `loops` cancels and joins the others
+            Err(_) => return Err(io::Error::other("a server loop ended before it listened")),
+        }
+    }
+    Ok(Servers { loops, addr, accepted })
+}
+
+/// Cancels the server loops and prints how many connections each accepted; fails if a loop
+/// failed (an accept error, a panic) before it was cancelled.
+fn stop_servers(servers: Servers) -> io::Result<()> {
+    let cpus: Vec<_> = (0..servers.loops.len()).map(|i| servers.loops.cpu(i)).collect();
+    servers.loops.cancel();
+    let outcomes = servers.loops.join();
+    for (i, (outcome, cpu)) in outcomes.into_iter().zip(cpus).enumerate() {
+        let cpu = cpu.map_or("unpinned".to_string(), |c| format!("CPU {c}"));
+        println!("server loop {i} ({cpu}): accepted {} connections", servers.accepted[i].load(Ordering::Relaxed));
+        match outcome {
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => return Err(io::Error::other(format!("server loop {i}: {e}"))),
+            Ok(Err(e)) => return Err(io::Error::new(e.kind(), format!("server loop {i}: {e}"))),
+            Ok(Ok(())) => {}
+        }
+    }
+    Ok(())
+}
+
+/// `server --threads N`: serves on N loops until killed.
+fn run_server_threaded(addr: &str, threads: usize) -> io::Result<()> {
+    let servers = start_servers(addr, threads, true)?;
+    println!(
+        "echo server listening on {} on {threads} loops (one per thread, SO_REUSEPORT); Ctrl-C stops it",
+        servers.addr
+    );
+    for i in 0..threads {
+        let cpu = servers.loops.cpu(i).map_or("unpinned".to_string(), |c| format!("CPU {c}"));
+        println!("loop {i}: thread aioloop-loop-{i}, {cpu}");
+    }
+    // The loops serve until the process is killed; `join` returns only if every loop failed.
+    let outcomes = servers.loops.join();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok(Err(e)) => eprintln!("echo server loop {i}: {e}"),
+            Err(e) => eprintln!("echo server loop {i}: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
+    Err(io::Error::other("every server loop stopped"))
+}
+
+/// No mode, `--threads N`: the server on N loops, the client on the main thread's loop.
+fn run_both_threaded(args: &Args) -> io::Result<()> {
+    check_fd_limit(2 * args.connections)?;
+    let servers = start_servers(args.addr.as_deref().unwrap_or("127.0.0.1:0"), args.threads, false)?;
+    let addr = servers.addr.to_string();
+    println!(
+        "echo: {} connections × {} requests of {REQUEST_SIZE} bytes, server on {} loops (threads aioloop-loop-0..), client on the main thread's loop (thread {:?})",
+        args.connections,
+        args.requests,
+        args.threads,
+        thread()
+    );
+    let mut lp = EventLoop::new()?;
+    let report = lp.run_until_complete(run_client(&addr, args.connections, args.requests));
+    lp.close();
+    let finished = report.and_then(finish);
+    let stopped = stop_servers(servers);
+    finished.and(stopped)
 }
 
 // ===== The client =====
@@ -347,7 +489,7 @@ async fn main_async(args: Args) -> io::Result<()> {
                 );
             }
             let stats = Rc::new(ServerStats::default());
-            aioloop::spawn(report_server(stats.clone()));
+            aioloop::spawn(report_server(stats.clone(), String::new()));
             serve(listener, stats).await
         }
         Mode::Client => {
@@ -401,6 +543,13 @@ fn thread() -> std::thread::ThreadId {
 
 fn main() -> ExitCode {
     let result = parse_args().and_then(|args| {
+        if args.threads > 1 {
+            let addr = args.addr.as_deref().unwrap_or(DEFAULT_ADDR);
+            return match args.mode {
+                Mode::Server => run_server_threaded(addr, args.threads),
+                _ => run_both_threaded(&args),
+            };
+        }
         let mut lp = EventLoop::new()?;
         let result = lp.run_until_complete(main_async(args));
         lp.close();
