@@ -11,8 +11,10 @@ use std::fmt;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
+use slab::Slab;
+
 use crate::runtime::Core;
-use crate::task::{Link, TaskId, TaskState};
+use crate::task::{Link, TaskEntry, TaskId, TaskState};
 use crate::waker::{key_of, TaskKey};
 
 /// What a task is waiting for, as far as the loop can tell.
@@ -90,59 +92,72 @@ pub struct TaskDump {
 impl Core {
     /// Takes a dump of every unfinished task.
     pub(crate) fn dump(&self) -> TaskDump {
-        let now_ns = self.clock.now_ns();
-        let now = self.clock.instant(now_ns);
+        let now = self.clock.instant(self.clock.now_ns());
         let slot = self.remote.slot;
-        // Which tasks wait on a timer, and until when.
-        let mut timers: Vec<(TaskKey, u64)> = Vec::new();
-        {
-            let handles = self.handles.borrow();
-            for e in self.timers.borrow().iter() {
-                if let Some(r) = handles.get(e.index as usize).filter(|r| r.seq == e.seq && r.in_heap) {
-                    if let Some(key) = r.waker().and_then(key_of) {
-                        timers.push((key, e.deadline));
-                    }
-                }
-            }
-        }
-        let io = self.io.borrow();
+        let timers = self.timer_waits();
         let tasks = self.tasks.borrow();
-        let extras = self.extras.borrow();
         let mut out: Vec<TaskSnapshot> = tasks
             .iter()
             .filter(|(_, e)| !e.status.is_finished())
-            .map(|(index, e)| {
-                let key = TaskKey::new(slot, index, e.id);
-                let waiting_on = if e.scheduled || e.status.public() == TaskState::Running {
-                    WaitingOn::Nothing
-                } else if let Some(link) = crate::task::extra_of(&extras, e, index).and_then(|x| x.awaiting.as_ref()) {
-                    match link {
-                        Link::Task(inner) => tasks
-                            .get(inner.index())
-                            .filter(|i| inner.matches(i.id))
-                            .map_or(WaitingOn::Other, |i| WaitingOn::Task(TaskId(i.id))),
-                        Link::Group(g) => WaitingOn::Gather(g.members()),
-                    }
-                } else if let Some(&(_, deadline)) = timers.iter().filter(|(k, _)| *k == key).min_by_key(|(_, d)| *d) {
-                    WaitingOn::Timer(self.clock.instant(deadline))
-                } else if let Some((entry, dir)) =
-                    io.iter().find_map(|(_, entry)| entry.waits(&|w| key_of(w) == Some(key)).map(|d| (entry, d)))
-                {
-                    WaitingOn::Io { fd: entry.fd, write: dir == crate::io::Dir::Write }
-                } else {
-                    WaitingOn::Other
-                };
-                TaskSnapshot {
-                    id: TaskId(e.id),
-                    name: self.task_name(e.id),
-                    state: e.status.public(),
-                    spawned_at: self.spawn_location(e.id),
-                    waiting_on,
-                }
+            .map(|(index, e)| TaskSnapshot {
+                id: TaskId(e.id),
+                name: self.task_name(e.id),
+                state: e.status.public(),
+                spawned_at: self.spawn_location(e.id),
+                waiting_on: self.classify(&tasks, &timers, TaskKey::new(slot, index, e.id), e),
             })
             .collect();
         out.sort_by_key(|t| t.id);
         TaskDump { tasks: out, now }
+    }
+
+    /// What one task waits for (for the trace, when it parks); `Nothing` for a stale key.
+    pub(crate) fn waiting_on(&self, key: TaskKey) -> WaitingOn {
+        let timers = self.timer_waits();
+        let tasks = self.tasks.borrow();
+        match tasks.get(key.index()).filter(|e| key.matches(e.id)) {
+            Some(e) => self.classify(&tasks, &timers, key, e),
+            None => WaitingOn::Nothing,
+        }
+    }
+
+    /// Which tasks wait on a timer, and until when (a scan of the heap).
+    fn timer_waits(&self) -> Vec<(TaskKey, u64)> {
+        let handles = self.handles.borrow();
+        let timers = self.timers.borrow();
+        timers
+            .iter()
+            .filter_map(|e| {
+                let r = handles.get(e.index as usize).filter(|r| r.seq == e.seq && r.in_heap)?;
+                Some((r.waker().and_then(key_of)?, e.deadline))
+            })
+            .collect()
+    }
+
+    /// What task `key` (entry `e`) waits for: a task or gather it awaits, else its earliest
+    /// timer, else a descriptor, else something the loop does not track.
+    fn classify(&self, tasks: &Slab<TaskEntry>, timers: &[(TaskKey, u64)], key: TaskKey, e: &TaskEntry) -> WaitingOn {
+        if e.scheduled || e.status.public() == TaskState::Running {
+            return WaitingOn::Nothing;
+        }
+        let extras = self.extras.borrow();
+        if let Some(link) = crate::task::extra_of(&extras, e, key.index()).and_then(|x| x.awaiting.as_ref()) {
+            return match link {
+                Link::Task(inner) => tasks
+                    .get(inner.index())
+                    .filter(|i| inner.matches(i.id))
+                    .map_or(WaitingOn::Other, |i| WaitingOn::Task(TaskId(i.id))),
+                Link::Group(g) => WaitingOn::Gather(g.members()),
+            };
+        }
+        if let Some(&(_, deadline)) = timers.iter().filter(|(k, _)| *k == key).min_by_key(|(_, d)| *d) {
+            return WaitingOn::Timer(self.clock.instant(deadline));
+        }
+        let io = self.io.borrow();
+        match io.iter().find_map(|(_, entry)| entry.waits(&|w| key_of(w) == Some(key)).map(|d| (entry, d))) {
+            Some((entry, dir)) => WaitingOn::Io { fd: entry.fd, write: dir == crate::io::Dir::Write },
+            None => WaitingOn::Other,
+        }
     }
 }
 

@@ -190,7 +190,11 @@ impl<T> Task<T> {
     /// assert_eq!(t.name(), "worker-1");
     /// ```
     pub fn set_name(&self, name: impl Into<String>) {
-        self.core.names.borrow_mut().insert(self.id, name.into());
+        let name = name.into();
+        if let Some(tracer) = &self.core.tracer {
+            tracer.borrow_mut().rename(crate::TaskId(self.id), &name);
+        }
+        self.core.names.borrow_mut().insert(self.id, name);
     }
 
     /// Clears the awaiting link this handle's poll set in the task that awaits it.

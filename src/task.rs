@@ -406,6 +406,7 @@ impl Core {
             is_main,
         });
         drop(tasks);
+        self.trace_event(id, || crate::TraceKind::Spawned { name: self.task_name(id) });
         if pending {
             self.ready.borrow_mut().push_back(crate::runtime::Runnable::Task(key));
         }
@@ -419,8 +420,10 @@ impl Core {
         if let Some(e) = tasks.get_mut(key.index()) {
             if key.matches(e.id) && !e.scheduled && !e.status.is_finished() {
                 e.scheduled = true;
+                let id = e.id;
                 drop(tasks);
                 self.ready.borrow_mut().push_back(crate::runtime::Runnable::Task(key));
+                self.trace_event(id, || crate::TraceKind::Woken);
             }
         }
     }
@@ -499,7 +502,7 @@ impl Core {
     ///
     /// `main` is the future of `run_until_complete`, polled when `key` is the main task.
     pub(crate) fn run_task(&self, key: TaskKey, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
-        let (cell, cancel, is_main, stale) = {
+        let (cell, cancel, is_main, stale, id) = {
             let mut tasks = self.tasks.borrow_mut();
             let Some(e) = tasks.get_mut(key.index()) else { return };
             if !key.matches(e.id) || e.status.is_finished() {
@@ -513,9 +516,12 @@ impl Core {
             } else {
                 None
             };
-            (e.cell.take(), e.cancel_requested, e.is_main, stale)
+            (e.cell.take(), e.cancel_requested, e.is_main, stale, e.id)
         };
         drop(stale);
+        if !cancel {
+            self.trace_event(id, || crate::TraceKind::Polled);
+        }
         self.current.set(Some(key));
         let step = if is_main {
             self.step_main(key, cancel, main)
@@ -571,15 +577,16 @@ impl Core {
     /// Puts a task that returned `Pending` back among the waiting (or, if it cancelled itself
     /// while running, propagates the cancellation and queues it so its future gets dropped).
     fn park(&self, key: TaskKey, cell: Option<Pin<Box<dyn TaskCell>>>) {
-        let cancel = {
+        let (cancel, id) = {
             let mut tasks = self.tasks.borrow_mut();
             let e = &mut tasks[key.index()];
             e.status = Status::Idle;
             if !e.is_main {
                 e.cell = cell;
             }
-            e.cancel_requested && !e.scheduled
+            (e.cancel_requested && !e.scheduled, e.id)
         };
+        self.trace_event(id, || crate::TraceKind::Parked(self.waiting_on(key)));
         if cancel {
             self.cancel_task(key);
         }
@@ -624,6 +631,11 @@ impl Core {
                 (join, None, id, None, is_main)
             }
         };
+        self.trace_event(id, || match status {
+            Status::Done => crate::TraceKind::Done,
+            Status::Panicked => crate::TraceKind::Panicked,
+            _ => crate::TraceKind::Cancelled,
+        });
         if is_main {
             // asyncio stops `run_until_complete` from a done-callback: one iteration later.
             self.call_soon_action(crate::handle::Action::Stop);
