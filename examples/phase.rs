@@ -12,10 +12,12 @@
 //!
 //! Run with: `cargo run --example phase` (16 s of real time), or
 //! `cargo run --example phase -- --fast` (virtual time: the same lines and costs, at once).
+//! Add `--trace phase.svg` to save a timeline of both parts, one after the other (or
+//! `--trace phase.json` for Perfetto): docs/phase.svg is that picture.
 
 use std::time::Duration;
 
-use aioloop::{EventLoop, ReturnWhen};
+use aioloop::{EventLoop, ReturnWhen, Trace};
 
 /// Prints `phase i canceled` if the phase is dropped before it finished.
 struct Canceled {
@@ -40,10 +42,17 @@ async fn phase(i: u64) -> String {
     format!("phase {i} result")
 }
 
+/// Names a task (asyncio's `create_task(coro, name=...)`): the name labels its row in a
+/// `--trace` picture, where `main` keeps asyncio's default name, `Task-<id>`.
+fn named<T>(name: String, task: aioloop::Task<T>) -> aioloop::Task<T> {
+    task.set_name(name);
+    task
+}
+
 /// Part 1: `await asyncio.wait(phases)`: every phase completes.
 async fn wait_all(num_phases: u64) {
     println!("starting main (thread {:?})", std::thread::current().id());
-    let phases: Vec<_> = (0..num_phases).map(|i| aioloop::spawn(phase(i))).collect();
+    let phases: Vec<_> = (0..num_phases).map(|i| named(format!("phase {i}"), aioloop::spawn(phase(i)))).collect();
     println!("waiting for phases to complete");
     let (done, _) = aioloop::wait(phases, None, ReturnWhen::AllCompleted).await;
     for task in done {
@@ -56,7 +65,7 @@ async fn wait_all(num_phases: u64) {
 /// Part 2: `await asyncio.wait(phases, timeout=6)`, then cancel what is pending.
 async fn wait_with_timeout(num_phases: u64) {
     println!("starting main (thread {:?})", std::thread::current().id());
-    let phases: Vec<_> = (0..num_phases).map(|i| aioloop::spawn(phase(i))).collect();
+    let phases: Vec<_> = (0..num_phases).map(|i| named(format!("phase {i}"), aioloop::spawn(phase(i)))).collect();
     println!("waiting for phases to complete");
     let (completed, pending) = aioloop::wait(phases, Some(Duration::from_secs(6)), ReturnWhen::AllCompleted).await;
     println!("{} completed and {} pending", completed.len(), pending.len());
@@ -70,21 +79,51 @@ async fn wait_with_timeout(num_phases: u64) {
 }
 
 /// Runs `main` on a new loop, closes the loop and prints the cost in whole seconds of loop time
-/// (the seed's `(b - a).seconds`).
-fn timed(fast: bool, main: impl std::future::Future<Output = ()>) {
-    let mut lp = EventLoop::builder().virtual_time(fast).build().expect("cannot create the event loop");
+/// (the seed's `(b - a).seconds`). Returns the run's trace if `tracing`.
+fn timed(fast: bool, tracing: bool, main: impl std::future::Future<Output = ()>) -> Option<Trace> {
+    let mut lp = EventLoop::builder().virtual_time(fast).trace(tracing).build().expect("cannot create the event loop");
     let start = lp.time();
     lp.run_until_complete(main);
     let cost = lp.time() - start;
+    let trace = tracing.then(|| lp.trace());
     lp.close();
     println!("cost {}s", cost.as_secs());
+    trace
 }
 
 fn main() {
     let fast = std::env::args().any(|a| a == "--fast");
+    let trace_to = trace_path();
     println!("main thread {:?}", std::thread::current().id());
     println!("--- part 1: wait for all phases ---");
-    timed(fast, wait_all(3));
+    let part1 = timed(fast, trace_to.is_some(), wait_all(3));
     println!("--- part 2: wait with a 6 s timeout, then cancel ---");
-    timed(fast, wait_with_timeout(3));
+    let part2 = timed(fast, trace_to.is_some(), wait_with_timeout(3));
+    if let (Some(path), Some(mut trace), Some(part2)) = (trace_to, part1, part2) {
+        trace.append(part2);
+        save_trace(&trace, &path);
+    }
+}
+
+/// Returns the path given after `--trace`, if any (where to save the run's trace: `.svg` or
+/// `.json`).
+fn trace_path() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--trace")?;
+    match args.get(at + 1) {
+        Some(path) => Some(path.clone()),
+        None => {
+            eprintln!("--trace needs a path: a .svg (a timeline) or a .json (for Perfetto)");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Saves `trace` to `path` and says so on stderr (stdout stays the program's own output).
+fn save_trace(trace: &Trace, path: &str) {
+    if let Err(e) = trace.save(path) {
+        eprintln!("cannot save the trace: {e}");
+        std::process::exit(1);
+    }
+    eprintln!("trace saved to {path}");
 }

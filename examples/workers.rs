@@ -23,10 +23,12 @@
 //!
 //! Run with: `cargo run --example workers` (2 s of real time), or
 //! `cargo run --example workers -- --fast` (virtual time: the same lines, at once).
+//! Add `--trace workers.svg` to save a timeline of the run (or `--trace workers.json` for
+//! Perfetto): docs/workers.svg is that picture.
 
 use std::time::Duration;
 
-use aioloop::EventLoop;
+use aioloop::{EventLoop, Trace};
 
 async fn worker_1() {
     println!("worker_1 start");
@@ -44,6 +46,9 @@ async fn worker_2() {
 async fn run_workers() {
     let task1 = aioloop::spawn(worker_1());
     let task2 = aioloop::spawn(worker_2());
+    // asyncio's `create_task(coro, name=...)`: the names label the rows of a `--trace` picture.
+    task1.set_name("worker_1");
+    task2.set_name("worker_2");
     // Neither worker has run yet: spawning only queued their first steps.
     println!("before await");
     task1.await.expect("worker_1 is neither cancelled nor panicking");
@@ -55,11 +60,43 @@ async fn run_workers() {
 
 fn main() {
     let fast = std::env::args().any(|a| a == "--fast");
+    let trace_to = trace_path();
     // `asyncio.run(main())`, on a loop we build ourselves so that `--fast` can choose virtual time.
-    let mut lp = EventLoop::builder().virtual_time(fast).build().expect("cannot create the event loop");
+    let mut lp = EventLoop::builder()
+        .virtual_time(fast)
+        .trace(trace_to.is_some())
+        .build()
+        .expect("cannot create the event loop");
     let start = lp.time();
     lp.run_until_complete(run_workers());
     let cost = lp.time() - start;
+    let trace = lp.trace();
     lp.close();
     println!("cost {}s", cost.as_secs());
+    if let Some(path) = trace_to {
+        save_trace(&trace, &path);
+    }
+}
+
+/// Returns the path given after `--trace`, if any (where to save the run's trace: `.svg` or
+/// `.json`).
+fn trace_path() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--trace")?;
+    match args.get(at + 1) {
+        Some(path) => Some(path.clone()),
+        None => {
+            eprintln!("--trace needs a path: a .svg (a timeline) or a .json (for Perfetto)");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Saves `trace` to `path` and says so on stderr (stdout stays the program's own output).
+fn save_trace(trace: &Trace, path: &str) {
+    if let Err(e) = trace.save(path) {
+        eprintln!("cannot save the trace: {e}");
+        std::process::exit(1);
+    }
+    eprintln!("trace saved to {path}");
 }

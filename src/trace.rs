@@ -1,9 +1,9 @@
 //! The trace recorder: a picture of every run.
 //!
-//! With tracing on (`Builder::trace`), the loop tells a [`Recorder`] each step of each task's
-//! life: spawned, polled, parked on something, woken, and how it ended. `EventLoop::trace` hands
-//! back a [`Trace`], a snapshot of those events, which prints as a text listing and exports to two
-//! formats:
+//! With tracing on ([`Builder::trace`](crate::Builder::trace)), the loop tells a [`Recorder`]
+//! each step of each task's life: spawned, polled, parked on something, woken, and how it ended.
+//! [`EventLoop::trace`](crate::EventLoop::trace) hands back a [`Trace`], a snapshot of those
+//! events, which prints as a text listing and exports to two formats:
 //!
 //! - [`Trace::to_chrome_json`]: Chrome's trace-event JSON, which Perfetto (ui.perfetto.dev) and
 //!   `chrome://tracing` open: one track per task, a slice per poll and per state;
@@ -42,10 +42,38 @@ use crate::task::TaskId;
 mod fixtures;
 mod svg;
 
-/// Everything a loop recorded about its tasks, from `EventLoop::trace`.
+/// Everything a loop recorded about its tasks, from [`EventLoop::trace`](crate::EventLoop::trace).
 ///
 /// Its `Display` lists one event per line (`  6.000s Task-4 cancelled`); [`to_chrome_json`]
 /// and [`to_svg`] draw it; [`save`] writes either, by the file's extension.
+///
+/// # Examples
+///
+/// The phase program of `examples/phase.rs` on virtual time: the phase still sleeping when the
+/// 6 s timeout of `wait` expires is cancelled.
+///
+/// ```
+/// use std::time::Duration;
+/// use aioloop::{ReturnWhen, TraceKind};
+///
+/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).trace(true).build().unwrap();
+/// let slow = lp.run_until_complete(async {
+///     let phases: Vec<_> = (0..3).map(|i| aioloop::spawn(aioloop::sleep(Duration::from_secs(5 * i)))).collect();
+///     let slow = phases[2].id();
+///     let (_, pending) = aioloop::wait(phases, Some(Duration::from_secs(6)), ReturnWhen::AllCompleted).await;
+///     pending.iter().for_each(|t| { t.cancel(); });
+///     slow
+/// });
+/// let trace = lp.trace();
+/// let last = trace.events().iter().filter(|e| e.task == slow).last().unwrap();
+/// assert_eq!((last.at, &last.kind), (Duration::from_secs(6), &TraceKind::Cancelled));
+/// assert!(trace.to_string().contains(&format!("  6.000s Task-{slow} cancelled\n")));
+/// # let dir = std::env::temp_dir().join(format!("aioloop-doc-trace-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let path = dir.join("phase.svg");
+/// trace.save(&path).unwrap(); // a timeline; "phase.json" would open in Perfetto
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 ///
 /// [`to_chrome_json`]: Trace::to_chrome_json
 /// [`to_svg`]: Trace::to_svg
@@ -78,6 +106,19 @@ impl Default for Trace {
 }
 
 /// One step of one task's life, at a moment of loop time.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).trace(true).build().unwrap();
+/// let t = lp.spawn(aioloop::sleep(Duration::from_millis(1500)));
+/// let id = t.id();
+/// lp.run_until_complete(t).unwrap();
+/// let trace = lp.trace();
+/// let done = trace.events().iter().find(|e| e.task == id && e.kind == aioloop::TraceKind::Done).unwrap();
+/// assert_eq!(done.at, Duration::from_millis(1500));
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceEvent {
@@ -90,6 +131,28 @@ pub struct TraceEvent {
 }
 
 /// What happened to a task, in a [`TraceEvent`].
+///
+/// # Examples
+///
+/// A task that sleeps is spawned, polled, parked on its timer, woken when the timer fires,
+/// polled again, and done:
+///
+/// ```
+/// use std::time::Duration;
+/// use aioloop::{TraceKind, WaitingOn};
+///
+/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).trace(true).build().unwrap();
+/// let t = lp.spawn(aioloop::sleep(Duration::from_secs(2)));
+/// let id = t.id();
+/// lp.run_until_complete(t).unwrap();
+/// let trace = lp.trace();
+/// let kinds: Vec<&TraceKind> = trace.events().iter().filter(|e| e.task == id).map(|e| &e.kind).collect();
+/// assert!(matches!(kinds[0], TraceKind::Spawned { name } if *name == format!("Task-{id}")));
+/// assert_eq!(kinds[1], &TraceKind::Polled);
+/// let TraceKind::Parked(WaitingOn::Timer(due)) = kinds[2] else { panic!("{trace}") };
+/// assert_eq!(*due - trace.start(), Duration::from_secs(2));
+/// assert_eq!(kinds[3..], [&TraceKind::Woken, &TraceKind::Polled, &TraceKind::Done]);
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub enum TraceKind {
@@ -113,8 +176,6 @@ pub enum TraceKind {
 }
 
 /// The loop's recorder: appends events as they happen (see the module docs).
-// Until the loop's hooks call the recorder, only the tests do.
-#[allow(dead_code)]
 #[derive(Debug)]
 pub(crate) struct Recorder {
     /// The instant loop time 0 stands for.
@@ -125,7 +186,6 @@ pub(crate) struct Recorder {
     renames: BTreeMap<TaskId, String>,
 }
 
-#[allow(dead_code)]
 impl Recorder {
     /// Creates an empty recorder whose loop time 0 is `start`.
     pub(crate) fn new(start: Instant) -> Recorder {
@@ -155,7 +215,6 @@ impl Recorder {
 
 impl Trace {
     /// Builds a trace from events in the order they happened; names come from their `Spawned`.
-    #[allow(dead_code)]
     pub(crate) fn from_events(start: Instant, events: Vec<TraceEvent>) -> Trace {
         let mut names = BTreeMap::new();
         for e in &events {
@@ -175,7 +234,13 @@ impl Trace {
     ///
     /// # Examples
     ///
-    /// See [`Trace`].
+    /// ```
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).trace(true).build().unwrap();
+    /// lp.run_until_complete(aioloop::yield_now());
+    /// let trace = lp.trace();
+    /// assert!(!trace.events().is_empty());
+    /// assert!(trace.events().windows(2).all(|w| w[0].at <= w[1].at));
+    /// ```
     pub fn events(&self) -> &[TraceEvent] {
         &self.events
     }
@@ -185,7 +250,19 @@ impl Trace {
     ///
     /// # Examples
     ///
-    /// See [`Trace`].
+    /// ```
+    /// use std::time::Duration;
+    /// use aioloop::{TraceKind, WaitingOn};
+    ///
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).trace(true).build().unwrap();
+    /// lp.run_until_complete(aioloop::sleep(Duration::from_secs(3)));
+    /// let trace = lp.trace();
+    /// let due = trace.events().iter().find_map(|e| match e.kind {
+    ///     TraceKind::Parked(WaitingOn::Timer(at)) => Some(at),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(due.map(|at| at - trace.start()), Some(Duration::from_secs(3)));
+    /// ```
     pub fn start(&self) -> Instant {
         self.start
     }
@@ -195,7 +272,14 @@ impl Trace {
     ///
     /// # Examples
     ///
-    /// See [`Trace`].
+    /// ```
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).trace(true).build().unwrap();
+    /// let t = lp.spawn(async {});
+    /// t.set_name("fetcher");
+    /// let id = t.id();
+    /// lp.run_until_complete(t).unwrap();
+    /// assert_eq!(lp.trace().name(id), "fetcher");
+    /// ```
     pub fn name(&self, task: TaskId) -> String {
         self.names.get(&task).cloned().unwrap_or_else(|| format!("Task-{task}"))
     }
@@ -208,7 +292,18 @@ impl Trace {
     ///
     /// # Examples
     ///
-    /// See [`Trace`].
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut trace = aioloop::Trace::default();
+    /// for secs in [1, 2] {
+    ///     let mut lp = aioloop::EventLoop::builder().virtual_time(true).trace(true).build().unwrap();
+    ///     lp.run_until_complete(aioloop::sleep(Duration::from_secs(secs)));
+    ///     trace.append(lp.trace());
+    /// }
+    /// // The second run's sleep ends 2 s after the first run's ended, at 3 s.
+    /// assert_eq!(trace.events().last().unwrap().at, Duration::from_secs(3));
+    /// ```
     pub fn append(&mut self, later: Trace) {
         if self.events.is_empty() {
             // Nothing to come after (an empty or default trace): the later run is the first.
@@ -274,7 +369,15 @@ impl Trace {
     ///
     /// # Examples
     ///
-    /// See [`Trace`].
+    /// ```
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).trace(true).build().unwrap();
+    /// let t = lp.spawn(async {});
+    /// t.set_name("worker");
+    /// lp.run_until_complete(t).unwrap();
+    /// let json = lp.trace().to_chrome_json();
+    /// assert!(json.starts_with(r#"{"displayTimeUnit":"ms","traceEvents":["#));
+    /// assert!(json.contains(r#""name":"thread_name""#) && json.contains(r#""args":{"name":"worker"}"#));
+    /// ```
     pub fn to_chrome_json(&self) -> String {
         let mut out = String::from("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
         out.push_str(r#"{"name":"process_name","ph":"M","pid":1,"tid":0,"args":{"name":"aioloop"}}"#);
@@ -300,7 +403,17 @@ impl Trace {
     ///
     /// # Examples
     ///
-    /// See [`Trace`].
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).trace(true).build().unwrap();
+    /// let t = lp.spawn(aioloop::sleep(Duration::from_secs(2)));
+    /// t.set_name("sleeper");
+    /// lp.run_until_complete(t).unwrap();
+    /// let svg = lp.trace().to_svg();
+    /// assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    /// assert!(svg.contains(">sleeper</text>") && svg.contains("sleeper: timer due at 2.000s"));
+    /// ```
     pub fn to_svg(&self) -> String {
         svg::render(self)
     }
@@ -315,7 +428,18 @@ impl Trace {
     ///
     /// # Examples
     ///
-    /// See [`Trace`].
+    /// ```
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).trace(true).build().unwrap();
+    /// lp.run_until_complete(aioloop::yield_now());
+    /// let trace = lp.trace();
+    /// let dir = std::env::temp_dir().join(format!("aioloop-doc-save-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// trace.save(dir.join("run.svg")).unwrap();
+    /// trace.save(dir.join("run.json")).unwrap();
+    /// let err = trace.save(dir.join("run.png")).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn save(&self, path: impl AsRef<Path>) -> io::Result<()> {
         let path = path.as_ref();
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -546,14 +670,12 @@ impl Lane {
         let tid = self.task.as_u64();
         let mut name = String::new();
         json_string(&mut name, &self.name);
-        let _ = write!(
-            out,
-            ",\n{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{tid},\"args\":{{\"name\":{name}}}}}"
-        );
-        let _ = write!(
-            out,
-            ",\n{{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":1,\"tid\":{tid},\"args\":{{\"sort_index\":{tid}}}}}"
-        );
+        // Metadata: the track's name, and tracks in task-id order.
+        out.push_str(",\n");
+        let _ = write!(out, r#"{{"name":"thread_name","ph":"M","pid":1,"tid":{tid},"args":{{"name":{name}}}}}"#);
+        out.push_str(",\n");
+        let _ =
+            write!(out, r#"{{"name":"thread_sort_index","ph":"M","pid":1,"tid":{tid},"args":{{"sort_index":{tid}}}}}"#);
         for s in &self.segments {
             // Polls are slices even when they take no time (virtual time); an empty ready or
             // waiting stretch is not worth a slice.
@@ -561,13 +683,10 @@ impl Lane {
                 continue;
             }
             let cat = if s.state == State::Running { "poll" } else { "state" };
-            let _ = write!(
-                out,
-                ",\n{{\"name\":\"{}\",\"cat\":\"{cat}\",\"ph\":\"X\",\"pid\":1,\"tid\":{tid},\"ts\":{},\"dur\":{}",
-                s.state.label(),
-                micros(s.start),
-                micros(s.end - s.start)
-            );
+            let (name, ts, dur) = (s.state.label(), micros(s.start), micros(s.end - s.start));
+            out.push_str(",\n");
+            let _ =
+                write!(out, r#"{{"name":"{name}","cat":"{cat}","ph":"X","pid":1,"tid":{tid},"ts":{ts},"dur":{dur}"#);
             if let Some(on) = &s.on {
                 out.push_str(",\"args\":{\"on\":");
                 json_string(out, on);
@@ -576,11 +695,9 @@ impl Lane {
             out.push('}');
         }
         let mut instant = |name: &str, at: Duration| {
-            let _ = write!(
-                out,
-                ",\n{{\"name\":\"{name}\",\"cat\":\"task\",\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":{tid},\"ts\":{}}}",
-                micros(at)
-            );
+            let ts = micros(at);
+            out.push_str(",\n");
+            let _ = write!(out, r#"{{"name":"{name}","cat":"task","ph":"i","s":"t","pid":1,"tid":{tid},"ts":{ts}}}"#);
         };
         if let Some(at) = self.spawned {
             instant("spawned", at);

@@ -151,9 +151,10 @@ pub(super) fn render(trace: &Trace) -> String {
     let height = if total > rows || rows == 0 { note_y + 14.0 } else { legend_y + 34.0 };
 
     let mut out = String::new();
+    let _ = write!(out, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0}""#);
     let _ = writeln!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0}" viewBox="0 0 {WIDTH} {height:.0}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">"#
+        r#" viewBox="0 0 {WIDTH} {height:.0}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">"#
     );
     out.push_str("<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n");
     let title = format!(
@@ -174,11 +175,9 @@ pub(super) fn render(trace: &Trace) -> String {
         for (k, &at) in [Duration::ZERO].iter().chain(trace.runs()).enumerate() {
             let x = layout.scale.x(at);
             if k > 0 {
-                let _ = writeln!(
-                    out,
-                    r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{axis_y:.1}" stroke="#555555" stroke-dasharray="6,3"/>"##,
-                    TOP - 16.0
-                );
+                let y1 = TOP - 16.0;
+                let _ = write!(out, r#"<line x1="{x:.1}" y1="{y1:.1}" x2="{x:.1}" y2="{axis_y:.1}""#);
+                let _ = writeln!(out, r##" stroke="#555555" stroke-dasharray="6,3"/>"##);
             }
             let _ = writeln!(
                 out,
@@ -193,10 +192,11 @@ pub(super) fn render(trace: &Trace) -> String {
     if trace.end() < end && rows > 0 {
         // The axis goes on to show timers due after the run: mark where the run ended.
         let x = layout.scale.x(trace.end());
+        let y1 = TOP - 8.0;
+        let _ = write!(out, r#"<line x1="{x:.1}" y1="{y1:.1}" x2="{x:.1}" y2="{axis_y:.1}""#);
         let _ = writeln!(
             out,
-            r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{axis_y:.1}" stroke="#888888" stroke-dasharray="4,3"><title>the trace ends at {}</title></line>"##,
-            TOP - 8.0,
+            r##" stroke="#888888" stroke-dasharray="4,3"><title>the trace ends at {}</title></line>"##,
             secs(trace.end())
         );
     }
@@ -235,11 +235,11 @@ fn axis(out: &mut String, layout: &Layout, top: f64, bottom: f64) {
         let t = k as f64 * step;
         let x = scale.x(Duration::from_secs_f64(t));
         let _ = writeln!(out, r##"<line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}" stroke="#e4e4e4"/>"##);
+        let (tick_end, label_y) = (bottom + 5.0, bottom + 18.0);
+        let _ = write!(out, r##"<line x1="{x:.1}" y1="{bottom:.1}" x2="{x:.1}" y2="{tick_end:.1}" stroke="#444"/>"##);
         let _ = writeln!(
             out,
-            r##"<line x1="{x:.1}" y1="{bottom:.1}" x2="{x:.1}" y2="{:.1}" stroke="#444"/><text x="{x:.1}" y="{:.1}" text-anchor="middle" font-size="{font}">{t:.decimals$}s</text>"##,
-            bottom + 5.0,
-            bottom + 18.0
+            r#"<text x="{x:.1}" y="{label_y:.1}" text-anchor="middle" font-size="{font}">{t:.decimals$}s</text>"#
         );
     }
     let _ = writeln!(
@@ -269,17 +269,20 @@ fn finish_mark(how: Finish, x: f64, mid: f64, r: f64) -> String {
             x + r * 0.75,
             r * 0.75
         ),
-        Finish::Cancelled => format!(
-            r#"<path d="M{x:.1},{:.1} l{d:.1},{d:.1} M{x:.1},{:.1} l{d:.1},-{d:.1}" stroke="{CANCELLED}" stroke-width="2.5" stroke-linecap="round"/>"#,
-            mid - r,
-            mid + r,
-            d = 2.0 * r
-        ),
-        Finish::Panicked => format!(
-            r##"<path d="M{:.1},{:.1} l{r:.1},{r:.1} l-{r:.1},{r:.1} l-{r:.1},-{r:.1} z" fill="{PANICKED}" stroke="#ffffff" stroke-width="1"/>"##,
-            x + r,
-            mid - r
-        ),
+        Finish::Cancelled => {
+            let (top, bottom, d) = (mid - r, mid + r, 2.0 * r);
+            format!(
+                r#"<path d="M{x:.1},{top:.1} l{d:.1},{d:.1} M{x:.1},{bottom:.1} l{d:.1},-{d:.1}" {}/>"#,
+                format_args!(r#"stroke="{CANCELLED}" stroke-width="2.5" stroke-linecap="round""#)
+            )
+        }
+        Finish::Panicked => {
+            let (left, top) = (x + r, mid - r);
+            format!(
+                r##"<path d="M{left:.1},{top:.1} l{r:.1},{r:.1} l-{r:.1},{r:.1} l-{r:.1},-{r:.1} z" {}/>"##,
+                format_args!(r##"fill="{PANICKED}" stroke="#ffffff" stroke-width="1""##)
+            )
+        }
     }
 }
 
@@ -335,16 +338,9 @@ fn row(out: &mut String, lane: &Lane, layout: &Layout, y: f64) {
             (_, 1) => b.state.label().to_string(),
             (_, n) => format!("{} ({n} times)", b.state.label()),
         };
-        let _ = writeln!(
-            out,
-            r#"<rect x="{:.2}" y="{bar_y:.1}" width="{:.2}" height="{bar_h:.1}" fill="{}"><title>{name}: {}, {} to {}</title></rect>"#,
-            b.x0,
-            b.x1 - b.x0,
-            color(b.state),
-            xml(&what),
-            secs(b.start),
-            secs(b.end)
-        );
+        let (x, width, fill) = (b.x0, b.x1 - b.x0, color(b.state));
+        let _ = write!(out, r#"<rect x="{x:.2}" y="{bar_y:.1}" width="{width:.2}" height="{bar_h:.1}" fill="{fill}">"#);
+        let _ = writeln!(out, "<title>{name}: {}, {} to {}</title></rect>", xml(&what), secs(b.start), secs(b.end));
     }
     // Polls: at least 1.5 px wide, so a zero-length poll (virtual time) stays visible;
     // polls that would overlap share a mark.
@@ -362,15 +358,10 @@ fn row(out: &mut String, lane: &Lane, layout: &Layout, y: f64) {
     }
     for (x0, x1, n, start, end) in marks {
         let what = if n == 1 { "poll".to_string() } else { format!("{n} polls") };
-        let _ = writeln!(
-            out,
-            r#"<rect x="{x0:.2}" y="{:.1}" width="{:.2}" height="{:.1}" fill="{RUNNING}"><title>{name}: {what}, {} to {}</title></rect>"#,
-            bar_y - 2.0,
-            x1 - x0,
-            bar_h + 4.0,
-            secs(start),
-            secs(end)
-        );
+        let (y, width, height) = (bar_y - 2.0, x1 - x0, bar_h + 4.0);
+        let _ =
+            write!(out, r#"<rect x="{x0:.2}" y="{y:.1}" width="{width:.2}" height="{height:.1}" fill="{RUNNING}">"#);
+        let _ = writeln!(out, "<title>{name}: {what}, {} to {}</title></rect>", secs(start), secs(end));
     }
     // Timer deadlines: a tick, at most one per 3 px; an arrow at the right edge for those
     // past the end of the axis.
@@ -393,11 +384,9 @@ fn row(out: &mut String, lane: &Lane, layout: &Layout, y: f64) {
     if let (Some(first), Some(last)) = (later.first(), later.last()) {
         let x = scale.x0 + scale.width + 4.0;
         let when = if later.len() == 1 { secs(*first) } else { format!("{} to {}", secs(*first), secs(*last)) };
-        let _ = writeln!(
-            out,
-            r#"<path d="M{x:.1},{:.1} l6,4 l-6,4 z" fill="{DUE}"><title>{name}: timer due at {when}, after the end of the axis</title></path>"#,
-            mid - 4.0
-        );
+        let y = mid - 4.0;
+        let _ = write!(out, r#"<path d="M{x:.1},{y:.1} l6,4 l-6,4 z" fill="{DUE}">"#);
+        let _ = writeln!(out, "<title>{name}: timer due at {when}, after the end of the axis</title></path>");
     }
     if let Some((at, how)) = lane.finish {
         let r = (bar_h / 2.0).min(6.0);
@@ -424,12 +413,9 @@ fn legend(out: &mut String, y: f64) {
     ];
     let mut x = 12.0;
     for (label, fill) in swatches {
-        let _ = writeln!(
-            out,
-            r##"<rect x="{x:.1}" y="{:.1}" width="18" height="11" fill="{fill}" stroke="#888888" stroke-width="0.5"/><text x="{:.1}" y="{y:.1}">{label}</text>"##,
-            y - 10.0,
-            x + 23.0,
-        );
+        let (top, text_x) = (y - 10.0, x + 23.0);
+        let _ = write!(out, r##"<rect x="{x:.1}" y="{top:.1}" width="18" height="11" fill="{fill}" stroke="#888888""##);
+        let _ = writeln!(out, r#" stroke-width="0.5"/><text x="{text_x:.1}" y="{y:.1}">{label}</text>"#);
         x += 23.0 + label.chars().count() as f64 * 6.8 + 18.0;
     }
     let y = y + 24.0;
