@@ -8,7 +8,7 @@
 //! | 调度 scheduling | (a fact, not a figure) the kernel preempts threads; a task gives the thread back only at an `.await` |
 //! | race condition | 4 units increment a shared counter with no lock (threads for 100 ms each, tasks 1,000,000 times each): updates lost |
 //! | 切换开销 switch cost | ping-pong: threads over two `std::sync::mpsc` channels, tasks over two `aioloop::sync::Queue`s; and `yield_now` between two tasks |
-//! | 可开启任务数量 how many can run | memory per sleeping unit: growth of `VmRSS` (and, for threads, of `VmSize`, the reserved address space) divided by the count |
+//! | 可开启任务数量 how many can run | memory per sleeping unit: growth of `VmRSS` (and, for threads, of `VmSize`, the reserved address space) divided by the count; for tasks also per task waiting on an `Event` |
 //! | 执行效率 efficiency | wall time for N units that each sleep 500 ms, spawning included; and the cost to spawn and finish one trivial unit |
 //!
 //! The seed's last row (third-party library support) is not something a program can measure.
@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use aioloop::sync::Queue;
+use aioloop::sync::{Event, Queue};
 use aioloop::EventLoop;
 
 /// Units that race on the shared counter.
@@ -165,6 +165,29 @@ fn tasks_sleep(n: u64, sleep: Duration) -> Figures {
         ("wall_s", wall.as_secs_f64()),
         ("future_bytes", size as f64),
     ])
+}
+
+/// N tasks each wait for one `Event`: memory per parked task (no timer involved).
+fn tasks_park(n: u64) -> Figures {
+    let mut lp = EventLoop::new().expect("create the loop");
+    let rss0 = status_field("VmRSS");
+    let rss = lp.run_until_complete(async move {
+        let event = Event::new();
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let event = event.clone();
+                aioloop::spawn(async move { event.wait().await })
+            })
+            .collect();
+        aioloop::yield_now().await; // every task parks in `wait`
+        let rss = status_field("VmRSS");
+        event.set();
+        for t in tasks {
+            t.await.expect("a waiter neither fails nor is cancelled");
+        }
+        rss
+    });
+    figures(&[("rss_per_unit", (rss.saturating_sub(rss0) * 1024) as f64 / n as f64)])
 }
 
 /// Spawns N threads that do nothing and joins them: the cost of one.
@@ -330,6 +353,7 @@ fn run_child(name: &str, args: &Args) {
     let figs = match name {
         "threads-sleep" => threads_sleep(args.threads, args.sleep),
         "tasks-sleep" => tasks_sleep(args.tasks, args.sleep),
+        "tasks-park" => tasks_park(args.tasks),
         "threads-spawn" => threads_spawn(args.threads),
         "tasks-spawn" => tasks_spawn(args.tasks),
         "threads-pingpong" => threads_pingpong(THREAD_ROUND_TRIPS),
@@ -415,6 +439,7 @@ fn print_table(args: &Args) -> Result<(), String> {
     let get = |figs: &Figures, k: &str| figs.get(k).copied().unwrap_or(f64::NAN);
     let th_sleep = measure("threads-sleep", args)?;
     let ta_sleep = measure("tasks-sleep", args)?;
+    let ta_park = measure("tasks-park", args)?;
     let th_spawn = measure("threads-spawn", args)?;
     let ta_spawn = measure("tasks-spawn", args)?;
     let th_pp = measure("threads-pingpong", args)?;
@@ -458,11 +483,12 @@ fn print_table(args: &Args) -> Result<(), String> {
         grouped(get(&ta_yield, "ns_per_unit"))
     );
     println!(
-        "| how many can run | {} RSS per sleeping thread; address space grows {} per thread ({} of it its stack) | {} RSS per sleeping task |",
+        "| how many can run | {} RSS per sleeping thread; address space grows {} per thread ({} of it its stack) | {} RSS per sleeping task; {} per task waiting on an Event |",
         bytes(get(&th_sleep, "rss_per_unit")),
         bytes(get(&th_sleep, "vm_per_unit")),
         bytes(default_thread_stack() as f64),
-        bytes(get(&ta_sleep, "rss_per_unit"))
+        bytes(get(&ta_sleep, "rss_per_unit")),
+        bytes(get(&ta_park, "rss_per_unit"))
     );
     println!(
         "| spawn + finish | {} ns per thread | {} ns per task |",
