@@ -114,8 +114,10 @@ pub(crate) struct Core {
     io_events: RefCell<Vec<crate::reactor::IoEvent>>,
     /// Iterations since the poller was last asked for I/O.
     ticks_since_io: Cell<u32>,
-    /// Counters for [`EventLoop::stats`].
+    /// Counters for [`EventLoop::stats`] (iterations apart: counted every iteration, so kept
+    /// in a cell of their own).
     stats: Cell<Stats>,
+    iterations: Cell<u64>,
     /// The exception handler (`None`: the default, one line on stderr).
     pub(crate) exception_handler: RefCell<Option<crate::exception::Handler>>,
     /// Debug mode: slow steps are reported, and tasks remember where they were spawned.
@@ -150,6 +152,7 @@ impl Core {
             io_events: RefCell::new(Vec::new()),
             ticks_since_io: Cell::new(0),
             stats: Cell::new(Stats::default()),
+            iterations: Cell::new(0),
             exception_handler: RefCell::new(None),
             debug,
             inbox_scratch: RefCell::new(Vec::new()),
@@ -158,7 +161,7 @@ impl Core {
 
     /// Runs one iteration of the loop (asyncio's `_run_once`).
     pub(crate) fn run_once(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
-        self.bump(|s| s.iterations += 1);
+        self.iterations.set(self.iterations.get() + 1);
         // 1. Forget cancelled timers at the head of the heap, so the timeout below is right.
         self.purge_timers();
         // 2. Decide how long we may sleep: not at all if anything is ready.
@@ -174,8 +177,11 @@ impl Core {
     }
 
     fn purge_timers(&self) {
-        let handles = self.handles.borrow();
-        self.timers.borrow_mut().purge(|e| timer_is_live(&handles, e));
+        let mut timers = self.timers.borrow_mut();
+        if timers.len() > 0 {
+            let handles = self.handles.borrow();
+            timers.purge(|e| timer_is_live(&handles, e));
+        }
     }
 
     fn compute_timeout(&self) -> Timeout {
@@ -238,6 +244,9 @@ impl Core {
     }
 
     fn drain_inbox(&self) {
+        if !self.remote.has_pending() {
+            return;
+        }
         let mut keys = std::mem::take(&mut *self.inbox_scratch.borrow_mut());
         let mut jobs = Vec::new();
         self.remote.drain(&mut keys, &mut jobs);
@@ -1015,6 +1024,7 @@ impl EventLoop {
     /// ```
     pub fn stats(&self) -> Stats {
         let mut s = self.core.stats.get();
+        s.iterations = self.core.iterations.get();
         s.tasks = self.core.tasks.borrow().len();
         s.ready = self.core.ready.borrow().len();
         let timers = self.core.timers.borrow();

@@ -199,6 +199,9 @@ pub(crate) struct TaskEntry {
     pub(crate) id: u64,
     /// The task has an [`Extra`] in `Core::extras` (a joiner, or an await link).
     pub(crate) has_extra: bool,
+    /// Its `Extra` holds an await link (so a poll, which clears the link, need not look when it
+    /// only holds a joiner).
+    pub(crate) awaits: bool,
     /// Where the task is in its life.
     pub(crate) status: Status,
     /// The task is in the ready queue.
@@ -273,6 +276,7 @@ pub(crate) fn extra_of<'a>(extras: &'a Extras, e: &TaskEntry, index: usize) -> O
 
 /// Removes task `index`'s extra part and returns it (to be dropped outside the borrows).
 pub(crate) fn take_extra(extras: &mut Extras, e: &mut TaskEntry, index: usize) -> Option<Extra> {
+    e.awaits = false;
     if std::mem::take(&mut e.has_extra) {
         extras.remove(&index)
     } else {
@@ -398,6 +402,7 @@ impl Core {
             cell,
             id,
             has_extra: false,
+            awaits: false,
             status,
             scheduled: pending,
             cancel_requested: false,
@@ -511,7 +516,8 @@ impl Core {
             e.scheduled = false;
             e.status = Status::Running;
             // The await link is set anew by whatever the task awaits in this poll.
-            let stale = if e.has_extra {
+            let stale = if e.awaits {
+                e.awaits = false;
                 update_extra(&mut self.extras.borrow_mut(), e, key.index(), |x| x.awaiting.take())
             } else {
                 None
@@ -752,6 +758,7 @@ impl Core {
         let old = {
             let mut tasks = self.tasks.borrow_mut();
             let e = tasks.get_mut(cur.index())?;
+            e.awaits = true;
             extra_mut(&mut self.extras.borrow_mut(), e, cur.index()).awaiting.replace(link)
         };
         drop(old);
