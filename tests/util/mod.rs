@@ -177,3 +177,80 @@ pub async fn after<T>(d: Duration, v: T) -> T {
     aioloop::sleep(d).await;
     v
 }
+
+/// A global allocator that counts the bytes allocated minus the bytes freed, per thread and in
+/// total, for tests that check memory returns to its baseline. A test file installs it with
+/// `#[global_allocator] static ALLOC: util::CountingAlloc = util::CountingAlloc;` and reads
+/// [`thread_net_bytes`] (robust against tests running in parallel on other threads) or
+/// [`total_net_bytes`].
+pub struct CountingAlloc;
+
+thread_local! {
+    /// Bytes allocated minus bytes freed by this thread (memory freed here that another thread
+    /// allocated makes it go down: sum the threads that share objects).
+    static THREAD_NET: Cell<isize> = const { Cell::new(0) };
+}
+
+static TOTAL_NET: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+fn count_bytes(delta: isize) {
+    TOTAL_NET.fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+    // `try_with`: the allocator may run while this thread's locals are being destroyed.
+    let _ = THREAD_NET.try_with(|n| n.set(n.get() + delta));
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so `System`'s
+// guarantees are ours; the counting touches only an atomic and a `const` thread-local `Cell`
+// without destructor, neither of which allocates.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged (see the impl).
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if !p.is_null() {
+            count_bytes(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged (see the impl).
+        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count_bytes(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: forwarded unchanged (see the impl).
+        unsafe { std::alloc::System.dealloc(ptr, layout) };
+        count_bytes(-(layout.size() as isize));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded unchanged (see the impl).
+        let p = unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            count_bytes(new_size as isize - layout.size() as isize);
+        }
+        p
+    }
+}
+
+/// Returns the bytes this thread allocated minus those it freed, under [`CountingAlloc`].
+pub fn thread_net_bytes() -> isize {
+    THREAD_NET.with(Cell::get)
+}
+
+/// Returns the bytes the whole process allocated minus those it freed, under [`CountingAlloc`].
+pub fn total_net_bytes() -> isize {
+    TOTAL_NET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Asserts that a loop holds nothing: no task, nothing ready, no timer (the checklist's
+/// `debug_assert_quiescent`, as far as [`EventLoop::stats`] can see).
+#[track_caller]
+pub fn assert_quiescent(lp: &EventLoop) {
+    let s = lp.stats();
+    assert_eq!((s.tasks, s.ready, s.timers), (0, 0, 0), "the loop is not quiescent: {s:?}");
+}
