@@ -124,6 +124,7 @@ mod group;
 mod handle;
 mod io;
 mod join;
+pub mod loom_shim;
 pub mod net;
 mod per_core;
 #[allow(unsafe_code)]
@@ -165,3 +166,6 @@ pub use trace::{Trace, TraceEvent, TraceKind};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+#[cfg(doctest)]
+mod book;

@@ -13,6 +13,8 @@
 //   - sleeping: N goroutines each time.Sleep(500 ms): VmRSS growth per goroutine, and wall time.
 //   - pingpong: two goroutines pass a number back and forth over two unbuffered channels: time
 //     per hand-off.
+//   - cpu: 4 goroutines each run 100 million steps of a xorshift generator: the wall time, which
+//     more threads (-procs) can divide.
 package main
 
 import (
@@ -121,7 +123,33 @@ func pingpong(roundTrips int) map[string]float64 {
 	return map[string]float64{"ns_per_handoff": float64(elapsed.Nanoseconds()) / float64(2*roundTrips)}
 }
 
-var workloads = []string{"spawn", "parked", "sleeping", "pingpong"}
+func cpu() map[string]float64 {
+	const workers, steps = 4, 100_000_000
+	var wg sync.WaitGroup
+	results := make([]uint64, workers)
+	t0 := time.Now()
+	wg.Add(workers)
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			x := uint64(w + 1)
+			for i := 0; i < steps; i++ {
+				x ^= x << 13
+				x ^= x >> 7
+				x ^= x << 17
+			}
+			results[w] = x
+			wg.Done()
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	if results[0] == 0 {
+		panic("xorshift never reaches 0")
+	}
+	return map[string]float64{"cpu_wall_s": elapsed.Seconds()}
+}
+
+var workloads = []string{"spawn", "parked", "sleeping", "pingpong", "cpu"}
 
 func runChild(name string, n, roundTrips int) {
 	var figures map[string]float64
@@ -134,6 +162,8 @@ func runChild(name string, n, roundTrips int) {
 		figures = sleeping(n)
 	case "pingpong":
 		figures = pingpong(roundTrips)
+	case "cpu":
+		figures = cpu()
 	default:
 		panic("unknown workload " + name)
 	}
