@@ -124,7 +124,6 @@ mod group;
 mod handle;
 mod io;
 mod join;
-pub mod loom_shim;
 pub mod net;
 mod per_core;
 #[allow(unsafe_code)]
