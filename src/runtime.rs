@@ -117,7 +117,7 @@ pub(crate) struct Core {
     /// Counters for [`EventLoop::stats`] (iterations apart: counted every iteration, so kept
     /// in a cell of their own).
     stats: Cell<Stats>,
-    iterations: Cell<u64>,
+    pub(crate) iterations: Cell<u64>,
     /// The exception handler (`None`: the default, one line on stderr).
     pub(crate) exception_handler: RefCell<Option<crate::exception::Handler>>,
     /// Debug mode: slow steps are reported, and tasks remember where they were spawned.

@@ -188,6 +188,10 @@ enum When {
     /// Fixed by a running loop: the deadline in that loop's time (registry slot `slot`), and as
     /// an `Instant`, so the first poll on that loop need not convert it back.
     Fixed {
+        /// The iteration of the loop in which it was fixed (see `Timeout::poll`).
+        iteration: u64,
+        /// It was fixed from a delay greater than zero.
+        ahead: bool,
         slot: u16,
         ns: u64,
         at: Instant,
@@ -200,7 +204,13 @@ impl When {
         match self {
             When::After(d) => crate::context::with_running(|core| {
                 let ns = core.deadline_after(d);
-                When::Fixed { slot: core.remote.slot, ns, at: core.clock.instant(ns) }
+                When::Fixed {
+                    iteration: core.iterations.get(),
+                    ahead: !d.is_zero(),
+                    slot: core.remote.slot,
+                    ns,
+                    at: core.clock.instant(ns),
+                }
             })
             .unwrap_or(self),
             at => at,
@@ -588,7 +598,14 @@ impl<F: Future> Future for Timeout<F> {
         });
         let core = timer.core();
         if *this.zero == Zero::No && matches!(this.state, TimeoutState::Active) && !timer.is_armed() {
-            if timer.deadline <= core.clock.now_ns() {
+            // A deadline fixed in this iteration from a positive delay is taken as not passed
+            // without reading the clock again: on virtual time it cannot have passed, and on real
+            // time it would have to pass within microseconds, where the only difference is
+            // whether the expiry is queued before or after what the body schedules in its first
+            // poll (either way the body is interrupted at its first suspension).
+            let fresh = matches!(when, When::Fixed { iteration, ahead: true, slot, .. }
+                if iteration == core.iterations.get() && slot == core.remote.slot);
+            if !fresh && timer.deadline <= core.clock.now_ns() {
                 // Armed before the body first runs, as asyncio's `timeout()` is at `__aenter__`:
                 // a deadline already passed is queued now, ahead of whatever the body schedules,
                 // so the body runs until its first suspension and is interrupted there (even a
@@ -637,7 +654,10 @@ impl<F: Future> Future for Timeout<F> {
             let before = core.take_awaiting_of_current();
             let polled = this.inner.as_mut().as_pin_mut().expect("inner future present while active").poll(cx);
             let linked = core.take_awaiting_of_current();
-            core.restore_awaiting_of_current(linked.clone().or(before));
+            if linked.is_some() || before.is_some() {
+                // (With neither, the link is unset already: it was just taken.)
+                core.restore_awaiting_of_current(linked.clone().or(before));
+            }
             *this.linked = linked;
             return match polled {
                 Poll::Ready(out) => {

@@ -456,11 +456,13 @@ fn sleeps<R: Rt>() -> f64 {
     R::block_on(async move {
         let left = Rc::new(Cell::new(N));
         let t = Instant::now();
+        let last = Rc::new(Cell::new(t));
         for d in ds {
-            let left = left.clone();
+            let (left, last) = (left.clone(), last.clone());
             R::spawn(async move {
                 R::sleep(d).unwrap().await;
                 left.set(left.get() - 1);
+                last.set(Instant::now());
             });
         }
         // Wait on the runtime's own timers for the 1 s to pass, then yield until all woke.
@@ -468,7 +470,9 @@ fn sleeps<R: Rt>() -> f64 {
         while left.get() > 0 {
             R::yield_now().await;
         }
-        (t.elapsed().as_secs_f64() - 1.0) * 1e3
+        // How long after start + 1 s the last sleeper woke (spawning them counts: it is part of
+        // what the runtime must do before the first timer can fire).
+        (last.get().duration_since(t).as_secs_f64() - 1.0) * 1e3
     })
 }
 
