@@ -8,7 +8,9 @@
 //!    asleep when `main` returns, and Go ends the process, goroutine and all, without a word;
 //!    cost 6 s. In the port, `main` returning leaves phase 2 pending, and closing the loop drops
 //!    its future: its destructors run, so a guard can say `phase 2 dropped, unfinished`, which
-//!    a Go program cannot (a goroutine killed at exit runs no deferred call).
+//!    a Go program cannot (a goroutine killed at exit runs no deferred call). Closing a loop with
+//!    a pending task also reports `Task was destroyed but it is pending!` on stderr, as asyncio
+//!    does.
 //! 3. Each goroutine prints the id of the OS thread it runs on (the seed uses Windows'
 //!    `GetCurrentThreadId`); Go's scheduler spread the three over three threads. One aioloop
 //!    loop runs every task on its one thread, so the port gets Go's picture only by running a
