@@ -1335,7 +1335,8 @@ fn item_23_cancelled_timers_are_compacted_and_their_memory_reused() {
         assert!(s.timers <= 2 * live.max(100) + 1, "{} heap entries for {live} live timers", s.timers);
         run_once(&mut lp);
         let s = lp.stats();
-        assert!(s.timers - s.cancelled_timers == live && s.timers <= 2 * live, "{s:?}");
+        // At most twice the live ones (below 101 entries the heap is never rebuilt).
+        assert!(s.timers - s.cancelled_timers == live && s.timers <= (2 * live).max(100), "{s:?}");
         for h in &handles {
             h.cancel();
         }
