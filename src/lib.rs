@@ -124,6 +124,7 @@ mod group;
 mod handle;
 mod io;
 mod join;
+pub mod loom_shim;
 pub mod net;
 mod per_core;
 #[allow(unsafe_code)]

@@ -23,8 +23,21 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, PoisonError, RwLock};
+
+// The loom build (tests/loom_wake.rs) checks the protocol with loom's atomics and mutex (the
+// atomics wrapped so that loom models `SeqCst` as such); every other build uses the standard
+// library's. The registry stays a std lock: it is a `static`.
+#[cfg(loom)]
+use crate::loom_shim::{AtomicBool, AtomicUsize};
+#[cfg(loom)]
+use loom::sync::Mutex;
+#[cfg(not(loom))]
+use std::sync::{
+    atomic::{AtomicBool, AtomicUsize},
+    Mutex,
+};
 
 use crate::reactor::Reactor;
 
@@ -53,6 +66,9 @@ pub(crate) struct Remote {
     pub(crate) reactor: Reactor,
     /// This loop's index in the registry.
     pub(crate) slot: u16,
+    /// Loom build only: the stand-in for the poller that loom can see (`notify` sets it).
+    #[cfg(loom)]
+    pub(crate) park: crate::loom_shim::Park,
 }
 
 #[derive(Default)]
@@ -92,6 +108,8 @@ impl Remote {
             stop: AtomicBool::new(false),
             reactor,
             slot: slot as u16,
+            #[cfg(loom)]
+            park: crate::loom_shim::Park::default(),
         });
         reg[slot] = Some(remote.clone());
         Ok(remote)
@@ -151,6 +169,8 @@ impl Remote {
     /// Interrupts the loop's sleep in the poller (at most one notification in flight).
     pub(crate) fn notify(&self) {
         if !self.notified.swap(true, SeqCst) {
+            #[cfg(loom)]
+            self.park.notify();
             // A failing notify means the eventfd is gone, which only happens once the loop is
             // closed; there is nobody left to wake.
             let _ = self.reactor.notify();
