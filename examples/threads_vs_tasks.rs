@@ -13,7 +13,7 @@
 //!
 //! The seed's last row (third-party library support) is not something a program can measure.
 //!
-//! Each threads use the stack size a C program's threads get, the soft `ulimit -s` (8 MiB on
+//! Each thread uses the stack size a C program's threads get, the soft `ulimit -s` (8 MiB on
 //! most Linux systems; Rust's own default is 2 MiB), so the reserved address space is the
 //! "线程：8MB" of seed `003_8e6d43815345f58a.txt`, which this example prints for context next to
 //! the goroutine's 2 KiB starting stack.
