@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use pin_project_lite::pin_project;
 
 use crate::error::TimeoutError;
-use crate::handle::{Action, HandleKey};
+use crate::handle::Action;
 use crate::join::Awaitable;
 use crate::runtime::Core;
 use crate::task::Link;
@@ -38,21 +38,31 @@ use crate::task::Link;
 pub(crate) struct TimerSlot {
     /// The loop's registry slot.
     slot: u16,
-    /// Loop time at which it fires.
-    pub(crate) deadline: u64,
-    /// The same deadline as an `Instant`.
-    pub(crate) at: Instant,
-    /// The heap record while scheduled.
-    handle: Option<HandleKey>,
-    /// It fired (or its deadline had already passed when it was first polled).
-    fired: bool,
     /// What a deadline that has already passed when the timer is armed does.
     past_due: PastDue,
     /// The timer of a timeout: its action cancels what the timed-out future awaits.
     expire: bool,
-    /// A sequence number taken before the timer is armed (a timeout polls its body first and
-    /// arms only if the body is pending), so it still orders as if armed when it was created.
-    reserved_seq: Option<u64>,
+    /// Where it is in its life.
+    state: Arm,
+    /// Loop time at which it fires.
+    pub(crate) deadline: u64,
+}
+
+/// A timer's life: armed at its first poll (or only once its timeout's body is pending), then
+/// fired or cancelled. 16 bytes, so a sleeping task's future stays small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Arm {
+    /// Not in the heap yet.
+    Unarmed,
+    /// Not in the heap yet, but its place among equal deadlines is taken: this sequence number
+    /// (a timeout polls its body first and arms only if the body is pending, so it still orders
+    /// as if armed when it was created).
+    Reserved(u64),
+    /// Scheduled: its handle record (index, seq).
+    Armed(u32, u64),
+    /// It fired (or its deadline had already passed when it was first polled), or it was
+    /// cancelled.
+    Done,
 }
 
 /// What a timer whose deadline has already passed does when it is armed.
@@ -68,23 +78,13 @@ pub(crate) enum PastDue {
 
 impl TimerSlot {
     pub(crate) fn new(core: &Core, deadline: u64, past_due: PastDue) -> TimerSlot {
-        let at = core.clock.instant(deadline);
-        TimerSlot {
-            slot: core.remote.slot,
-            deadline,
-            at,
-            handle: None,
-            fired: false,
-            past_due,
-            expire: false,
-            reserved_seq: None,
-        }
+        TimerSlot { slot: core.remote.slot, past_due, expire: false, state: Arm::Unarmed, deadline }
     }
 
     /// Takes the timer's place among equal deadlines now, without arming it yet.
     pub(crate) fn reserve_seq(&mut self, core: &Core) {
-        if self.handle.is_none() && self.reserved_seq.is_none() {
-            self.reserved_seq = Some(core.take_seq());
+        if self.state == Arm::Unarmed {
+            self.state = Arm::Reserved(core.take_seq());
         }
     }
 
@@ -100,15 +100,12 @@ impl TimerSlot {
 
     /// Returns true if the timer fired, without registering anything.
     pub(crate) fn has_fired(&mut self) -> bool {
-        if !self.fired {
-            if let Some(h) = self.handle {
-                if !self.core().handle_pending(h) {
-                    self.fired = true;
-                    self.handle = None;
-                }
+        if let Arm::Armed(index, seq) = self.state {
+            if !self.core().handle_pending((index, seq)) {
+                self.state = Arm::Done;
             }
         }
-        self.fired
+        self.state == Arm::Done
     }
 
     /// Returns true if the timer fired; otherwise makes sure it will wake `cx`'s waker.
@@ -120,56 +117,62 @@ impl TimerSlot {
             return true;
         }
         let core = self.core();
-        match self.handle {
-            Some(h) => core.set_handle_waker(h, cx.waker()),
-            None => {
-                // Only the modes that treat a passed deadline specially read the clock.
-                let due = self.past_due != PastDue::Heap && self.deadline <= core.clock.now_ns();
-                let action = if self.expire {
-                    Action::Expire(cx.waker().clone(), None)
-                } else {
-                    Action::Wake(cx.waker().clone())
-                };
-                match self.past_due {
-                    PastDue::Yield if due => {
-                        self.fired = true;
-                        cx.waker().wake_by_ref();
-                    }
-                    PastDue::Soon if due => self.handle = Some(core.call_soon_action(action)),
-                    _ => {
-                        let seq = self.reserved_seq.take();
-                        self.handle = Some(core.call_at_action(self.deadline, seq, action));
-                    }
-                }
-            }
+        if let Arm::Armed(index, seq) = self.state {
+            core.set_handle_waker((index, seq), cx.waker());
+            return false;
         }
+        // Only the modes that treat a passed deadline specially read the clock.
+        let due = self.past_due != PastDue::Heap && self.deadline <= core.clock.now_ns();
+        let action =
+            if self.expire { Action::Expire(cx.waker().clone(), None) } else { Action::Wake(cx.waker().clone()) };
+        let (index, seq) = match self.past_due {
+            PastDue::Yield if due => {
+                self.state = Arm::Done;
+                cx.waker().wake_by_ref();
+                return false;
+            }
+            PastDue::Soon if due => core.call_soon_action(action),
+            _ => {
+                let seq = match self.state {
+                    Arm::Reserved(seq) => Some(seq),
+                    _ => None,
+                };
+                core.call_at_action(self.deadline, seq, action)
+            }
+        };
+        self.state = Arm::Armed(index, seq);
         false
     }
 
     /// Tells the armed timer of a timeout what to cancel when it fires.
     pub(crate) fn set_link(&self, link: Option<Link>) {
-        if let Some(h) = self.handle {
-            self.core().set_handle_link(h, link);
+        if let Arm::Armed(index, seq) = self.state {
+            self.core().set_handle_link((index, seq), link);
         }
     }
 
     /// Makes the timer count as fired, without waiting for its deadline.
     pub(crate) fn expire_now(&mut self) {
         self.cancel();
-        self.fired = true;
+        self.state = Arm::Done;
     }
 
     /// Returns true once the timer was armed (or fired).
     pub(crate) fn is_armed(&self) -> bool {
-        self.handle.is_some() || self.fired
+        matches!(self.state, Arm::Armed(..) | Arm::Done)
     }
 
     /// Cancels the timer if it is still scheduled. Off its loop's thread (or while the loop is
     /// not running) nothing can be done; the record then fires a wake nobody waits for, or is
     /// dropped when the loop closes.
     pub(crate) fn cancel(&mut self) {
-        if let Some(h) = self.handle.take() {
-            self.with_core(|core| core.cancel_handle(h));
+        match self.state {
+            Arm::Armed(index, seq) => {
+                self.state = Arm::Unarmed;
+                self.with_core(|core| core.cancel_handle((index, seq)));
+            }
+            Arm::Reserved(_) => self.state = Arm::Unarmed,
+            Arm::Unarmed | Arm::Done => {}
         }
     }
 }
@@ -188,8 +191,8 @@ enum When {
     /// Fixed by a running loop: the deadline in that loop's time (registry slot `slot`), and as
     /// an `Instant`, so the first poll on that loop need not convert it back.
     Fixed {
-        /// The iteration of the loop in which it was fixed (see `Timeout::poll`).
-        iteration: u64,
+        /// The iteration of the loop in which it was fixed, modulo 2^32 (see `Timeout::poll`).
+        iteration: u32,
         /// It was fixed from a delay greater than zero.
         ahead: bool,
         slot: u16,
@@ -205,7 +208,7 @@ impl When {
             When::After(d) => crate::context::with_running(|core| {
                 let ns = core.deadline_after(d);
                 When::Fixed {
-                    iteration: core.iterations.get(),
+                    iteration: core.iterations.get() as u32,
                     ahead: !d.is_zero(),
                     slot: core.remote.slot,
                     ns,
@@ -306,10 +309,7 @@ impl Sleep {
     /// assert_eq!(aioloop::sleep_until(at).deadline(), Some(at));
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
-        match &self.timer {
-            Some(t) => Some(t.at),
-            None => self.when.instant(),
-        }
+        self.when.instant()
     }
 }
 
@@ -323,7 +323,7 @@ impl Future for Sleep {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let timer = this.timer.get_or_insert_with(|| {
+        if this.timer.is_none() {
             let core = crate::context::current();
             let deadline = this.when.deadline_ns(&core);
             // asyncio's `sleep(0)` is a bare yield, any other delay a `call_later`, even one
@@ -333,8 +333,12 @@ impl Future for Sleep {
                 When::After(d) if !d.is_zero() => PastDue::Heap,
                 _ => PastDue::Yield,
             };
-            TimerSlot::new(&core, deadline, past_due)
-        });
+            if let When::After(_) = this.when {
+                this.when = When::At(core.clock.instant(deadline)); // for `deadline()`
+            }
+            this.timer = Some(TimerSlot::new(&core, deadline, past_due));
+        }
+        let timer = this.timer.as_mut().expect("created above");
         if timer.poll_fired(cx) {
             Poll::Ready(())
         } else {
@@ -548,10 +552,7 @@ impl<F> Timeout<F> {
     /// assert_eq!(aioloop::timeout_at(at, async {}).deadline(), Some(at));
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
-        match &self.timer {
-            Some(t) => Some(t.at),
-            None => self.when.instant(),
-        }
+        self.when.instant()
     }
 }
 
@@ -589,13 +590,17 @@ impl<F: Future> Future for Timeout<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let when = *this.when;
-        let timer = this.timer.get_or_insert_with(|| {
+        if this.timer.is_none() {
             let core = crate::context::current();
             let deadline = when.deadline_ns(&core);
+            if let When::After(_) = when {
+                *this.when = When::At(core.clock.instant(deadline)); // for `deadline()`
+            }
             let mut timer = TimerSlot::new(&core, deadline, PastDue::Soon);
             timer.expire = true;
-            timer
-        });
+            *this.timer = Some(timer);
+        }
+        let timer = this.timer.as_mut().expect("created above");
         let core = timer.core();
         if *this.zero == Zero::No && matches!(this.state, TimeoutState::Active) && !timer.is_armed() {
             // A deadline fixed in this iteration from a positive delay is taken as not passed
@@ -604,7 +609,7 @@ impl<F: Future> Future for Timeout<F> {
             // whether the expiry is queued before or after what the body schedules in its first
             // poll (either way the body is interrupted at its first suspension).
             let fresh = matches!(when, When::Fixed { iteration, ahead: true, slot, .. }
-                if iteration == core.iterations.get() && slot == core.remote.slot);
+                if iteration == core.iterations.get() as u32 && slot == core.remote.slot);
             if !fresh && timer.deadline <= core.clock.now_ns() {
                 // Armed before the body first runs, as asyncio's `timeout()` is at `__aenter__`:
                 // a deadline already passed is queued now, ahead of whatever the body schedules,
@@ -682,5 +687,15 @@ impl<F: Future> Future for Timeout<F> {
                 }
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_sleep_is_small() {
+        // A million sleeping tasks each hold one: keep it to a cache line.
+        assert!(std::mem::size_of::<super::Sleep>() <= 64, "{}", std::mem::size_of::<super::Sleep>());
+        assert_eq!(std::mem::size_of::<super::TimerSlot>(), 32);
     }
 }
