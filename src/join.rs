@@ -269,7 +269,11 @@ impl<T> Task<T> {
                     cell.as_mut().take_output(&mut out);
                 }
                 let removed = tasks.remove(self.key.index());
+                let emptied = tasks.is_empty();
                 drop(tasks);
+                if emptied {
+                    self.core.release_burst_memory();
+                }
                 self.unlink();
                 self.finished.set(Some(status.public()));
                 let payload = crate::task::take_by_id(&self.core.panics, removed.id);
@@ -311,6 +315,9 @@ impl<T> Drop for Task<T> {
         };
         drop(old_join);
         if let Some(entry) = removed {
+            if self.core.tasks.borrow().is_empty() {
+                self.core.release_burst_memory();
+            }
             crate::task::take_by_id(&self.core.names, self.id);
             let payload = crate::task::take_by_id(&self.core.panics, self.id);
             if let Some(p) = payload {

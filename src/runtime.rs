@@ -292,13 +292,40 @@ impl Core {
                 self.report_slow(&what, started.elapsed(), threshold);
             }
         }
-        // A burst (a million tasks spawned at once) leaves the queue with a large buffer; give
-        // most of it back once the burst has drained, rather than hold it for the loop's life.
+        self.release_burst_memory();
+    }
+
+    /// A burst (a million tasks spawned, a million timers set) leaves the ready queue, the task
+    /// and handle slabs and the timer heap with buffers sized for it; give them back once the
+    /// burst has drained, rather than hold the peak for the loop's life. A slab can only be
+    /// dropped whole, when it is empty (its keys are indices); stale keys into it stay harmless,
+    /// since every lookup checks the generation or sequence number.
+    pub(crate) fn release_burst_memory(&self) {
+        const LARGE: usize = 4096;
+        let oversized = |len: usize, cap: usize| cap > LARGE && len < cap / 8;
         let mut ready = self.ready.borrow_mut();
-        if ready.capacity() > 4096 && ready.len() < ready.capacity() / 8 {
+        if oversized(ready.len(), ready.capacity()) {
             let keep = (ready.len() * 2).max(1024);
             ready.shrink_to(keep);
         }
+        drop(ready);
+        let mut tasks = self.tasks.borrow_mut();
+        if tasks.is_empty() && tasks.capacity() > LARGE {
+            *tasks = Slab::new();
+        }
+        drop(tasks);
+        let mut extras = self.extras.borrow_mut();
+        if oversized(extras.len(), extras.capacity()) {
+            let keep = extras.len() * 2;
+            extras.shrink_to(keep);
+        }
+        drop(extras);
+        let mut handles = self.handles.borrow_mut();
+        if handles.is_empty() && handles.capacity() > LARGE {
+            *handles = Slab::new();
+        }
+        drop(handles);
+        self.timers.borrow_mut().release_memory(LARGE);
     }
 
     /// Debug mode: reports a step that held the loop at least `threshold` (asyncio's
@@ -1069,6 +1096,9 @@ impl MainTask<'_> {
         let mut entry = self.core.tasks.borrow_mut().remove(self.key.index());
         let extra = crate::task::take_extra(&mut self.core.extras.borrow_mut(), &mut entry, self.key.index());
         drop(extra);
+        if self.core.tasks.borrow().is_empty() {
+            self.core.release_burst_memory();
+        }
         let payload = crate::task::take_by_id(&self.core.panics, entry.id);
         std::mem::forget(self);
         (entry.status, payload)

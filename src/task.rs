@@ -628,7 +628,8 @@ impl Core {
             }
             if e.detached {
                 let removed = tasks.remove(key.index());
-                let report = if removed.quiet { None } else { payload };
+                // (A quiet payload is still dropped below, inside `contain`.)
+                let report = payload.map(|p| (p, !removed.quiet));
                 (join, Some(removed), id, report, is_main)
             } else {
                 if let Some(p) = payload {
@@ -653,8 +654,12 @@ impl Core {
             drop(cell);
             drop(removed);
         });
-        if let Some(p) = report {
-            self.report_unretrieved(id, &*p);
+        if let Some((p, loud)) = report {
+            if loud {
+                self.report_unretrieved(id, &*p);
+            }
+            // The payload is user data too: its destructor may panic.
+            self.contain(move || drop(p));
         }
         if detached {
             crate::task::take_by_id(&self.names, id);

@@ -126,6 +126,15 @@ impl TimerHeap {
         self.heap.0.iter()
     }
 
+    /// Gives back most of the buffer if it is larger than `large` entries and at most an
+    /// eighth full (after a burst of timers).
+    pub(crate) fn release_memory(&mut self, large: usize) {
+        let v = &mut self.heap.0;
+        if v.capacity() > large && v.len() < v.capacity() / 8 {
+            v.shrink_to((v.len() * 2).max(64));
+        }
+    }
+
     /// Removes every entry.
     pub(crate) fn clear(&mut self) {
         self.heap.0.clear();
