@@ -292,7 +292,10 @@ impl Core {
                 self.report_slow(&what, started.elapsed(), threshold);
             }
         }
-        self.release_burst_memory();
+        // Housekeeping when the loop is about to go idle (nothing ready): never on the busy path.
+        if self.ready.borrow().is_empty() {
+            self.release_burst_memory();
+        }
     }
 
     /// A burst (a million tasks spawned, a million timers set) leaves the ready queue, the task
