@@ -445,7 +445,6 @@ fn item_33_timed_out_writes_from_one_task_do_not_grow_memory() {
 /// there until the socket next becomes writable, which for a peer that never reads is never:
 /// memory grows with every cancelled writer.
 #[test]
-#[cfg_attr(miri, ignore = "real sockets")]
 #[ignore = "core bug: a cancelled read/write leaves its waker in the socket's waiter list until the next readiness event"]
 fn item_33_cancelled_writer_tasks_do_not_grow_memory() {
     let mut lp = EventLoop::new().unwrap();
@@ -765,7 +764,6 @@ fn item_35_fork_a_child_with_a_fresh_loop_leaves_the_parent_serving() {
 /// descriptor from it: the parent's socket leaves the parent's epoll set too.
 #[test]
 #[cfg(target_os = "linux")]
-#[cfg_attr(miri, ignore = "fork")]
 #[ignore = "core bug: after fork, a child dropping inherited sockets deletes them from the parent's (shared) epoll set"]
 fn item_35_fork_a_child_dropping_the_inherited_loop_leaves_the_parent_serving() {
     run_fork_scenario("item_35_fork_a_child_dropping_the_inherited_loop_leaves_the_parent_serving");
@@ -778,7 +776,6 @@ fn item_35_fork_a_child_dropping_the_inherited_loop_leaves_the_parent_serving() 
 /// check the pid), not wait on the parent's epoll instance and take its events.
 #[test]
 #[cfg(target_os = "linux")]
-#[cfg_attr(miri, ignore = "fork")]
 #[ignore = "core bug: a forked child can run the inherited loop on the parent's epoll instance (no pid check)"]
 fn item_35_fork_a_child_running_the_inherited_loop_fails_cleanly() {
     run_fork_scenario("item_35_fork_a_child_running_the_inherited_loop_fails_cleanly");
