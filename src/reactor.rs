@@ -45,25 +45,47 @@ pub(crate) enum Mode {
 pub(crate) struct Reactor {
     /// What the loop blocks in.
     backend: Backend,
+    /// The process that created it. After a `fork` the child shares the parent's epoll
+    /// instance: it must neither wait on it nor delete the parent's registrations from it.
+    pid: u32,
 }
 
 enum Backend {
     /// epoll/kqueue through the `polling` crate; `events` is only touched by the loop's thread.
     #[cfg_attr(miri, allow(dead_code))]
-    Os { poller: polling::Poller, events: Mutex<polling::Events> },
+    /// (`poller` is `None` only while a forked child drops the reactor.)
+    Os { poller: Option<polling::Poller>, events: Mutex<polling::Events> },
     /// A flag and a condvar: `notify` sets the flag, `wait` sleeps until it is set or the timeout passes.
     #[cfg_attr(not(miri), allow(dead_code))]
     Fake { notified: Mutex<bool>, cond: Condvar },
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        // In a forked child, dropping the `Poller` would delete its notification and timer
+        // descriptors from the epoll instance the parent still uses. Leak it instead: the child's
+        // copies of those few descriptors close when the child exits or execs.
+        if self.forked() {
+            if let Backend::Os { poller, .. } = &mut self.backend {
+                std::mem::forget(poller.take());
+            }
+        }
+    }
 }
 
 impl Reactor {
     /// Creates the poller (an epoll instance and its notification descriptor on Linux).
     pub(crate) fn new() -> io::Result<Reactor> {
         #[cfg(not(miri))]
-        let backend = Backend::Os { poller: polling::Poller::new()?, events: Mutex::new(polling::Events::new()) };
+        let backend = Backend::Os { poller: Some(polling::Poller::new()?), events: Mutex::new(polling::Events::new()) };
         #[cfg(miri)]
         let backend = Backend::Fake { notified: Mutex::new(false), cond: Condvar::new() };
-        Ok(Reactor { backend })
+        Ok(Reactor { backend, pid: std::process::id() })
+    }
+
+    /// Returns true in a child forked after the reactor was created (one `getpid`).
+    pub(crate) fn forked(&self) -> bool {
+        std::process::id() != self.pid
     }
 
     /// Blocks until an event, a notification or the timeout (`None`: no timeout), and appends
@@ -72,7 +94,8 @@ impl Reactor {
     /// `EINTR` is reported as `Ok`: to the loop it is just an early return.
     pub(crate) fn wait(&self, timeout: Option<Duration>, out: &mut Vec<IoEvent>) -> io::Result<()> {
         match &self.backend {
-            Backend::Os { poller, events } => {
+            Backend::Os { poller: None, .. } => Err(gone()),
+            Backend::Os { poller: Some(poller), events } => {
                 let mut events = events.lock().unwrap_or_else(PoisonError::into_inner);
                 events.clear();
                 match poller.wait(&mut events, timeout) {
@@ -100,7 +123,8 @@ impl Reactor {
     /// Wakes the loop from [`wait`](Self::wait), now or at its next call. Callable from any thread.
     pub(crate) fn notify(&self) -> io::Result<()> {
         match &self.backend {
-            Backend::Os { poller, .. } => poller.notify(),
+            Backend::Os { poller: Some(poller), .. } => poller.notify(),
+            Backend::Os { poller: None, .. } => Err(gone()),
             Backend::Fake { notified, cond } => {
                 *notified.lock().unwrap_or_else(PoisonError::into_inner) = true;
                 cond.notify_one();
@@ -111,12 +135,18 @@ impl Reactor {
 
     fn poller(&self) -> io::Result<&polling::Poller> {
         match &self.backend {
-            Backend::Os { poller, .. } => Ok(poller),
+            Backend::Os { poller: Some(poller), .. } => Ok(poller),
+            Backend::Os { poller: None, .. } => Err(gone()),
             Backend::Fake { .. } => {
                 Err(io::Error::new(io::ErrorKind::Unsupported, "sockets cannot be polled under Miri"))
             }
         }
     }
+}
+
+/// The error for a poller already given up (a forked child dropping its inherited loop).
+fn gone() -> io::Error {
+    io::Error::other("the poller was released")
 }
 
 fn interest(key: usize, read: bool, write: bool) -> polling::Event {
@@ -189,7 +219,10 @@ impl<T: AsFd> Drop for Registration<T> {
         if let Some(io) = self.io.take() {
             // Deleted before `io` closes its descriptor (the invariant). A failure here means the
             // poller itself is gone; the descriptor is closed right after either way.
-            if let Ok(p) = self.reactor.reactor.poller() {
+            // In a forked child the epoll instance is the parent's: deleting would take the
+            // parent's registration of the same socket with it. Closing the child's copy of
+            // the descriptor leaves the parent's registration alone.
+            if let Some(p) = self.reactor.reactor.poller().ok().filter(|_| !self.reactor.reactor.forked()) {
                 let _ = p.delete(&io);
             }
             drop(io);

@@ -353,6 +353,17 @@ impl Core {
         }
     }
 
+    /// Panics in a child process forked after the loop was created (documented on the `run_*`
+    /// methods): waiting on the parent's epoll instance would steal the parent's events.
+    fn check_not_forked(&self) {
+        if self.remote.reactor.forked() {
+            panic!(
+                "aioloop: this event loop was created before a fork and belongs to the parent process; \
+                 build a new EventLoop in the child"
+            );
+        }
+    }
+
     /// Records a trace event for task `id` at the current loop time, if tracing is on.
     #[inline]
     pub(crate) fn trace_event(&self, id: u64, kind: impl FnOnce() -> crate::TraceKind) {
@@ -712,6 +723,8 @@ impl EventLoop {
     ///   `fut` completed (`fut` is dropped; spawned tasks stay in the loop).
     /// - "Cannot run the event loop while another loop is running" if a loop is already running
     ///   on this thread.
+    /// - In a child process forked after the loop was created: the loop's poller is the
+    ///   parent's, so the child must build its own loop (asyncio and libuv check the pid too).
     ///
     /// # Examples
     ///
@@ -722,6 +735,7 @@ impl EventLoop {
     /// assert_eq!(n, 8);
     /// ```
     pub fn run_until_complete<F: IntoFuture>(&mut self, fut: F) -> F::Output {
+        self.core.check_not_forked();
         let out = Cell::new(None);
         let fut = fut.into_future();
         let mut wrapper = pin!(Some(async {
@@ -756,7 +770,8 @@ impl EventLoop {
     /// # Panics
     ///
     /// "Cannot run the event loop while another loop is running" if a loop is already running on
-    /// this thread.
+    /// this thread; in a child process forked after the loop was created, as
+    /// [`run_until_complete`](Self::run_until_complete).
     ///
     /// # Examples
     ///
@@ -768,6 +783,7 @@ impl EventLoop {
     /// lp.run_forever();
     /// ```
     pub fn run_forever(&mut self) {
+        self.core.check_not_forked();
         let _guard = crate::context::enter(&self.core);
         self.core.run_until_stopped(&mut None);
     }

@@ -764,7 +764,6 @@ fn item_35_fork_a_child_with_a_fresh_loop_leaves_the_parent_serving() {
 /// descriptor from it: the parent's socket leaves the parent's epoll set too.
 #[test]
 #[cfg(target_os = "linux")]
-#[ignore = "core bug: after fork, a child dropping inherited sockets deletes them from the parent's (shared) epoll set"]
 fn item_35_fork_a_child_dropping_the_inherited_loop_leaves_the_parent_serving() {
     run_fork_scenario("item_35_fork_a_child_dropping_the_inherited_loop_leaves_the_parent_serving");
     if std::env::var_os(FORK_CHILD).is_some() {
@@ -776,7 +775,6 @@ fn item_35_fork_a_child_dropping_the_inherited_loop_leaves_the_parent_serving() 
 /// check the pid), not wait on the parent's epoll instance and take its events.
 #[test]
 #[cfg(target_os = "linux")]
-#[ignore = "core bug: a forked child can run the inherited loop on the parent's epoll instance (no pid check)"]
 fn item_35_fork_a_child_running_the_inherited_loop_fails_cleanly() {
     run_fork_scenario("item_35_fork_a_child_running_the_inherited_loop_fails_cleanly");
     if std::env::var_os(FORK_CHILD).is_some() {
