@@ -135,8 +135,19 @@ impl Core {
         if entry.ready[d] {
             return Poll::Ready(());
         }
-        if !entry.waiters[d].iter().any(|w| w.will_wake(waker)) {
-            entry.waiters[d].push(waker.clone());
+        let waiters = &mut entry.waiters[d];
+        if !waiters.iter().any(|w| w.will_wake(waker)) {
+            // Tasks cancelled while waiting here left their wakers behind; drop those of
+            // finished tasks first, so a socket that stays unready (a peer that never reads)
+            // holds no more wakers than it has live waiters.
+            if !waiters.is_empty() {
+                waiters.retain(|w| {
+                    crate::waker::key_of(w).is_none_or(|k| {
+                        k.slot() != self.remote.slot || self.status_of(k).is_some_and(|s| !s.is_finished())
+                    })
+                });
+            }
+            waiters.push(waker.clone());
         }
         Poll::Pending
     }

@@ -445,7 +445,6 @@ fn item_33_timed_out_writes_from_one_task_do_not_grow_memory() {
 /// there until the socket next becomes writable, which for a peer that never reads is never:
 /// memory grows with every cancelled writer.
 #[test]
-#[ignore = "core bug: a cancelled read/write leaves its waker in the socket's waiter list until the next readiness event"]
 fn item_33_cancelled_writer_tasks_do_not_grow_memory() {
     let mut lp = EventLoop::new().unwrap();
     lp.set_exception_handler(|_| {});
