@@ -295,7 +295,9 @@ impl<T: 'static> Future for Gather<T> {
 
 impl<T> Drop for Gather<T> {
     fn drop(&mut self) {
-        if !self.done {
+        // A gather whose outcome was decided (a member failed) is done in asyncio's sense:
+        // dropping its waiter then leaves the other members running.
+        if !self.done && !self.members.group.outer_done() {
             for t in self.members.tasks.iter().flatten() {
                 t.cancel();
             }

@@ -123,16 +123,33 @@ impl Group {
         }
     }
 
-    /// Cancels every member; from now on the combinator is woken when all have finished.
-    /// Returns true if some member was still running (it will wake the combinator when done).
+    /// Returns true once the combinator's outcome is decided, as asyncio's `_GatheringFuture` is
+    /// done: for `gather`, at the first failure (a panic or a cancellation) or when all
+    /// finished; for the others, when all finished.
+    pub(crate) fn outer_done(&self) -> bool {
+        match self.wake_when.get() {
+            WakeWhen::FirstFailure => self.failed.get() || self.all_finished(),
+            _ => self.all_finished(),
+        }
+    }
+
+    /// Cancels every member (asyncio's `_GatheringFuture.cancel()`), unless the outcome is
+    /// decided already (then, as in asyncio, it cancels nothing). A `gather` is then woken by
+    /// the first member that ends cancelled, the others when all have finished. Returns true if
+    /// there is something to wait for (a member still running, or one not counted yet).
     pub(crate) fn cancel_members(&self, core: &Core) -> bool {
-        self.wake_when.set(WakeWhen::AllFinished);
+        if self.outer_done() {
+            return false;
+        }
+        if self.wake_when.get() != WakeWhen::FirstFailure {
+            self.wake_when.set(WakeWhen::AllFinished);
+        }
         let members: Vec<TaskKey> = self.members.borrow().clone();
         let mut any = false;
         for key in members {
             any |= core.cancel_task(key);
         }
         // Members already finished but not yet counted will be counted by their queued handle.
-        any || !self.all_finished()
+        any || !self.outer_done()
     }
 }

@@ -572,7 +572,7 @@ impl<F> std::fmt::Debug for Timeout<F> {
 fn link_finished(core: &Core, link: &Link) -> bool {
     match link {
         Link::Task(t) => core.status_of(*t).is_none_or(|s| s.is_finished()),
-        Link::Group(g) => g.all_finished(),
+        Link::Group(g) => g.outer_done(),
     }
 }
 
