@@ -1038,20 +1038,140 @@ fn check(program: &Program) -> Result<(), TestCaseError> {
     compare(program, false)
 }
 
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// 2,000 programs (about 2 s in a debug build), 4 under Miri; `PROPTEST_CASES` sets it.
 fn cases() -> u32 {
     if cfg!(miri) {
         return 4;
     }
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    env_or("PROPTEST_CASES", 2000)
+}
+
+/// The same programs on every run, so the test cannot fail by chance: the known spurious wake
+/// (`a_stale_wait_callback_does_not_reorder_tasks`) shows in about one program in 20,000.
+/// `PROPTEST_RNG_SEED=<n>` explores others.
+fn seed() -> proptest::test_runner::RngSeed {
+    proptest::test_runner::RngSeed::Fixed(env_or("PROPTEST_RNG_SEED", 20_26))
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        rng_seed: seed(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn aioloop_runs_random_programs_as_the_asyncio_model_does(ops in arb_program()) {
         check(&normalize(&ops))?;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model against CPython (tests/model_cpython.py)
+// ---------------------------------------------------------------------------------------------
+
+fn json_list<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
+    format!("[{}]", items.iter().map(f).collect::<Vec<_>>().join(","))
+}
+
+fn json_step(step: &Step) -> String {
+    let ids = |v: &[usize]| json_list(v, usize::to_string);
+    match step {
+        Step::Sleep(d) => format!(r#"["sleep",{d}]"#),
+        Step::Yield => r#"["yield"]"#.to_string(),
+        Step::Await(u) => format!(r#"["await",{u}]"#),
+        Step::Wait { tasks, timeout, when, cancel_pending } => {
+            let timeout = timeout.map_or("null".to_string(), |t| t.to_string());
+            let when = match when {
+                When::First => "first",
+                When::FirstPanic => "first_panic",
+                When::All => "all",
+            };
+            format!(r#"["wait",{},{timeout},"{when}",{cancel_pending}]"#, ids(tasks))
+        }
+        Step::Gather { tasks, settled } => format!(r#"["gather",{},{settled}]"#, ids(tasks)),
+        Step::ThreadWake(Wake::Waker { times, also_local }) => {
+            format!(r#"["thread_wake","waker",{times},{also_local}]"#)
+        }
+        Step::ThreadWake(Wake::CallSoonThreadsafe) => r#"["thread_wake","threadsafe"]"#.to_string(),
+        Step::Spawn(u) => format!(r#"["spawn",{u}]"#),
+        Step::Cancel(u) => format!(r#"["cancel",{u}]"#),
+        Step::DropHandle(u) => format!(r#"["drop",{u}]"#),
+    }
+}
+
+fn json_program(program: &Program) -> String {
+    json_list(&program.tasks, |t| format!(r#"{{"steps":{},"panics":{}}}"#, json_list(&t.steps, json_step), t.panics))
+}
+
+fn json_result(r: &Result<usize, Failure>) -> String {
+    match r {
+        Ok(u) => u.to_string(),
+        Err(Failure::Cancelled) => r#""cancelled""#.to_string(),
+        Err(Failure::Panicked) => r#""panicked""#.to_string(),
+    }
+}
+
+fn json_obs(obs: &Obs) -> String {
+    match obs {
+        Obs::Awaited(r) => format!(r#"["awaited",{}]"#, json_result(r)),
+        Obs::Waited(done) => format!(r#"["waited",{}]"#, json_list(done, usize::to_string)),
+        Obs::Gathered(Ok(v)) => format!(r#"["gathered",{}]"#, json_list(v, usize::to_string)),
+        Obs::Gathered(Err(e)) => format!(r#"["gathered",{}]"#, json_result(&Err(*e))),
+        Obs::Settled(v) => format!(r#"["settled",{}]"#, json_list(v, json_result)),
+    }
+}
+
+fn json_records(log: &[Record]) -> String {
+    json_list(log, |r| {
+        let outcome = match &r.outcome {
+            Outcome::Completed(obs) => format!(r#"["completed",{}]"#, json_list(obs, json_obs)),
+            Outcome::Cancelled => r#"["cancelled"]"#.to_string(),
+            Outcome::Panicked => r#"["panicked"]"#.to_string(),
+        };
+        format!("[{},{outcome},{},{}]", r.task, r.at, r.polls)
+    })
+}
+
+/// Runs `MODEL_CPYTHON_PROGRAMS` (default 2,000) random programs through the model and through
+/// CPython's asyncio (tests/model_cpython.py, with python3 3.11) and compares them: the check
+/// that the model is asyncio's semantics, which the property above then holds aioloop to.
+#[test]
+#[ignore = "needs python3 (3.11); about a minute: cargo test --test model -- --ignored the_model_agrees_with_cpython"]
+fn the_model_agrees_with_cpython() {
+    use proptest::strategy::ValueTree;
+    let n: usize = std::env::var("MODEL_CPYTHON_PROGRAMS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut lines = String::new();
+    for _ in 0..n {
+        let ops = arb_program().new_tree(&mut runner).expect("a program").current();
+        let program = normalize(&ops);
+        let expected = Model::run(&program);
+        lines.push_str(&format!(
+            "{{\"program\":{},\"expected\":{}}}\n",
+            json_program(&program),
+            json_records(&expected)
+        ));
+    }
+    let dir = std::env::temp_dir().join(format!("aioloop-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let (script, cases) = (dir.join("model_cpython.py"), dir.join("programs.jsonl"));
+    std::fs::write(&script, include_str!("model_cpython.py")).expect("write the harness");
+    std::fs::write(&cases, lines).expect("write the programs");
+    let out = std::process::Command::new("python3").arg(&script).arg(&cases).output().expect("run python3");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "CPython disagrees with the model:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("{n} passed, 0 failed")), "{stdout}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1129,9 +1249,8 @@ fn the_model_ends_a_gather_waiter_at_its_first_cancelled_child() {
 }
 
 #[test]
-#[ignore = "core bug: cancelling a task that awaits gather() drops it only after every member finished; asyncio ends it at the first member's cancellation"]
 fn aioloop_ends_a_gather_waiter_at_its_first_cancelled_child() {
-    // aioloop: [1, 2, 3, 4, 5, 6, 0] (`Group::cancel_members` switches to AllFinished).
+    // Before ef7707c aioloop gave [1, 2, 3, 4, 5, 6, 0]: it waited for every member.
     compare(&gather_over_a_chain(), true).unwrap();
 }
 
@@ -1174,9 +1293,8 @@ fn the_model_leaves_the_members_of_a_failed_gather_running() {
 }
 
 #[test]
-#[ignore = "core bug: a gather that completed with a failure still cancels its running members when the awaiting task is cancelled before it resumed (Gather's Drop sees done == false)"]
 fn aioloop_leaves_the_members_of_a_failed_gather_running() {
-    // aioloop: task 2 ends Cancelled at 1 s.
+    // Before ef7707c aioloop cancelled task 2 at 1 s (the gather's drop cancelled its members).
     compare(&gather_failed_then_cancelled(), true).unwrap();
 }
 
@@ -1184,7 +1302,6 @@ fn aioloop_leaves_the_members_of_a_failed_gather_running() {
 /// FIRST_COMPLETED)` returns on its timer while task 2's member callback is queued; that
 /// callback then wakes task 4 again during its `sleep(1)`: one poll more than asyncio's steps.
 #[test]
-#[ignore = "core bug: a wait's member callback queued before the wait returned wakes the task again afterwards (a spurious poll; asyncio's _on_completion does nothing once the waiter is done)"]
 fn a_wait_does_not_wake_its_task_after_it_returned() {
     let program = Program {
         tasks: vec![
@@ -1199,4 +1316,26 @@ fn a_wait_does_not_wake_its_task_after_it_returned() {
         ],
     };
     compare(&program, true).unwrap();
+}
+
+/// Found by the property (with another seed): the same stale callback changes the order. At 3 s
+/// task 2's `wait` returns on its timer while task 1's member callback is queued; task 2 then
+/// waits for a `call_soon_threadsafe` callback. In the next iteration the stale callback wakes
+/// task 2 before task 4's `wait` callback wakes task 4, so task 2 (whose callback ran too) runs
+/// first; in asyncio (and the model, checked against CPython) task 4 finishes before task 2.
+#[test]
+#[ignore = "core bug: a wait's stale member callback wakes its task early, which can change the completion order"]
+fn a_stale_wait_callback_does_not_reorder_tasks() {
+    let wait = |tasks: Vec<usize>, timeout| Step::Wait { tasks, timeout, when: When::First, cancel_pending: false };
+    let program = Program {
+        tasks: vec![
+            main_then_horizon(vec![Step::Spawn(1), Step::Spawn(2), Step::Spawn(3), Step::Spawn(4)]),
+            task(vec![Step::Sleep(3)]),
+            task(vec![wait(vec![1], Some(3)), Step::ThreadWake(Wake::CallSoonThreadsafe)]),
+            task(vec![wait(vec![2], Some(0))]),
+            task(vec![Step::Sleep(3), wait(vec![3], None)]),
+        ],
+    };
+    assert_eq!(order(&Model::run(&program)), [3, 1, 4, 2, 0]);
+    compare(&program, false).unwrap(); // aioloop: [3, 1, 2, 4, 0]
 }
