@@ -144,6 +144,7 @@ impl<T: 'static> Members<T> {
 
 impl<T> Drop for Members<T> {
     fn drop(&mut self) {
+        self.group.unregister();
         if let Some(core) = &self.core {
             if let Some(linker) = self.linker.take() {
                 core.unlink(linker, &Link::Group(self.group.clone()));
@@ -542,6 +543,9 @@ impl<T: 'static> Future for Wait<T> {
         for t in &this.tasks {
             core.clear_join(t.key());
         }
+        // A member callback queued before now (a member finished in the last iteration) must
+        // not wake the task again: asyncio's `_on_completion` does nothing once `wait` returned.
+        this.group.unregister();
         this.registered = false;
         let (done, pending) = std::mem::take(&mut this.tasks).into_iter().partition(|t| t.is_done());
         Poll::Ready((done, pending))

@@ -84,6 +84,13 @@ impl Group {
         }
     }
 
+    /// Forgets the combinator's waker (the combinator is gone): members that finish later wake
+    /// nobody, as asyncio removes its done-callbacks when `wait` returns.
+    pub(crate) fn unregister(&self) {
+        let waker = self.waker.borrow_mut().take();
+        drop(waker);
+    }
+
     /// Adds a member (its index is its position).
     pub(crate) fn add_member(&self, key: TaskKey) {
         self.members.borrow_mut().push(key);
