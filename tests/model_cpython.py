@@ -197,6 +197,8 @@ async def run_step(r, st, handles):
             else:
                 out.append(r.index[t])
         return ['settled', out]
+    elif kind == 'cancel':
+        handles[st[1]].cancel()
     elif kind == 'thread_wake':
         if st[1] == 'waker' and st[3]:
             await guarded(asyncio.sleep(0))  # the local wake makes the remote ones redundant
@@ -231,7 +233,7 @@ async def main_task(r):
             u = st[1]
             handles = {}
             for s in r.program[u]['steps']:
-                if s[0] == 'await':
+                if s[0] in ('await', 'cancel'):
                     handles[s[1]] = r.tasks[s[1]]
                 elif s[0] in ('wait', 'gather'):
                     for x in s[1]:
