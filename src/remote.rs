@@ -188,6 +188,18 @@ impl Remote {
     }
 
     /// Takes every key and callback queued from other threads.
+    /// Gives back the inbox's buffers if a burst of wakes (a million, from outside the loop)
+    /// left them large and they are empty now; called when the loop is about to go idle.
+    pub(crate) fn release_memory(&self, large: usize) {
+        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        if inbox.keys.is_empty() && inbox.keys.capacity() > large {
+            inbox.keys = Vec::new();
+        }
+        if inbox.queued.is_empty() && inbox.queued.capacity() > large {
+            inbox.queued = HashSet::new();
+        }
+    }
+
     pub(crate) fn drain(&self, keys: &mut Vec<u64>, jobs: &mut Vec<Job>) {
         // A plain load first: this runs every iteration, and a swap is a locked instruction.
         if self.pending.load(SeqCst) && self.pending.swap(false, SeqCst) {

@@ -127,6 +127,9 @@ pub(crate) struct Core {
     pub(crate) tracer: Option<RefCell<crate::trace::Recorder>>,
     /// Scratch buffer for keys drained from the inbox.
     inbox_scratch: RefCell<Vec<u64>>,
+    /// A burst of wakes came through the inbox: its buffers may be large (see
+    /// `release_burst_memory`).
+    remote_burst: Cell<bool>,
 }
 
 impl Core {
@@ -156,6 +159,7 @@ impl Core {
             exception_handler: RefCell::new(None),
             debug,
             inbox_scratch: RefCell::new(Vec::new()),
+            remote_burst: Cell::new(false),
         }))
     }
 
@@ -250,6 +254,9 @@ impl Core {
         let mut keys = std::mem::take(&mut *self.inbox_scratch.borrow_mut());
         let mut jobs = Vec::new();
         self.remote.drain(&mut keys, &mut jobs);
+        if keys.len() > 4096 {
+            self.remote_burst.set(true);
+        }
         for key in keys.drain(..) {
             self.wake_local(TaskKey(key));
         }
@@ -329,6 +336,15 @@ impl Core {
         }
         drop(handles);
         self.timers.borrow_mut().release_memory(LARGE);
+        let mut scratch = self.inbox_scratch.borrow_mut();
+        if scratch.is_empty() && scratch.capacity() > LARGE {
+            *scratch = Vec::new();
+        }
+        drop(scratch);
+        // Only after a burst: locking the inbox is not free.
+        if self.remote_burst.replace(false) {
+            self.remote.release_memory(LARGE);
+        }
     }
 
     /// Debug mode: reports a step that held the loop at least `threshold` (asyncio's

@@ -1578,7 +1578,6 @@ fn item_36_a_million_tasks_on_one_event_complete_and_their_memory_is_reused() {
 /// whose key set and key buffers (and the loop's drain scratch, `Core::inbox_scratch`) keep
 /// their peak size, about 35 MB. Setting the event from inside the loop leaves nothing.
 #[test]
-#[ignore = "core bug: the inbox (remote.rs Inbox::queued/keys, Core::inbox_scratch) keeps its peak capacity after 1M wakes from outside the loop (35 MB)"]
 fn item_36_memory_returns_near_baseline_after_a_million_tasks() {
     let mut lp = vloop();
     run_once(&mut lp);
