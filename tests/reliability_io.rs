@@ -234,6 +234,32 @@ fn item_29_registration_lifecycle() {
     assert_eq!((&a).read(&mut buf).unwrap(), 5, "the data waits for a plain read");
 }
 
+/// Checklist 36 (and 28), the I/O half of "memory back to baseline while the loop lives on":
+/// 5,000 sockets registered, all made readable, then all dropped; once the loop is idle again it
+/// should give their memory back, as it does for tasks and timers since the burst fix. Today the
+/// `io` slab of registrations (and the scratch buffer of poller events) keeps its peak size:
+/// about 1 MB after 5,000 sockets, 3.8 MB after the soak's 9,000 connections.
+#[test]
+#[ignore = "core bug: the loop's io slab of registrations keeps its peak capacity after a burst of sockets (1 MB per 5,000)"]
+fn item_36_a_burst_of_registrations_gives_its_memory_back() {
+    let mut lp = EventLoop::new().unwrap();
+    lp.run_until_complete(async {});
+    let base = util::thread_net_bytes();
+    let pairs: Vec<_> = (0..5000).map(|_| UnixStream::pair().unwrap()).collect();
+    let registered = lp
+        .run_until_complete(async { pairs.into_iter().map(|(a, b)| (Async::new(a).unwrap(), b)).collect::<Vec<_>>() });
+    for (_, peer) in &registered {
+        (&*peer).write_all(b"x").unwrap();
+    }
+    lp.run_until_complete(aioloop::sleep(ms(20)));
+    let peak = util::thread_net_bytes() - base;
+    drop(registered);
+    lp.run_until_complete(aioloop::sleep(ms(5)));
+    lp.run_until_complete(aioloop::sleep(ms(5)));
+    let kept = util::thread_net_bytes() - base;
+    assert!(kept < 64 * 1024, "{kept} of the burst's {peak} bytes are still held by an idle loop with no socket");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 31, 33: resets and writes
 // ---------------------------------------------------------------------------------------------
