@@ -57,6 +57,10 @@ const MAX_SLEEP: Duration = Duration::from_secs(24 * 3600);
 /// counts task polls rather than iterations. See docs/architecture.md for why that is fair.
 const IO_POLL_INTERVAL: u32 = 61;
 
+/// Buffers (queues, slabs, the timer heap) larger than this many entries are given back once
+/// a burst drained; smaller ones are kept for reuse.
+const BURST: usize = 4096;
+
 /// An entry of the ready queue: a task step, or a handle (a callback, a timer's action, a combinator's count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Runnable {
@@ -299,8 +303,16 @@ impl Core {
                 self.report_slow(&what, started.elapsed(), threshold);
             }
         }
-        // Housekeeping when the loop is about to go idle (nothing ready): never on the busy path.
-        if self.ready.borrow().is_empty() {
+        // Housekeeping: the ready queue's buffer after a drained burst (a length check), the
+        // rest when the loop is about to go idle (nothing ready), never on the busy path.
+        let mut ready = self.ready.borrow_mut();
+        let idle = ready.is_empty();
+        if ready.capacity() > BURST && ready.len() < ready.capacity() / 8 {
+            let keep = (ready.len() * 2).max(1024);
+            ready.shrink_to(keep);
+        }
+        drop(ready);
+        if idle {
             self.release_burst_memory();
         }
     }
@@ -311,14 +323,8 @@ impl Core {
     /// dropped whole, when it is empty (its keys are indices); stale keys into it stay harmless,
     /// since every lookup checks the generation or sequence number.
     pub(crate) fn release_burst_memory(&self) {
-        const LARGE: usize = 4096;
+        const LARGE: usize = BURST;
         let oversized = |len: usize, cap: usize| cap > LARGE && len < cap / 8;
-        let mut ready = self.ready.borrow_mut();
-        if oversized(ready.len(), ready.capacity()) {
-            let keep = (ready.len() * 2).max(1024);
-            ready.shrink_to(keep);
-        }
-        drop(ready);
         let mut tasks = self.tasks.borrow_mut();
         if tasks.is_empty() && tasks.capacity() > LARGE {
             *tasks = Slab::new();
