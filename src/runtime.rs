@@ -336,6 +336,16 @@ impl Core {
             extras.shrink_to(keep);
         }
         drop(extras);
+        let mut io = self.io.borrow_mut();
+        if io.is_empty() && io.capacity() > LARGE {
+            *io = Slab::new();
+        }
+        drop(io);
+        let mut events = self.io_events.borrow_mut();
+        if events.is_empty() && events.capacity() > LARGE {
+            *events = Vec::new();
+        }
+        drop(events);
         let mut handles = self.handles.borrow_mut();
         if handles.is_empty() && handles.capacity() > LARGE {
             *handles = Slab::new();

@@ -240,7 +240,6 @@ fn item_29_registration_lifecycle() {
 /// `io` slab of registrations (and the scratch buffer of poller events) keeps its peak size:
 /// about 1 MB after 5,000 sockets, 3.8 MB after the soak's 9,000 connections.
 #[test]
-#[ignore = "core bug: the loop's io slab of registrations keeps its peak capacity after a burst of sockets (1 MB per 5,000)"]
 fn item_36_a_burst_of_registrations_gives_its_memory_back() {
     let mut lp = EventLoop::new().unwrap();
     lp.run_until_complete(async {});

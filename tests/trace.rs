@@ -167,6 +167,7 @@ fn a_renamed_task_is_listed_under_its_new_name() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "writes files (Miri's isolation has no file system)")]
 fn exports_name_every_task_and_save_picks_the_format() {
     let (trace, ids) = phase_run();
     let json = trace.to_chrome_json();
