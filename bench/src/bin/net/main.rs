@@ -1,6 +1,7 @@
 //! Socket workloads (the benchmarks issue, part 2): TCP echo and HTTP keep-alive, aioloop next to
-//! tokio's current-thread runtime, smol, and a hand-written epoll floor, each server in a fresh
-//! process pinned to one CPU and the load generator pinned to another.
+//! tokio's current-thread runtime, smol, and two hand-written floors (on `polling`, as aioloop
+//! is, and on raw epoll, as mio is; see [`servers`]), each server in a fresh process pinned to
+//! one CPU and the load generator pinned to another.
 //!
 //! Run with: `cd bench && cargo run --release --bin net` (about 3 minutes). Options:
 //! `--reps N` (default 3), `--servers aioloop,floor` and `--workloads echo100,http` to run a
@@ -29,7 +30,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const SERVERS: &[&str] = &["aioloop", "aioloop2", "tokio", "smol", "floor"];
+const SERVERS: &[&str] = &["aioloop", "aioloop2", "tokio", "smol", "floor", "epoll"];
 const PEERS: &[&str] = &["tokio", "smol"];
 const WORKLOADS: &[(&str, &str)] = &[
     ("echo100", "TCP echo, 64-byte round trips, 100 connections (2 s measured)"),
@@ -308,5 +309,6 @@ fn print_table(servers: &[&str], workloads: &[(&str, &str)], samples: &[Vec<Vec<
         println!("{:<9} ({what})", "");
     }
     println!("\nx peer: ratio to the best of tokio and smol (req/s: higher is better; CPU: lower is better).");
-    println!("x floor: CPU per request over the hand-written epoll server's. load: server CPU time / wall time.");
+    println!("x floor: CPU per request over the hand-written `polling` server's (epoll: the same on raw epoll with");
+    println!("EPOLLRDHUP, no read that ends in WouldBlock). load: server CPU time / wall time.");
 }

@@ -9,10 +9,16 @@
 //! - `tokio`: the current-thread runtime with a `LocalSet` (`spawn_local`, like aioloop's
 //!   `!Send` tasks).
 //! - `smol`: async-io's reactor with async-executor's `LocalExecutor`.
-//! - `floor`: a hand-written edge-triggered loop over the `polling` crate (epoll), the cost of
-//!   the system calls themselves: one `epoll_wait` per batch, a `read` and a `write` per
-//!   request, and no second `read` after a short one (the kernel queues a new edge for later
-//!   data, so a short read means "drained"; nginx does the same).
+//! - `floor`: a hand-written edge-triggered loop over the `polling` crate, which aioloop and
+//!   smol also sit on: what any runtime on `polling` must pay. Per request a `read`, a `write`
+//!   and the `read` that says `WouldBlock`; per wait, besides `epoll_wait`, polling's
+//!   `timerfd_settime`, two `epoll_ctl`s and the notifier's `read`.
+//! - `epoll`: the same loop on raw epoll (rustix), the way mio (tokio) uses it: the wait is a
+//!   lone `epoll_wait`, and sockets are registered with `EPOLLRDHUP`, so a short read means
+//!   "drained" (a later byte brings a new edge, and a pending end of stream was reported with
+//!   the event) and no `read` ends in `WouldBlock`. `polling` cannot ask for `EPOLLRDHUP`, which
+//!   is why `floor` reads until `WouldBlock`: after a short read, an end of stream that arrived
+//!   with the data would bring no new edge.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -29,6 +35,7 @@ pub fn run(runtime: &str, kind: Kind) {
         "tokio" => tokio_server(kind),
         "smol" => smol_server(kind),
         "floor" => floor_server(kind),
+        "epoll" => epoll_server(kind),
         other => panic!("unknown server {other:?}"),
     }
 }
@@ -263,8 +270,7 @@ fn floor_server(kind: Kind) {
     }
 }
 
-/// Reads until a short read or `WouldBlock`, answering each read; `Err` when the peer closed or
-/// failed.
+/// Reads until `WouldBlock`, answering each read; `Err` when the peer closed or failed.
 fn floor_read(
     poller: &polling::Poller,
     key: usize,
@@ -280,33 +286,38 @@ fn floor_read(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         };
-        let reply: &[u8] = match kind {
-            Kind::Echo => &buf[..n],
-            Kind::Http => {
-                out.clear();
-                c.http.feed(&buf[..n], out);
-                out
-            }
-        };
-        if c.unsent.is_empty() {
-            match c.stream.write(reply) {
-                Ok(m) if m == reply.len() => {}
-                Ok(m) => {
-                    c.unsent.extend_from_slice(&reply[m..]);
-                    want_writable(poller, key, c)?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    c.unsent.extend_from_slice(reply);
-                    want_writable(poller, key, c)?;
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
+        if respond(c, kind, &buf[..n], out)? {
+            want_writable(poller, key, c)?;
+        }
+    }
+}
+
+/// Answers `input` on `c`: writes the reply, or queues what the socket did not take; returns
+/// true if the connection must now wait for writability.
+fn respond(c: &mut FloorConn, kind: Kind, input: &[u8], out: &mut Vec<u8>) -> io::Result<bool> {
+    let reply: &[u8] = match kind {
+        Kind::Echo => input,
+        Kind::Http => {
+            out.clear();
+            c.http.feed(input, out);
+            out
+        }
+    };
+    if !c.unsent.is_empty() {
+        c.unsent.extend_from_slice(reply);
+        return Ok(false);
+    }
+    match c.stream.write(reply) {
+        Ok(m) if m == reply.len() => Ok(false),
+        Ok(m) => {
+            c.unsent.extend_from_slice(&reply[m..]);
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             c.unsent.extend_from_slice(reply);
+            Ok(true)
         }
-        if n < buf.len() {
-            return Ok(()); // drained: the next bytes bring a new edge
-        }
+        Err(e) => Err(e),
     }
 }
 
@@ -324,4 +335,111 @@ fn flush(poller: &polling::Poller, key: usize, c: &mut FloorConn) -> io::Result<
         }
     }
     poller.modify_with_mode(&c.stream, polling::Event::readable(key), polling::PollMode::Edge)
+}
+
+// ===== raw epoll with EPOLLRDHUP (what mio does) =====
+
+fn epoll_server(kind: Kind) {
+    use rustix::buffer::spare_capacity;
+    use rustix::event::epoll::{self, EventData, EventFlags};
+    const LISTENER: u64 = u64::MAX;
+    let conn_flags = EventFlags::IN | EventFlags::RDHUP | EventFlags::ET;
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC).expect("epoll");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).unwrap();
+    epoll::add(&ep, &listener, EventData::new_u64(LISTENER), EventFlags::IN | EventFlags::ET).unwrap();
+    announce(listener.local_addr().unwrap());
+    let mut conns: slab::Slab<FloorConn> = slab::Slab::new();
+    let mut events: Vec<epoll::Event> = Vec::with_capacity(1024);
+    let mut buf = vec![0u8; BUF];
+    let mut out = Vec::new();
+    loop {
+        events.clear();
+        match epoll::wait(&ep, spare_capacity(&mut events), None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => panic!("epoll_wait: {e}"),
+        }
+        for ev in &events {
+            let (key, flags) = (ev.data.u64(), ev.flags);
+            if key == LISTENER {
+                loop {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            stream.set_nonblocking(true).unwrap();
+                            stream.set_nodelay(true).unwrap();
+                            let entry = conns.vacant_entry();
+                            epoll::add(&ep, &stream, EventData::new_u64(entry.key() as u64), conn_flags).unwrap();
+                            entry.insert(FloorConn { stream, http: Http::default(), unsent: Vec::new() });
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("accept: {e}"),
+                    }
+                }
+                continue;
+            }
+            let key = key as usize;
+            let Some(c) = conns.get_mut(key) else { continue };
+            let mut closed = flags.intersects(EventFlags::ERR);
+            if !closed && flags.contains(EventFlags::OUT) && !c.unsent.is_empty() {
+                closed = epoll_flush(&ep, key, c, conn_flags).is_err();
+            }
+            if !closed && flags.intersects(EventFlags::IN | EventFlags::RDHUP | EventFlags::HUP) {
+                // After RDHUP, read on to the end of the stream; otherwise a short read drained it.
+                let to_the_end = flags.intersects(EventFlags::RDHUP | EventFlags::HUP);
+                closed = epoll_read(&ep, key, c, kind, &mut buf, &mut out, conn_flags, to_the_end).is_err();
+            }
+            if closed {
+                let c = conns.remove(key);
+                epoll::delete(&ep, &c.stream).unwrap();
+            }
+        }
+    }
+}
+
+/// Reads until a short read (or, with `to_the_end`, until the end of the stream or
+/// `WouldBlock`), answering each read.
+#[allow(clippy::too_many_arguments)]
+fn epoll_read(
+    ep: &std::os::fd::OwnedFd,
+    key: usize,
+    c: &mut FloorConn,
+    kind: Kind,
+    buf: &mut [u8],
+    out: &mut Vec<u8>,
+    flags: rustix::event::epoll::EventFlags,
+    to_the_end: bool,
+) -> io::Result<()> {
+    use rustix::event::epoll::{self, EventData, EventFlags};
+    loop {
+        let n = match c.stream.read(buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if respond(c, kind, &buf[..n], out)? {
+            epoll::modify(ep, &c.stream, EventData::new_u64(key as u64), flags | EventFlags::OUT)?;
+        }
+        if n < buf.len() && !to_the_end {
+            return Ok(());
+        }
+    }
+}
+
+fn epoll_flush(
+    ep: &std::os::fd::OwnedFd,
+    key: usize,
+    c: &mut FloorConn,
+    flags: rustix::event::epoll::EventFlags,
+) -> io::Result<()> {
+    use rustix::event::epoll::{self, EventData};
+    while !c.unsent.is_empty() {
+        match c.stream.write(&c.unsent) {
+            Ok(m) => drop(c.unsent.drain(..m)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(epoll::modify(ep, &c.stream, EventData::new_u64(key as u64), flags)?)
 }
