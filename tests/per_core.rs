@@ -332,3 +332,29 @@ fn cpus_allowed() -> Vec<usize> {
     }
     cpus
 }
+
+#[test]
+fn the_echo_example_serves_on_two_loops() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--example", "echo", "--", "--threads", "2"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cannot start cargo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "echo --threads 2 failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().any(|l| l.starts_with("10000 requests in ")), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "errors: 0"), "{stdout}");
+    // "server loop 1 (CPU 1): accepted 47 connections"
+    let accepted: Vec<usize> = (0..2)
+        .map(|i| {
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(&format!("server loop {i} (")))
+                .unwrap_or_else(|| panic!("no line for server loop {i}:\n{stdout}"));
+            let count = line.split("accepted ").nth(1).and_then(|r| r.split(' ').next()).expect("a count");
+            count.parse().expect("a number")
+        })
+        .collect();
+    // 100 client connections, plus none other: every one was accepted by one of the loops.
+    assert_eq!(accepted.iter().sum::<usize>(), 100, "{stdout}");
+}
