@@ -358,3 +358,36 @@ fn the_echo_example_serves_on_two_loops() {
     // 100 client connections, plus none other: every one was accepted by one of the loops.
     assert_eq!(accepted.iter().sum::<usize>(), 100, "{stdout}");
 }
+
+/// In a child process whose open-files limit is 16, sixteen loops cannot all create their
+/// pollers: the start fails as a whole, with the OS's error, and no factory runs.
+#[test]
+fn a_loop_that_cannot_be_created_fails_the_start_and_no_factory_runs() {
+    const TEST: &str = "a_loop_that_cannot_be_created_fails_the_start_and_no_factory_runs";
+    if std::env::var_os("AIOLOOP_PER_CORE_CHILD").is_some() {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let err = PerCore::new(16)
+            .spawn(move |_| {
+                r.fetch_add(1, SeqCst);
+                async {}
+            })
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("cannot create the event loop of loop "), "{text}");
+        assert!(text.contains("Too many open files"), "{text}");
+        assert_eq!(ran.load(SeqCst), 0, "a factory ran although the start failed");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n 16 && exec \"$0\" --exact {TEST} --test-threads 1"))
+        .arg(exe)
+        .env("AIOLOOP_PER_CORE_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the child failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("1 passed"), "the child ran no test:\n{stdout}");
+}
