@@ -514,8 +514,16 @@ async fn main_async(args: Args) -> io::Result<()> {
                 args.requests,
                 thread()
             );
-            let server = aioloop::spawn(serve(listener, Rc::default()));
+            let stats = Rc::new(ServerStats::default());
+            let server = aioloop::spawn(serve(listener, stats.clone()));
             let report = run_client(&addr, args.connections, args.requests).await;
+            // The client's connections are closed: let the server's connection tasks read the
+            // end of their streams and finish, so that none is left pending when the loop closes
+            // (it would report "Task was destroyed but it is pending!", as asyncio does).
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while stats.open.get() > 0 && Instant::now() < deadline {
+                aioloop::sleep(Duration::from_millis(1)).await;
+            }
             server.cancel();
             finish(report?)
         }
