@@ -497,6 +497,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "a thousand tasks' SVG takes minutes under Miri; no unsafe or threads involved")]
     fn a_thousand_tasks_draw_a_hundred_rows_and_say_so() {
         let start = Instant::now();
         let mut events = Vec::new();
