@@ -72,6 +72,8 @@
 //! | `task_group.rs` | [`TaskGroup`]: structured concurrency |
 //! | `exception.rs` | the exception handler: what the loop reports; debug mode's slow steps |
 //! | `dump.rs` | the task dump: [`EventLoop::tasks`], [`all_tasks`] |
+//! | `trace.rs` | [`Trace`]: every task's life as Chrome trace JSON or an SVG timeline |
+//! | `per_core.rs` | [`PerCore`]: one loop per core, each on its own thread |
 //!
 //! docs/architecture.md walks through one iteration step by step.
 //!
