@@ -16,30 +16,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct Clock {
     /// The `Instant` that loop time 0 stands for.
     epoch: Instant,
-    /// The same moment read from `CLOCK_MONOTONIC` directly (ns), read just *after* `epoch`, so
-    /// loop time read through it is never ahead of loop time computed from an `Instant`: a
-    /// timer converted from an `Instant` fires at or after it, never early.
-    epoch_raw: u64,
     /// `Some(now)` under virtual time; `None` reads the OS's monotonic clock.
     virtual_now: Option<Cell<u64>>,
-}
-
-/// Reads `CLOCK_MONOTONIC` (the clock `Instant` uses on Linux) in nanoseconds: the loop reads
-/// the time in every iteration and for every timer, and this skips the `Instant` arithmetic.
-#[cfg(all(target_os = "linux", not(miri)))]
-fn monotonic_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64)
-}
-
-/// Elsewhere (where `Instant` may use another clock) and under Miri (which cannot make the raw
-/// call), through `Instant`, from a base fixed on first use.
-#[cfg(not(all(target_os = "linux", not(miri))))]
-fn monotonic_ns() -> u64 {
-    thread_local! {
-        static BASE: Instant = Instant::now();
-    }
-    BASE.with(|b| duration_ns(b.elapsed()))
 }
 
 /// Converts a duration to nanoseconds, saturating at `u64::MAX`.
@@ -50,8 +28,7 @@ pub(crate) fn duration_ns(d: Duration) -> u64 {
 impl Clock {
     /// Creates a clock whose time 0 is now.
     pub(crate) fn new(virtual_time: bool) -> Clock {
-        let epoch = Instant::now();
-        Clock { epoch, epoch_raw: monotonic_ns(), virtual_now: virtual_time.then(|| Cell::new(0)) }
+        Clock { epoch: Instant::now(), virtual_now: virtual_time.then(|| Cell::new(0)) }
     }
 
     /// Returns true under virtual time.
@@ -63,7 +40,7 @@ impl Clock {
     pub(crate) fn now_ns(&self) -> u64 {
         match &self.virtual_now {
             Some(now) => now.get(),
-            None => monotonic_ns().saturating_sub(self.epoch_raw),
+            None => duration_ns(self.epoch.elapsed()),
         }
     }
 
