@@ -406,6 +406,29 @@ impl Core {
         }
     }
 
+    /// [`trace_event`](Self::trace_event) for the task with `key`, whose id is looked up only
+    /// when tracing is on (so the hot paths need not carry it).
+    #[inline(always)]
+    pub(crate) fn trace_task(&self, key: TaskKey, kind: impl FnOnce() -> crate::TraceKind) {
+        if let Some(tracer) = &self.tracer {
+            self.record_task_event(tracer, key, kind);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_task_event(
+        &self,
+        tracer: &RefCell<crate::trace::Recorder>,
+        key: TaskKey,
+        kind: impl FnOnce() -> crate::TraceKind,
+    ) {
+        let id = self.tasks.borrow().get(key.index()).filter(|e| key.matches(e.id)).map(|e| e.id);
+        if let Some(id) = id {
+            self.record_event(tracer, id, kind);
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn record_event(&self, tracer: &RefCell<crate::trace::Recorder>, id: u64, kind: impl FnOnce() -> crate::TraceKind) {

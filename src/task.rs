@@ -425,10 +425,9 @@ impl Core {
         if let Some(e) = tasks.get_mut(key.index()) {
             if key.matches(e.id) && !e.scheduled && !e.status.is_finished() {
                 e.scheduled = true;
-                let id = e.id;
                 drop(tasks);
                 self.ready.borrow_mut().push_back(crate::runtime::Runnable::Task(key));
-                self.trace_event(id, || crate::TraceKind::Woken);
+                self.trace_task(key, || crate::TraceKind::Woken);
             }
         }
     }
@@ -507,7 +506,7 @@ impl Core {
     ///
     /// `main` is the future of `run_until_complete`, polled when `key` is the main task.
     pub(crate) fn run_task(&self, key: TaskKey, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
-        let (cell, cancel, is_main, stale, id) = {
+        let (cell, cancel, is_main, stale) = {
             let mut tasks = self.tasks.borrow_mut();
             let Some(e) = tasks.get_mut(key.index()) else { return };
             if !key.matches(e.id) || e.status.is_finished() {
@@ -522,11 +521,11 @@ impl Core {
             } else {
                 None
             };
-            (e.cell.take(), e.cancel_requested, e.is_main, stale, e.id)
+            (e.cell.take(), e.cancel_requested, e.is_main, stale)
         };
         drop(stale);
         if !cancel {
-            self.trace_event(id, || crate::TraceKind::Polled);
+            self.trace_task(key, || crate::TraceKind::Polled);
         }
         self.current.set(Some(key));
         let step = if is_main {
@@ -583,16 +582,16 @@ impl Core {
     /// Puts a task that returned `Pending` back among the waiting (or, if it cancelled itself
     /// while running, propagates the cancellation and queues it so its future gets dropped).
     fn park(&self, key: TaskKey, cell: Option<Pin<Box<dyn TaskCell>>>) {
-        let (cancel, id) = {
+        let cancel = {
             let mut tasks = self.tasks.borrow_mut();
             let e = &mut tasks[key.index()];
             e.status = Status::Idle;
             if !e.is_main {
                 e.cell = cell;
             }
-            (e.cancel_requested && !e.scheduled, e.id)
+            e.cancel_requested && !e.scheduled
         };
-        self.trace_event(id, || crate::TraceKind::Parked(self.waiting_on(key)));
+        self.trace_task(key, || crate::TraceKind::Parked(self.waiting_on(key)));
         if cancel {
             self.cancel_task(key);
         }
