@@ -240,8 +240,9 @@ struct Completer<T>(Arc<Mutex<Shared<T>>>);
 
 impl<T> Completer<T> {
     fn complete(self, outcome: Result<T, TaskError>) {
+        // The drop that follows finds the outcome delivered and does nothing more than release
+        // the shared slot (forgetting `self` instead leaked it).
         self.deliver(outcome);
-        std::mem::forget(self);
     }
 
     fn deliver(&self, outcome: Result<T, TaskError>) {

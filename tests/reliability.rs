@@ -1591,11 +1591,10 @@ fn item_36_memory_returns_near_baseline_after_a_million_tasks() {
 /// Checklist 36, "no leak (valgrind/LSan)": valgrind found 50 blocks of 88 bytes definitely
 /// lost after item 10, one per task spawned through a `LoopHandle` that ran to its end. Here,
 /// 1,000 tasks spawned through `LoopHandle::spawn` (from the loop's own thread, so one thread's
-/// count sees every byte) and awaited must leave nothing behind. `Completer::complete`
-/// (src/threadsafe.rs) ends with `std::mem::forget(self)`, which forgets the `Arc` of the shared
-/// slot along with the completer: every completed remote task leaks its slot.
+/// count sees every byte) and awaited must leave nothing behind. (`Completer::complete` in
+/// src/threadsafe.rs used to end with `std::mem::forget(self)`, forgetting the `Arc` of the
+/// shared slot along with the completer: every completed remote task leaked its slot.)
 #[test]
-#[ignore = "core bug: every task spawned through LoopHandle::spawn that completes leaks its Arc<Mutex<Shared>> (Completer::complete forgets its Arc)"]
 fn item_36_remote_tasks_leave_no_bytes_behind() {
     let mut lp = vloop();
     let handle = lp.handle();
