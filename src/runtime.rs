@@ -61,6 +61,17 @@ const IO_POLL_INTERVAL: u32 = 61;
 /// a burst drained; smaller ones are kept for reuse.
 const BURST: usize = 4096;
 
+/// Replaces a buffer that is empty but sized for more than [`BURST`] entries with a new one
+/// (a slab can only be dropped whole: its keys are indices).
+fn give_back<T: Default>(buf: &RefCell<T>, is_empty: impl Fn(&T) -> bool, capacity: impl Fn(&T) -> usize) {
+    let mut buf = buf.borrow_mut();
+    if is_empty(&buf) && capacity(&buf) > BURST {
+        let old = std::mem::take(&mut *buf);
+        drop(buf);
+        drop(old);
+    }
+}
+
 /// An entry of the ready queue: a task step, or a handle (a callback, a timer's action, a combinator's count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Runnable {
@@ -258,7 +269,7 @@ impl Core {
         let mut keys = std::mem::take(&mut *self.inbox_scratch.borrow_mut());
         let mut jobs = Vec::new();
         self.remote.drain(&mut keys, &mut jobs);
-        if keys.len() > 4096 {
+        if keys.len() > BURST {
             self.remote_burst.set(true);
         }
         for key in keys.drain(..) {
@@ -323,43 +334,21 @@ impl Core {
     /// dropped whole, when it is empty (its keys are indices); stale keys into it stay harmless,
     /// since every lookup checks the generation or sequence number.
     pub(crate) fn release_burst_memory(&self) {
-        const LARGE: usize = BURST;
-        let oversized = |len: usize, cap: usize| cap > LARGE && len < cap / 8;
-        let mut tasks = self.tasks.borrow_mut();
-        if tasks.is_empty() && tasks.capacity() > LARGE {
-            *tasks = Slab::new();
-        }
-        drop(tasks);
+        give_back(&self.tasks, Slab::is_empty, Slab::capacity);
+        give_back(&self.io, Slab::is_empty, Slab::capacity);
+        give_back(&self.handles, Slab::is_empty, Slab::capacity);
+        give_back(&self.io_events, Vec::is_empty, Vec::capacity);
+        give_back(&self.inbox_scratch, Vec::is_empty, Vec::capacity);
         let mut extras = self.extras.borrow_mut();
-        if oversized(extras.len(), extras.capacity()) {
+        if extras.capacity() > BURST && extras.len() < extras.capacity() / 8 {
             let keep = extras.len() * 2;
             extras.shrink_to(keep);
         }
         drop(extras);
-        let mut io = self.io.borrow_mut();
-        if io.is_empty() && io.capacity() > LARGE {
-            *io = Slab::new();
-        }
-        drop(io);
-        let mut events = self.io_events.borrow_mut();
-        if events.is_empty() && events.capacity() > LARGE {
-            *events = Vec::new();
-        }
-        drop(events);
-        let mut handles = self.handles.borrow_mut();
-        if handles.is_empty() && handles.capacity() > LARGE {
-            *handles = Slab::new();
-        }
-        drop(handles);
-        self.timers.borrow_mut().release_memory(LARGE);
-        let mut scratch = self.inbox_scratch.borrow_mut();
-        if scratch.is_empty() && scratch.capacity() > LARGE {
-            *scratch = Vec::new();
-        }
-        drop(scratch);
+        self.timers.borrow_mut().release_memory(BURST);
         // Only after a burst: locking the inbox is not free.
         if self.remote_burst.replace(false) {
-            self.remote.release_memory(LARGE);
+            self.remote.release_memory(BURST);
         }
     }
 

@@ -778,11 +778,12 @@ impl Core {
     /// Sets the running task's awaiting link.
     pub(crate) fn restore_awaiting_of_current(&self, link: Option<Link>) {
         let Some(cur) = self.current.get() else { return };
-        let old = match link {
-            Some(link) => self.set_awaiting_of_current(link).map(|_| None),
-            None => self.update_extra_of(cur, |x| x.awaiting.take()).map(|(old, _)| old),
-        };
-        drop(old);
+        match link {
+            Some(link) => {
+                self.set_awaiting_of_current(link);
+            }
+            None => drop(self.update_extra_of(cur, |x| x.awaiting.take())),
+        }
     }
 
     /// Clears `task`'s awaiting link if it is still `link` (the future that set it is gone, so a
