@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use aioloop::net::{TcpListener, TcpStream};
 use aioloop::{Async, EventLoop};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use util::ms;
 
 #[global_allocator]
@@ -284,7 +285,7 @@ fn item_31_linger_zero_reset_and_unix_peer_close() {
         let mut buf = [0u8; 16];
         let mut reads = Vec::new();
         for _ in 0..5 {
-            reads.push(client.read(&mut buf).await);
+            reads.push((&client).read(&mut buf).await);
         }
         reads
     });
@@ -297,7 +298,7 @@ fn item_31_linger_zero_reset_and_unix_peer_close() {
     let writes = lp.run_until_complete(async {
         let mut writes = Vec::new();
         for _ in 0..3 {
-            writes.push(client.write(b"after reset").await);
+            writes.push((&client).write(b"after reset").await);
         }
         writes
     });
@@ -318,8 +319,8 @@ fn item_31_linger_zero_reset_and_unix_peer_close() {
         let a = aioloop::net::UnixStream::try_from(a).unwrap();
         drop(b);
         let mut buf = [0u8; 4];
-        let reads = [a.read(&mut buf).await.unwrap(), a.read(&mut buf).await.unwrap()];
-        let write = a.write(b"x").await;
+        let reads = [(&a).read(&mut buf).await.unwrap(), (&a).read(&mut buf).await.unwrap()];
+        let write = (&a).write(b"x").await;
         aioloop::sleep(ms(30)).await;
         (reads, write.map_err(|e| e.kind()))
     });
@@ -354,7 +355,7 @@ fn item_33_sixty_four_mebibytes_to_a_slow_reader_arrive_intact() {
                 }
                 let mut sent = 0;
                 while sent < len {
-                    let n = c.write(&chunk[sent..len]).await.unwrap();
+                    let n = (&c).write(&chunk[sent..len]).await.unwrap();
                     sent += n;
                     calls += 1;
                 }
@@ -366,7 +367,7 @@ fn item_33_sixty_four_mebibytes_to_a_slow_reader_arrive_intact() {
         let (mut got, mut reads, mut bad) = (0usize, 0u32, None);
         let mut buf = vec![0u8; 16 * 1024];
         loop {
-            let n = s.read(&mut buf).await.unwrap();
+            let n = (&s).read(&mut buf).await.unwrap();
             if n == 0 {
                 break;
             }
@@ -409,7 +410,7 @@ fn item_33_a_cancelled_writer_reports_exactly_what_went_out() {
             aioloop::spawn(async move {
                 let mut off = start;
                 while off < data.len() {
-                    let n = a.write(&data[off..(off + 8192).min(data.len())]).await.unwrap();
+                    let n = (&*a).write(&data[off..(off + 8192).min(data.len())]).await.unwrap();
                     off += n;
                     written.set(off);
                 }
@@ -427,7 +428,7 @@ fn item_33_a_cancelled_writer_reports_exactly_what_went_out() {
         let mut got = Vec::with_capacity(LEN);
         let mut buf = vec![0u8; 64 * 1024];
         while got.len() < LEN {
-            let n = b.read(&mut buf).await.unwrap();
+            let n = (&*b).read(&mut buf).await.unwrap();
             assert!(n > 0);
             got.extend_from_slice(&buf[..n]);
         }
@@ -450,8 +451,13 @@ fn item_33_timed_out_writes_from_one_task_do_not_grow_memory() {
     a.set_nonblocking(true).unwrap();
     while (&a).write(&[0u8; 65536]).is_ok() {}
     let grown = lp.run_until_complete(async move {
-        let a = aioloop::net::UnixStream::try_from(a).unwrap();
-        let attempt = || aioloop::timeout(Duration::from_millis(1), a.write(b"more"));
+        let a = &aioloop::net::UnixStream::try_from(a).unwrap();
+        let attempt = || {
+            aioloop::timeout(Duration::from_millis(1), async move {
+                let mut a = a; // `&UnixStream` is a writer too
+                a.write(b"more").await
+            })
+        };
         for _ in 0..100 {
             assert!(attempt().await.is_err());
         }
@@ -484,7 +490,7 @@ fn item_33_cancelled_writer_tasks_do_not_grow_memory() {
                 for _ in 0..n {
                     let a = a.clone();
                     let t = aioloop::spawn(async move {
-                        let _ = a.write(b"more").await;
+                        let _ = (&*a).write(b"more").await;
                     });
                     aioloop::yield_now().await;
                     t.cancel();
@@ -551,11 +557,11 @@ fn eintr_workload() -> Duration {
             let (s, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 8192];
             loop {
-                let n = s.read(&mut buf).await.unwrap();
+                let n = (&s).read(&mut buf).await.unwrap();
                 if n == 0 {
                     return;
                 }
-                s.write_all(&buf[..n]).await.unwrap();
+                (&s).write_all(&buf[..n]).await.unwrap();
             }
         });
         let c = Rc::new(TcpStream::connect(addr).await.unwrap());
@@ -564,7 +570,7 @@ fn eintr_workload() -> Duration {
             let (c, msg) = (c.clone(), msg.clone());
             async move {
                 for chunk in msg.chunks(1000) {
-                    c.write_all(chunk).await.unwrap();
+                    (&*c).write_all(chunk).await.unwrap();
                     aioloop::sleep(Duration::from_micros(50)).await;
                 }
                 c.shutdown(Shutdown::Write).unwrap();
@@ -573,7 +579,7 @@ fn eintr_workload() -> Duration {
         let mut back = Vec::new();
         let mut buf = [0u8; 8192];
         loop {
-            let n = c.read(&mut buf).await.unwrap();
+            let n = (&*c).read(&mut buf).await.unwrap();
             if n == 0 {
                 break;
             }
@@ -717,9 +723,9 @@ fn fork_scenario(what: ChildDoes) {
                 let mut fresh = EventLoop::new().unwrap();
                 let echoed = fresh.run_until_complete(async {
                     let (a, b) = aioloop::net::UnixStream::pair().unwrap();
-                    a.write_all(b"child").await.unwrap();
+                    (&a).write_all(b"child").await.unwrap();
                     let mut buf = [0u8; 5];
-                    let n = b.read(&mut buf).await.unwrap();
+                    let n = (&b).read(&mut buf).await.unwrap();
                     aioloop::sleep(ms(1)).await;
                     buf[..n].to_vec()
                 });
@@ -756,11 +762,11 @@ fn fork_scenario(what: ChildDoes) {
         });
         let (s, _) = listener.accept().await.unwrap();
         let mut buf = [0u8; 3];
-        let n = s.read(&mut buf).await.unwrap();
+        let n = (&s).read(&mut buf).await.unwrap();
         connector.join().unwrap();
         (&client).write_all(b"old").unwrap();
         let mut buf2 = [0u8; 3];
-        let m = server_side.read(&mut buf2).await.unwrap();
+        let m = (&server_side).read(&mut buf2).await.unwrap();
         (buf[..n].to_vec(), buf2[..m].to_vec())
     }));
     assert_eq!(child_code, 0, "the child ({what:?}) failed with code {child_code}");
