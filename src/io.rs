@@ -217,7 +217,7 @@ impl Core {
         // loop cannot be run from inside one), so the borrow is free; `try_` keeps it a no-op
         // if that ever changes.
         if let Ok(mut f) = f.try_borrow_mut() {
-            self.contain(|| f());
+            self.contain(&mut *f);
         }
         // If the callback removed or replaced itself, this was the last reference: it is
         // dropped now, after it returned.

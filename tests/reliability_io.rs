@@ -16,7 +16,7 @@ use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aioloop::net::{TcpListener, TcpStream};
 use aioloop::{Async, EventLoop};
@@ -51,10 +51,9 @@ fn pair_on_number(raw: RawFd) -> (UnixStream, UnixStream) {
     }
 }
 
-/// The (device, inode) of what a descriptor refers to.
-fn identity(fd: impl AsFd) -> (u64, u64) {
-    let st = rustix::fs::fstat(fd).unwrap();
-    (st.st_dev, st.st_ino)
+/// The inode of what a descriptor refers to.
+fn inode(fd: impl AsFd) -> u64 {
+    rustix::fs::fstat(fd).unwrap().st_ino
 }
 
 /// Returns true if descriptor number `raw` of this process no longer refers to the socket
@@ -139,7 +138,7 @@ fn item_28_registrations_that_go_leave_no_bytes_and_no_descriptors_behind() {
         lp.run_until_complete(async {
             for i in 0..1000 {
                 let (a, peer) = UnixStream::pair().unwrap();
-                let ino = identity(&a).1;
+                let ino = inode(&a);
                 let raw = a.as_raw_fd();
                 let a = Async::new(a).unwrap();
                 match i % 3 {
@@ -308,13 +307,13 @@ fn item_31_linger_zero_reset_and_unix_peer_close() {
     }
     let ((), iterations) = counting_iterations(&mut lp, aioloop::sleep(ms(30)));
     assert!(iterations <= 5, "spin after a reset: {iterations} iterations in a 30 ms sleep");
-    let (raw, ino) = (client.as_fd().as_raw_fd(), identity(&client).1);
+    let (raw, ino) = (client.as_fd().as_raw_fd(), inode(&client));
     drop(client);
     assert!(released(raw, ino), "the reset socket's descriptor was not closed");
 
     // AF_UNIX: the peer closes.
     let (a, b) = UnixStream::pair().unwrap();
-    let (raw, ino) = (a.as_raw_fd(), identity(&a).1);
+    let (raw, ino) = (a.as_raw_fd(), inode(&a));
     let (outcome, iterations) = counting_iterations(&mut lp, async move {
         let a = aioloop::net::UnixStream::try_from(a).unwrap();
         drop(b);
@@ -538,13 +537,14 @@ extern "C" fn count_signal(_: std::os::raw::c_int) {
 
 /// The workload of item 34, run on the loop's own thread while signals rain on it: timers,
 /// a TCP echo, and executor jobs doing blocking reads. Returns the worst lateness of a sleep.
+#[cfg(target_os = "linux")]
 fn eintr_workload() -> Duration {
     aioloop::run(async {
         // Sleeps: the loop blocks in epoll_wait with a timeout, again and again.
         let mut late = Duration::ZERO;
         for i in 0..200u64 {
             let d = Duration::from_micros(500 + (i % 7) * 300);
-            let t = Instant::now();
+            let t = std::time::Instant::now();
             aioloop::sleep(d).await;
             let took = t.elapsed();
             assert!(took >= d, "a {d:?} sleep ended after {took:?}");
@@ -665,10 +665,12 @@ fn item_34_signals_during_waits_sleeps_and_io_never_surface_as_interrupted() {
 // 35: fork
 // ---------------------------------------------------------------------------------------------
 
+#[cfg(target_os = "linux")]
 const FORK_CHILD: &str = "AIOLOOP_TEST_FORK_CHILD";
 
 /// What the forked child does with the loop it inherited.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg(target_os = "linux")]
 enum ChildDoes {
     /// Builds a fresh loop, runs a socket exchange on it, and exits at once (`_exit`).
     FreshLoop,
@@ -682,6 +684,7 @@ enum ChildDoes {
 
 /// Re-runs this test binary with only `test` in a child process (so the process that forks has
 /// no other test threads), and checks that the scenario printed `ok`.
+#[cfg(target_os = "linux")]
 fn run_fork_scenario(test: &str) {
     if std::env::var_os(FORK_CHILD).is_some() {
         return;
