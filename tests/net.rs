@@ -822,3 +822,76 @@ fn accept_backs_off_while_out_of_descriptors_and_recovers() {
     assert!(out.status.success(), "the child failed ({}):\n{stdout}\n{stderr}", out.status);
     assert!(stdout.contains("EMFILE child ok"), "the child did not run the scenario:\n{stdout}\n{stderr}");
 }
+
+/// Shutting down the writing side of a connection the peer already reset: the OS says
+/// `NotConnected` (ENOTCONN), which hyper logged as "error shutting down connection" for most
+/// connections under load; aioloop returns `Ok` for the writing side (`close()`,
+/// `shutdown(Write)`, `shutdown(Both)`), as tokio does (tokio#4665).
+#[test]
+#[cfg_attr(miri, ignore = "real sockets")]
+fn shutting_down_the_writing_side_of_a_reset_connection_is_ok() {
+    aioloop::run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (s, _) = listener.accept().await.unwrap();
+        rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO)).unwrap();
+        drop(s); // SO_LINGER 0: the close sends a reset
+        let e = c.read(&mut [0u8; 8]).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+        // What the OS says, underneath:
+        let raw = c.get_ref().shutdown(Shutdown::Write).unwrap_err();
+        assert_eq!(raw.kind(), io::ErrorKind::NotConnected, "{raw}");
+        c.shutdown(Shutdown::Write).unwrap();
+        c.shutdown(Shutdown::Both).unwrap();
+        c.close().await.unwrap();
+        (&c).close().await.unwrap();
+        // The reading side alone keeps the OS's answer.
+        assert_eq!(c.shutdown(Shutdown::Read).unwrap_err().kind(), io::ErrorKind::NotConnected);
+    });
+}
+
+/// `TcpListener::incoming` and `UnixListener::incoming`: `Unpin` streams of accepted
+/// connections (items `io::Result<TcpStream>` / `io::Result<UnixStream>`), each usable at once.
+#[test]
+#[cfg_attr(miri, ignore = "real sockets")]
+fn incoming_streams_yield_every_accepted_connection() {
+    use futures_lite::StreamExt;
+    fn unpin_stream_of<T>(_: &(impl futures_core::Stream<Item = io::Result<T>> + Unpin)) {}
+    let dir = TempDir::new("incoming");
+    let path = dir.0.join("sock");
+    aioloop::run(async {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let unix = UnixListener::bind(&path).unwrap();
+        let addr = tcp.local_addr().unwrap();
+        for i in 0..20u8 {
+            aioloop::spawn(async move { TcpStream::connect(addr).await.unwrap().write_all(&[i]).await.unwrap() });
+            let p = path.clone();
+            aioloop::spawn(async move { UnixStream::connect(p).await.unwrap().write_all(&[100 + i]).await.unwrap() });
+        }
+        let mut incoming = tcp.incoming();
+        unpin_stream_of::<TcpStream>(&incoming);
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            let mut conn = incoming.next().await.expect("never ends").unwrap();
+            assert_eq!(conn.peer_addr().unwrap().ip(), addr.ip());
+            let mut byte = [0u8];
+            conn.read_exact(&mut byte).await.unwrap();
+            seen.push(byte[0]);
+        }
+        let mut incoming = unix.incoming();
+        unpin_stream_of::<UnixStream>(&incoming);
+        for _ in 0..20 {
+            let mut conn = incoming.next().await.expect("never ends").unwrap();
+            let mut byte = [0u8];
+            conn.read_exact(&mut byte).await.unwrap();
+            seen.push(byte[0]);
+        }
+        seen.sort();
+        assert_eq!(seen, (0..20).chain(100..120).collect::<Vec<u8>>());
+        // `accept` still works beside a stream that was dropped midway.
+        let waiting = tcp.incoming();
+        drop(waiting);
+        aioloop::spawn(async move { TcpStream::connect(addr).await.unwrap() });
+        assert!(tcp.accept().await.is_ok());
+    });
+}

@@ -814,3 +814,92 @@ fn item_35_fork_a_child_running_the_inherited_loop_fails_cleanly() {
         fork_scenario(ChildDoes::RunsInherited);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 60: a socket outliving its loop
+// ---------------------------------------------------------------------------------------------
+
+/// Polls `fut` once, outside any loop (a no-op waker): `Some(output)` if it completed at once.
+fn poll_once_outside<F: Future>(fut: F) -> Option<F::Output> {
+    futures_lite::future::block_on(futures_lite::future::poll_once(fut))
+}
+
+/// Asserts that `r` is an error whose message contains `says`.
+#[track_caller]
+fn assert_fails_saying<T: std::fmt::Debug>(r: Option<io::Result<T>>, says: &str) {
+    match r {
+        Some(Err(e)) => assert!(e.to_string().contains(says), "the error should say {says:?}: {e}"),
+        other => panic!("expected an error at once saying {says:?}, got {other:?}"),
+    }
+}
+
+/// Checklist 60 (issue 12 section 3): a socket used after its loop was dropped, from another
+/// loop, or outside any loop, used to wait forever (its waker parked where no event would ever
+/// reach it). Every operation that would wait must fail at once, with an error that says which;
+/// an operation that succeeds at once (buffered data) still does; and the socket's own loop,
+/// when it runs again, still serves it.
+#[test]
+#[cfg_attr(miri, ignore = "real sockets")]
+fn item_60_a_socket_outliving_its_loop_fails_at_once_and_never_hangs() {
+    use aioloop::net::{TcpListener, UdpSocket, UnixDatagram};
+    use futures_lite::StreamExt;
+
+    // Loop A makes one of each kind of socket, leaves 8 bytes buffered on `client` and fills
+    // `full`'s send buffer, and is dropped.
+    let mut a = EventLoop::new().unwrap();
+    let (listener, client, _server, full, _full_peer, udp, dgram, raw, _raw_peer) = a.run_until_complete(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        server.write_all(b"buffered").await.unwrap();
+        while client.peek(&mut [0u8; 8]).await.unwrap() < 8 {} // all 8 arrived
+        let (full, full_peer) = aioloop::net::UnixStream::pair().unwrap();
+        while (&*full.get_ref()).write(&[0u8; 65536]).is_ok() {}
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (dgram, _) = UnixDatagram::pair().unwrap();
+        let (raw, raw_peer) = UnixStream::pair().unwrap();
+        let raw = Async::new(raw).unwrap();
+        (listener, client, server, full, full_peer, udp, dgram, raw, raw_peer)
+    });
+    drop(a);
+    let mut buf = [0u8; 64];
+    match poll_once_outside((&client).read(&mut buf)) {
+        Some(Ok(8)) => assert_eq!(&buf[..8], b"buffered"),
+        other => panic!("buffered data reads at once, even now: {other:?}"),
+    }
+    let closed = "was closed";
+    assert_fails_saying(poll_once_outside((&client).read(&mut buf)), closed);
+    assert_fails_saying(poll_once_outside((&full).write(b"more")), closed);
+    assert_fails_saying(poll_once_outside(listener.accept()), closed);
+    assert_fails_saying(poll_once_outside(listener.incoming().next()).flatten(), closed);
+    assert_fails_saying(poll_once_outside(client.peek(&mut buf)), closed);
+    assert_fails_saying(poll_once_outside(udp.recv_from(&mut buf)), closed);
+    assert_fails_saying(poll_once_outside(dgram.recv(&mut buf)), closed);
+    assert_fails_saying(poll_once_outside(raw.readable()), closed);
+    assert_fails_saying(poll_once_outside(raw.read_with(|mut s| s.read(&mut [0u8; 1]))), closed);
+    // In a task of another loop, awaited (not merely polled): an error, not a hang.
+    let mut b = EventLoop::new().unwrap();
+    let (r, iterations) =
+        counting_iterations(&mut b, aioloop::timeout(Duration::from_secs(5), (&client).read(&mut buf)));
+    assert_fails_saying(Some(r.expect("not a timeout: the read failed at once")), closed);
+    assert!(iterations <= 2, "{iterations} iterations");
+    drop((listener, client, full, udp, dgram, raw)); // deregistering from a dropped loop is harmless
+
+    // A live loop's socket, used from another loop and outside any loop.
+    let mut a = EventLoop::new().unwrap();
+    let (client, mut server, _listener) = a.run_until_complete(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, server, listener)
+    });
+    let r = b.run_until_complete(aioloop::timeout(Duration::from_secs(5), (&client).read(&mut buf)));
+    assert_fails_saying(Some(r.expect("not a timeout")), "another event loop");
+    assert_fails_saying(poll_once_outside((&client).read(&mut buf)), "no running event loop");
+    // Its own loop still serves it: the failed waits left nothing behind.
+    let n = a.run_until_complete(async {
+        server.write_all(b"still served").await.unwrap();
+        (&client).read(&mut buf).await.unwrap()
+    });
+    assert_eq!(&buf[..n], b"still served");
+}
