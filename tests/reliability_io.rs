@@ -1,7 +1,8 @@
 //! The reliability checklist's I/O items (section 10, items 27-35) that earlier test files do
 //! not cover fully: descriptor reuse, registration lifecycle and leaks, resets, large and
-//! cancelled writes, signals (`EINTR`) and `fork`. Everything here uses real sockets and the
-//! real poller, so every test is skipped under Miri. docs/reliability.md maps all 37 items.
+//! cancelled writes, signals (`EINTR`) and `fork`; and item 60 (issue 12), a socket outliving
+//! its loop. Everything here uses real sockets and the real poller, so every test is skipped
+//! under Miri. docs/reliability.md maps all the items.
 //!
 //! Signals and `fork` need three C functions the standard library does not wrap; the crate has
 //! no `libc` dependency, so they are declared here directly (the C library is linked into every
