@@ -855,7 +855,7 @@ fn item_60_a_socket_outliving_its_loop_fails_at_once_and_never_hangs() {
         server.write_all(b"buffered").await.unwrap();
         while client.peek(&mut [0u8; 8]).await.unwrap() < 8 {} // all 8 arrived
         let (full, full_peer) = aioloop::net::UnixStream::pair().unwrap();
-        while (&*full.get_ref()).write(&[0u8; 65536]).is_ok() {}
+        while full.get_ref().write(&[0u8; 65536]).is_ok() {}
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let (dgram, _) = UnixDatagram::pair().unwrap();
         let (raw, raw_peer) = UnixStream::pair().unwrap();
