@@ -220,8 +220,8 @@ impl Core {
             self.contain(&mut *f);
         }
         // If the callback removed or replaced itself, this was the last reference: it is
-        // dropped now, after it returned.
-        drop(f);
+        // dropped now, after it returned (a destructor that panics is reported, as a callback).
+        self.contain(move || drop(f));
     }
 
     /// asyncio's `add_reader`/`add_writer`: runs `f` once per poll that finds `fd` ready.
@@ -330,7 +330,13 @@ fn same_file(a: impl AsFd, b: impl AsFd) -> bool {
 /// `Async` registers the descriptor with the loop once, edge-triggered, and remembers readiness
 /// until an operation returns `WouldBlock`, so a readiness event is never lost. It is deregistered
 /// when dropped, before the descriptor is closed. The `net` types are built on it; use it
-/// directly for other descriptors (pipes, terminals, eventfds...).
+/// directly for other descriptors (pipes, terminals, eventfds...). Where `&T` implements
+/// `Read`/`Write`, `Async<T>` and `&Async<T>` are futures-io `AsyncRead`/`AsyncWrite`, so the
+/// extension traits of `futures-lite` or `futures-util` read and write it.
+///
+/// A task waits on it only inside the loop it was created in: used after that loop was
+/// dropped, from another loop, or outside any loop, an operation that would wait fails at once
+/// with an `io::Error` saying which (one that succeeds at once still does).
 ///
 /// # Examples
 ///
