@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use aioloop::net::{TcpListenOptions, TcpListener, TcpStream};
 use aioloop::{EventLoop, Loops, PerCore};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 /// Where the server listens and the client connects unless told otherwise.
 const DEFAULT_ADDR: &str = "127.0.0.1:7878";
@@ -156,8 +157,9 @@ async fn serve(listener: TcpListener, stats: Rc<ServerStats>) -> io::Result<()> 
     }
 }
 
-/// Writes back what `conn` sends until it closes its side.
-async fn echo(conn: &TcpStream, stats: &ServerStats) -> io::Result<()> {
+/// Writes back what `conn` sends until it closes its side. (`&TcpStream` reads and writes too:
+/// futures-lite's `AsyncReadExt`/`AsyncWriteExt` work on it.)
+async fn echo(mut conn: &TcpStream, stats: &ServerStats) -> io::Result<()> {
     let mut buf = [0; 4096];
     loop {
         let n = conn.read(&mut buf).await?;
@@ -332,7 +334,7 @@ async fn connect_all(addr: &str, n: usize) -> io::Result<Vec<TcpStream>> {
         let connects = (0..wave).map(|_| {
             let addr = addr.to_string();
             async move {
-                let conn = TcpStream::connect(addr.as_str()).await?;
+                let mut conn = TcpStream::connect(addr.as_str()).await?;
                 conn.set_nodelay(true)?;
                 let mut hello = [0u8; REQUEST_SIZE];
                 conn.write_all(&hello).await?;
@@ -348,7 +350,7 @@ async fn connect_all(addr: &str, n: usize) -> io::Result<Vec<TcpStream>> {
 }
 
 /// Makes `requests` round trips on `conn`; returns the round-trip times.
-async fn round_trips(conn: TcpStream, id: usize, requests: usize) -> io::Result<Vec<Duration>> {
+async fn round_trips(mut conn: TcpStream, id: usize, requests: usize) -> io::Result<Vec<Duration>> {
     let mut latencies = Vec::with_capacity(requests);
     let mut request = [0u8; REQUEST_SIZE];
     let mut reply = [0u8; REQUEST_SIZE];
@@ -367,8 +369,9 @@ async fn round_trips(conn: TcpStream, id: usize, requests: usize) -> io::Result<
     Ok(latencies)
 }
 
-/// Reads exactly `buf.len()` bytes.
-async fn read_exact(conn: &TcpStream, buf: &mut [u8]) -> io::Result<()> {
+/// Reads exactly `buf.len()` bytes (`AsyncReadExt::read_exact`, with an error that names the
+/// server).
+async fn read_exact(mut conn: &TcpStream, buf: &mut [u8]) -> io::Result<()> {
     let mut got = 0;
     while got < buf.len() {
         match conn.read(&mut buf[got..]).await? {

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use aioloop::net::{TcpListener, TcpStream};
 use aioloop::{EventLoop, ReturnWhen};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 /// The pages fetched: `/page/N` takes N × `DELAY_UNIT` to answer.
 const PAGES: [u64; 3] = [1, 2, 3];
@@ -53,7 +54,7 @@ async fn serve(listener: TcpListener) -> io::Result<()> {
 }
 
 /// Reads one request and answers it: `/page/N` after N × `DELAY_UNIT`, anything else 404.
-async fn answer(conn: &TcpStream) -> io::Result<()> {
+async fn answer(mut conn: &TcpStream) -> io::Result<()> {
     let head = read_head(conn).await?;
     let page = head
         .strip_prefix("GET /page/")
@@ -75,7 +76,7 @@ async fn answer(conn: &TcpStream) -> io::Result<()> {
 }
 
 /// Reads a request up to the blank line that ends its head (requests here have no body).
-async fn read_head(conn: &TcpStream) -> io::Result<String> {
+async fn read_head(mut conn: &TcpStream) -> io::Result<String> {
     let mut head = Vec::new();
     let mut buf = [0; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -125,16 +126,11 @@ fn parse_response(raw: &[u8]) -> io::Result<Response> {
 
 /// GETs `path` with the loop's sockets: waiting for the server parks this task, not the thread.
 async fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
-    let conn = TcpStream::connect(addr).await?;
+    let mut conn = TcpStream::connect(addr).await?;
     conn.write_all(request(addr, path).as_bytes()).await?;
     let mut raw = Vec::new();
-    let mut buf = [0; 1024];
-    loop {
-        match conn.read(&mut buf).await? {
-            0 => return parse_response(&raw),
-            n => raw.extend_from_slice(&buf[..n]),
-        }
-    }
+    conn.read_to_end(&mut raw).await?;
+    parse_response(&raw)
 }
 
 /// GETs `path` with blocking standard library calls (the seed's `requests.get`): the calling

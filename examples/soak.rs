@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use aioloop::net::{TcpListenOptions, TcpListener, TcpStream};
 use aioloop::EventLoop;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 /// Counts the bytes allocated and not yet freed, and their peak.
 pub struct CountingAlloc;
@@ -400,7 +401,7 @@ struct Go {
 /// One well-behaved client: connects, waits for the start, then sends 64-byte messages, each
 /// echoed back in full, until the deadline; then half-closes and reads to the end.
 async fn client(addr: SocketAddr, id: u64, echo: Rc<Echo>, connected: Rc<Cell<usize>>, go: Rc<Go>) {
-    let s = match TcpStream::connect(addr).await {
+    let mut s = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => return echo.error(format!("connect: {e}")),
     };
@@ -446,7 +447,7 @@ async fn client(addr: SocketAddr, id: u64, echo: Rc<Echo>, connected: Rc<Cell<us
 }
 
 /// The echo server's side of one connection: echoes until end of file or an error.
-async fn serve(s: TcpStream, echo: Rc<Echo>) {
+async fn serve(mut s: TcpStream, echo: Rc<Echo>) {
     let _ = s.set_nodelay(true);
     let mut buf = [0u8; 4096];
     loop {
@@ -478,7 +479,7 @@ async fn fault(addr: SocketAddr, k: u64, echo: &Echo) {
         }
         1 => {
             // Half a message, then a reset (SO_LINGER 0).
-            if let Ok(s) = TcpStream::connect(addr).await {
+            if let Ok(mut s) = TcpStream::connect(addr).await {
                 let _ = s.write_all(&garbage[..garbage.len().min(MSG / 2)]).await;
                 let _ = rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO));
                 echo.fault("half message then reset");
@@ -486,7 +487,7 @@ async fn fault(addr: SocketAddr, k: u64, echo: &Echo) {
         }
         2 => {
             // Garbage of any length, never reading the echo, then close with data unread.
-            if let Ok(s) = TcpStream::connect(addr).await {
+            if let Ok(mut s) = TcpStream::connect(addr).await {
                 let _ = s.write_all(&garbage).await;
                 aioloop::sleep(Duration::from_millis(1)).await;
                 echo.fault("garbage, echo left unread");
@@ -494,7 +495,7 @@ async fn fault(addr: SocketAddr, k: u64, echo: &Echo) {
         }
         3 => {
             // Shut down writing before sending anything, read to the end.
-            if let Ok(s) = TcpStream::connect(addr).await {
+            if let Ok(mut s) = TcpStream::connect(addr).await {
                 let _ = s.shutdown(Shutdown::Write);
                 let mut b = [0u8; 8];
                 let _ = s.read(&mut b).await;

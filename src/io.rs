@@ -22,14 +22,21 @@
 //!   clears can only be set again by a later event, which wakes it: no lost wakeup, no spin.
 //! - Events are only processed by the loop (phase 3), never during a task's poll, so "try, then
 //!   park" needs no lock.
+//! - A task parks on a source only if the source's loop is open and is the one running on this
+//!   thread; anywhere else no event could ever wake it, so the operation fails at once with an
+//!   `io::Error` that says why (the loop was closed, another loop runs, no loop runs). The check
+//!   reads a thread-local, so it is made only on the way to parking: an operation that succeeds
+//!   at once (data buffered, room to write) does not pay for it, and still succeeds.
 //! - asyncio's callbacks (`add_reader`) register a `dup` of the descriptor, level-triggered, and
 //!   run from the ready queue (phase 6) once per call into the poller that finds the descriptor
 //!   ready: every iteration while the loop is otherwise idle, every 61st while tasks keep it busy.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
@@ -45,9 +52,13 @@ pub(crate) enum Dir {
 }
 
 /// A callback of `add_reader`/`add_writer`, with a number that tells a re-added one apart.
+///
+/// The closure is shared (`Rc`) so that it can run without a borrow of the loop's `io` slab
+/// while it stays registered: asyncio's `remove_reader(fd)` inside that reader's own callback
+/// returns true and removes it, and the closure is dropped only once it has returned.
 struct IoCallback {
     seq: u64,
-    f: Box<dyn FnMut()>,
+    f: Rc<RefCell<Box<dyn FnMut()>>>,
 }
 
 /// The loop's record of one registered source.
@@ -127,14 +138,19 @@ impl Core {
         drop(entry); // wakers and callbacks may run destructors: no borrow held
     }
 
-    /// Returns `Ready` if the direction is (believed) ready, else parks `waker` on it.
-    fn poll_ready(&self, key: usize, dir: Dir, waker: &Waker) -> Poll<()> {
+    /// Returns `Ready(Ok)` if the direction is (believed) ready, else parks `waker` on it; or
+    /// `Ready(Err)` if no wake could ever come (see [`check_can_wait`](Self::check_can_wait)).
+    fn poll_ready(&self, key: usize, dir: Dir, waker: &Waker) -> Poll<io::Result<()>> {
+        let d = dir as usize;
+        if self.io.borrow().get(key).is_some_and(|entry| entry.ready[d]) {
+            return Poll::Ready(Ok(()));
+        }
+        // Only on the way to parking: the path that succeeds at once reads no thread-local.
+        if let Err(e) = self.check_can_wait() {
+            return Poll::Ready(Err(e));
+        }
         let mut io = self.io.borrow_mut();
         let entry = io.get_mut(key).expect("a registered source has an entry");
-        let d = dir as usize;
-        if entry.ready[d] {
-            return Poll::Ready(());
-        }
         let waiters = &mut entry.waiters[d];
         if !waiters.iter().any(|w| w.will_wake(waker)) {
             // Tasks cancelled while waiting here left their wakers behind; drop those of
@@ -152,6 +168,30 @@ impl Core {
         Poll::Pending
     }
 
+    /// Returns an error unless this loop is open and is the one running on this thread: only
+    /// then can the poller's events reach a task parked on one of its sources. Parked anywhere
+    /// else (after the loop was dropped, on another loop, outside any loop), it would wait
+    /// forever.
+    fn check_can_wait(&self) -> io::Result<()> {
+        if self.closed.get() {
+            return Err(io::Error::other(
+                "the event loop of this I/O object was closed: it cannot wait for readiness any more \
+                 (an I/O object cannot outlive its loop; create it in the loop that uses it)",
+            ));
+        }
+        match crate::context::with_running(|running| std::ptr::eq(Rc::as_ptr(running), self)) {
+            Some(true) => Ok(()),
+            Some(false) => Err(io::Error::other(
+                "this I/O object belongs to another event loop than the one running on this thread: \
+                 it can only wait for readiness in the loop it was created in",
+            )),
+            None => Err(io::Error::other(
+                "no running event loop: an I/O object can only wait for readiness inside its loop \
+                 (in a task or the future given to run_until_complete)",
+            )),
+        }
+    }
+
     /// Forgets a direction's readiness after `WouldBlock`.
     fn clear_ready(&self, key: usize, dir: Dir) {
         if let Some(entry) = self.io.borrow_mut().get_mut(key) {
@@ -160,27 +200,28 @@ impl Core {
     }
 
     /// Runs an `add_reader`/`add_writer` callback (a handle queued by `dispatch_io`).
+    ///
+    /// The callback stays registered while it runs (a shared reference to it runs, with no
+    /// borrow held), so inside it `remove_reader` of its own descriptor finds it and returns true
+    /// (asyncio), and removing the *other* direction leaves it registered.
     pub(crate) fn run_io_callback(&self, key: usize, dir: Dir, seq: u64) {
         let d = dir as usize;
-        let cb = {
-            let mut io = self.io.borrow_mut();
-            match io.get_mut(key) {
-                Some(e) if e.callbacks[d].as_ref().is_some_and(|c| c.seq == seq) => e.callbacks[d].take(),
-                _ => None,
+        let f = {
+            let io = self.io.borrow();
+            match io.get(key).and_then(|e| e.callbacks[d].as_ref()) {
+                Some(cb) if cb.seq == seq => Rc::clone(&cb.f),
+                _ => return,
             }
         };
-        let Some(mut cb) = cb else { return };
-        self.contain(|| (cb.f)());
-        // Put it back, unless the callback removed (or replaced) itself meanwhile.
-        let mut io = self.io.borrow_mut();
-        if let Some(e) = io.get_mut(key) {
-            if e.callbacks[d].is_none() && e.callback_seq[d] == seq {
-                e.callbacks[d] = Some(cb);
-                return;
-            }
+        // A callback never runs inside itself (callbacks run from the ready queue only, and a
+        // loop cannot be run from inside one), so the borrow is free; `try_` keeps it a no-op
+        // if that ever changes.
+        if let Ok(mut f) = f.try_borrow_mut() {
+            self.contain(&mut *f);
         }
-        drop(io);
-        drop(cb);
+        // If the callback removed or replaced itself, this was the last reference: it is
+        // dropped now, after it returned (a destructor that panics is reported, as a callback).
+        self.contain(move || drop(f));
     }
 
     /// asyncio's `add_reader`/`add_writer`: runs `f` once per poll that finds `fd` ready.
@@ -227,7 +268,7 @@ impl Core {
             let mut io = self.io.borrow_mut();
             let e = io.get_mut(key).expect("registered");
             e.callback_seq[dir as usize] = seq;
-            let old = e.callbacks[dir as usize].replace(IoCallback { seq, f });
+            let old = e.callbacks[dir as usize].replace(IoCallback { seq, f: Rc::new(RefCell::new(f)) });
             let interest = (e.callbacks[0].is_some(), e.callbacks[1].is_some());
             drop(io);
             fds.by_fd[&raw].1.set_interest(key, interest.0, interest.1, Mode::Level)?;
@@ -289,7 +330,13 @@ fn same_file(a: impl AsFd, b: impl AsFd) -> bool {
 /// `Async` registers the descriptor with the loop once, edge-triggered, and remembers readiness
 /// until an operation returns `WouldBlock`, so a readiness event is never lost. It is deregistered
 /// when dropped, before the descriptor is closed. The `net` types are built on it; use it
-/// directly for other descriptors (pipes, terminals, eventfds...).
+/// directly for other descriptors (pipes, terminals, eventfds...). Where `&T` implements
+/// `Read`/`Write`, `Async<T>` and `&Async<T>` are futures-io `AsyncRead`/`AsyncWrite`, so the
+/// extension traits of `futures-lite` or `futures-util` read and write it.
+///
+/// A task waits on it only inside the loop it was created in: used after that loop was
+/// dropped, from another loop, or outside any loop, an operation that would wait fails at once
+/// with an `io::Error` saying which (one that succeeds at once still does).
 ///
 /// # Examples
 ///
@@ -392,6 +439,12 @@ impl<T: AsFd> Async<T> {
 
     /// Waits until the object is readable (or a read would not block: EOF and errors count).
     ///
+    /// # Errors
+    ///
+    /// If it would have to wait while the object's loop is closed, or is not the loop running on
+    /// this thread, or no loop runs: no readiness event could reach it there, so it fails at
+    /// once with an error saying which, instead of waiting forever.
+    ///
     /// # Examples
     ///
     /// ```
@@ -409,6 +462,12 @@ impl<T: AsFd> Async<T> {
 
     /// Waits until the object is writable.
     ///
+    /// # Errors
+    ///
+    /// If it would have to wait while the object's loop is closed, or is not the loop running on
+    /// this thread, or no loop runs: no readiness event could reach it there, so it fails at
+    /// once with an error saying which, instead of waiting forever.
+    ///
     /// # Examples
     ///
     /// ```
@@ -421,7 +480,7 @@ impl<T: AsFd> Async<T> {
         std::future::poll_fn(|cx| self.poll_writable(cx)).await
     }
 
-    /// Polls for readability (see [`readable`](Self::readable)).
+    /// Polls for readability (see [`readable`](Self::readable), and its errors).
     ///
     /// # Examples
     ///
@@ -435,10 +494,10 @@ impl<T: AsFd> Async<T> {
     /// });
     /// ```
     pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.core.poll_ready(self.key, Dir::Read, cx.waker()).map(Ok)
+        self.core.poll_ready(self.key, Dir::Read, cx.waker())
     }
 
-    /// Polls for writability (see [`writable`](Self::writable)).
+    /// Polls for writability (see [`writable`](Self::writable), and its errors).
     ///
     /// # Examples
     ///
@@ -453,11 +512,18 @@ impl<T: AsFd> Async<T> {
     /// });
     /// ```
     pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.core.poll_ready(self.key, Dir::Write, cx.waker()).map(Ok)
+        self.core.poll_ready(self.key, Dir::Write, cx.waker())
     }
 
     /// Runs a non-blocking read operation until it does not return `WouldBlock`, waiting for
     /// readability in between.
+    ///
+    /// # Errors
+    ///
+    /// What `op` returns other than `WouldBlock`. If `op` would block while the object's loop is
+    /// closed, or is not the loop running on this thread, or no loop runs, it fails at once with
+    /// an error saying which (no readiness event could reach it there) instead of waiting
+    /// forever.
     ///
     /// # Examples
     ///
@@ -479,6 +545,13 @@ impl<T: AsFd> Async<T> {
     /// Runs a non-blocking write operation until it does not return `WouldBlock`, waiting for
     /// writability in between.
     ///
+    /// # Errors
+    ///
+    /// What `op` returns other than `WouldBlock`. If `op` would block while the object's loop is
+    /// closed, or is not the loop running on this thread, or no loop runs, it fails at once with
+    /// an error saying which (no readiness event could reach it there) instead of waiting
+    /// forever.
+    ///
     /// # Examples
     ///
     /// ```
@@ -494,6 +567,12 @@ impl<T: AsFd> Async<T> {
         std::future::poll_fn(|cx| self.poll_op(cx, Dir::Write, &mut op)).await
     }
 
+    /// Returns an error unless the object's loop is open and running on this thread (where a
+    /// task waiting on it can be woken).
+    pub(crate) fn check_can_wait(&self) -> io::Result<()> {
+        self.core.check_can_wait()
+    }
+
     /// Tries `op`; on `WouldBlock` forgets the direction's readiness and parks until it returns.
     pub(crate) fn poll_op<R>(
         &self,
@@ -505,10 +584,13 @@ impl<T: AsFd> Async<T> {
             match op(self.get_ref()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.core.clear_ready(self.key, dir);
-                    if self.core.poll_ready(self.key, dir, cx.waker()).is_pending() {
-                        return Poll::Pending;
+                    match self.core.poll_ready(self.key, dir, cx.waker()) {
+                        Poll::Pending => return Poll::Pending,
+                        // The loop is closed, or not the one running here: no wake would come.
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        // An event arrived in between (impossible on one thread, kept for safety).
+                        Poll::Ready(Ok(())) => {}
                     }
-                    // An event arrived in between (impossible on one thread, kept for safety).
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 res => return Poll::Ready(res),
@@ -534,5 +616,139 @@ impl<T: AsFd + fmt::Debug> fmt::Debug for Async<T> {
 impl<T: AsFd> AsFd for Async<T> {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.get_ref().as_fd()
+    }
+}
+
+/// Reads through `&T`'s `Read` (async-io's impl): a pipe, a terminal or a socket needs no
+/// [`read_with`](Async::read_with) closure, and the extension traits of `futures-lite` or
+/// `futures-util` (`read`, `read_to_end`, `copy`...) work on it.
+///
+/// # Examples
+///
+/// ```
+/// use futures_lite::{AsyncReadExt, AsyncWriteExt};
+/// use std::os::unix::net::UnixStream;
+///
+/// aioloop::run(async {
+///     let (a, b) = UnixStream::pair()?;
+///     let (mut a, mut b) = (aioloop::Async::new(a)?, aioloop::Async::new(b)?);
+///     a.write_all(b"ping").await?;
+///     drop(a); // end of stream for b
+///     let mut got = String::new();
+///     b.read_to_string(&mut got).await?;
+///     assert_eq!(got, "ping");
+///     Ok::<(), std::io::Error>(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl<T: AsFd> futures_io::AsyncRead for Async<T>
+where
+    for<'a> &'a T: Read,
+{
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, Dir::Read, &mut |mut io: &T| io.read(buf))
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [io::IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, Dir::Read, &mut |mut io: &T| io.read_vectored(bufs))
+    }
+}
+
+/// Reads through a shared reference, so one task can read while another writes.
+///
+/// # Examples
+///
+/// ```
+/// use futures_lite::{AsyncReadExt, AsyncWriteExt};
+/// aioloop::run(async {
+///     let (a, b) = std::os::unix::net::UnixStream::pair()?;
+///     let (a, b) = (aioloop::Async::new(a)?, aioloop::Async::new(b)?);
+///     (&a).write_all(b"x").await?;
+///     let mut buf = [0; 1];
+///     (&b).read_exact(&mut buf).await?;
+///     assert_eq!(&buf, b"x");
+///     Ok::<(), std::io::Error>(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl<T: AsFd> futures_io::AsyncRead for &Async<T>
+where
+    for<'a> &'a T: Read,
+{
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, Dir::Read, &mut |mut io: &T| io.read(buf))
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [io::IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, Dir::Read, &mut |mut io: &T| io.read_vectored(bufs))
+    }
+}
+
+/// Writes through `&T`'s `Write` (async-io's impl). `poll_close` only flushes: the descriptor
+/// is closed when the `Async` is dropped (the `net` streams shut their writing side down).
+///
+/// # Examples
+///
+/// See the `AsyncRead` impl for `Async<T>` above.
+impl<T: AsFd> futures_io::AsyncWrite for Async<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, Dir::Write, &mut |mut io: &T| io.write(buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, Dir::Write, &mut |mut io: &T| io.write_vectored(bufs))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_op(cx, Dir::Write, &mut |mut io: &T| io.flush())
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+/// Writes through a shared reference, so one task can write while another reads.
+///
+/// # Examples
+///
+/// See the `AsyncRead` impl for `&Async<T>` above.
+impl<T: AsFd> futures_io::AsyncWrite for &Async<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, Dir::Write, &mut |mut io: &T| io.write(buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, Dir::Write, &mut |mut io: &T| io.write_vectored(bufs))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_op(cx, Dir::Write, &mut |mut io: &T| io.flush())
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
     }
 }

@@ -58,14 +58,15 @@
 //! | `remote.rs` | the thread-safe half: the inbox for wakes from other threads |
 //! | `timer.rs` | the timer heap with lazy cancellation |
 //! | `time.rs` | [`sleep`], [`timeout`], [`wait_for`], [`yield_now`] |
+//! | `interval.rs` | [`interval`]: periodic ticks without drift, [`MissedTickBehavior`] |
 //! | `handle.rs` | [`EventLoop::call_soon`] / [`call_later`](EventLoop::call_later) handles |
 //! | `combinators.rs` | [`gather`], [`wait`], [`as_completed`], [`shield`] |
 //! | `reactor.rs` | the poller |
 //! | `clock.rs` | real and virtual time |
 //! | `context.rs` | the running loop of this thread; [`spawn`], [`run`], [`current_task`] |
 //! | `error.rs` | [`TaskError`], [`TimeoutError`] |
-//! | `io.rs` | readiness: [`Async`], and `add_reader`/`add_writer` callbacks |
-//! | `net/` | sockets: [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`], Unix sockets |
+//! | `io.rs` | readiness: [`Async`] (a futures-io reader and writer), and `add_reader`/`add_writer` callbacks |
+//! | `net/` | sockets: [`net::TcpListener`] (and its `incoming` stream), [`net::TcpStream`], [`net::UdpSocket`], Unix sockets |
 //! | `threadsafe.rs` | [`LoopHandle`]: `call_soon_threadsafe`, `spawn` from other threads |
 //! | `executor.rs` | [`run_in_executor`]: blocking work on a thread pool |
 //! | `sync.rs` | [`sync::Queue`], [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::Condition`] |
@@ -95,9 +96,12 @@
 //! | `asyncio.shield(aw)` | [`shield`] |
 //! | `loop.call_soon` / `call_later` / `call_at` | [`EventLoop::call_soon`] / [`call_later`](EventLoop::call_later) / [`call_at`](EventLoop::call_at) |
 //! | `get_running_loop().call_soon(f)` | [`call_soon`]`(f)` (also [`call_later`], [`call_at`]) |
+//! | `while True: await asyncio.sleep(p)` (drifts) | [`interval`]`(p)`, [`Interval::tick`] (no drift) |
 //! | `CancelledError` | [`TaskError::Cancelled`] |
 //! | `loop.add_reader(fd, cb)` | [`EventLoop::add_reader`] (also [`add_reader`] on the running loop) |
 //! | `asyncio.open_connection`, `start_server` | [`net::TcpStream::connect`], [`net::TcpListener::bind`] |
+//! | `start_server(cb)`: `cb` per connection | [`net::TcpListener::incoming`] (also [`net::UnixListener::incoming`]) |
+//! | `reader.read(n)`, `writer.write(b)` | `futures_io::AsyncRead`/`AsyncWrite` of the streams and of [`Async`], with futures-lite's `AsyncReadExt`/`AsyncWriteExt` |
 //! | `loop.call_soon_threadsafe(f)` | [`LoopHandle::call_soon_threadsafe`] |
 //! | `run_coroutine_threadsafe(c, loop)` | [`LoopHandle::spawn`] |
 //! | `loop.run_in_executor(None, f)` | [`run_in_executor`]`(f)` |
@@ -124,6 +128,7 @@ mod exception;
 mod executor;
 mod group;
 mod handle;
+mod interval;
 mod io;
 mod join;
 pub mod loom_shim;
@@ -155,6 +160,7 @@ pub use error::{NoRunningLoop, TaskError, TimeoutError};
 pub use exception::{default_exception_handler, ExceptionContext, TaskInfo};
 pub use executor::{run_in_executor, Blocking};
 pub use handle::{Handle, TimerHandle};
+pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use io::Async;
 pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
 pub use per_core::{Loops, PerCore};

@@ -55,6 +55,7 @@ use crate::{Builder, EventLoop, LoopHandle, TaskError};
 /// use std::sync::{mpsc, Arc, Mutex};
 /// use aioloop::net::{TcpListenOptions, TcpListener};
 /// use aioloop::PerCore;
+/// use futures_lite::AsyncWriteExt;
 ///
 /// // The first loop to bind picks a free port; the other one binds the same port.
 /// let port: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
@@ -71,7 +72,7 @@ use crate::{Builder, EventLoop, LoopHandle, TaskError};
 ///         };
 ///         bound_tx.send(listener.local_addr()?).unwrap();
 ///         loop {
-///             let (conn, _) = listener.accept().await?;
+///             let (mut conn, _) = listener.accept().await?;
 ///             conn.write_all(format!("loop {i}").as_bytes()).await?;
 ///         }
 ///         #[allow(unreachable_code)]

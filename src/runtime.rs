@@ -150,7 +150,8 @@ pub(crate) struct Core {
 impl Core {
     fn new(virtual_time: bool, debug: Option<DebugMode>, trace: bool) -> io::Result<Rc<Core>> {
         let clock = Clock::new(virtual_time);
-        let tracer = trace.then(|| RefCell::new(crate::trace::Recorder::new(clock.instant(0))));
+        // The trace counts from the loop's creation (loop time 0 lies 73 years earlier: clock.rs).
+        let tracer = trace.then(|| RefCell::new(crate::trace::Recorder::new(clock.start())));
         Ok(Rc::new(Core {
             ready: RefCell::new(VecDeque::new()),
             tasks: RefCell::new(Slab::new()),
@@ -1055,7 +1056,7 @@ impl EventLoop {
     pub fn trace(&self) -> crate::Trace {
         match &self.core.tracer {
             Some(r) => r.borrow().trace(),
-            None => crate::Trace::empty(self.core.clock.instant(0)),
+            None => crate::Trace::empty(self.core.clock.start()), // the loop's creation (clock.rs)
         }
     }
 

@@ -240,7 +240,7 @@ impl When {
 /// Returns a future that completes after `delay` (asyncio's `asyncio.sleep`).
 ///
 /// The delay counts from the sleep's first poll. `sleep(Duration::ZERO)` yields for exactly one
-/// loop iteration, like [`yield_now`]. `Duration::MAX` is a deadline 584 years away, not an
+/// loop iteration, like [`yield_now`]. `Duration::MAX` is a deadline over 500 years away, not an
 /// overflow. Dropping the sleep cancels its timer.
 ///
 /// # Panics

@@ -764,3 +764,39 @@ fn r1_run_cancels_leftover_tasks_also_when_main_panics() {
     assert_eq!(r.unwrap_err(), "main boom");
     assert_eq!(log.get(), ["main panics", "leftover cleanup, current is leftover: true"]);
 }
+
+/// asyncio (tests/asyncio_divergences.py, CPython 3.11.7): `call_at` with deadlines before the
+/// loop was created runs them in deadline order, and `when()` reports each time asked for
+/// (`when - t0 = -2.0, -3.0, -1.0, 0.0`, run order `a, b, c, now`). aioloop used to clamp them
+/// all to the loop's creation, so they tied and ran in creation order.
+#[test]
+fn call_at_before_the_loops_creation_runs_in_deadline_order_like_asyncio() {
+    let mut lp = vloop();
+    let t0 = lp.time(); // the loop was just created: virtual time has not moved
+    let log = Log::new();
+    let mut whens = vec![];
+    for (name, back) in [("b", 2), ("a", 3), ("c", 1), ("now", 0)] {
+        let when = t0 - SEC * back;
+        let h = lp.call_at(when, log.cb(name));
+        assert_eq!(h.when(), when, "when() is the time asked for");
+        whens.push(h);
+    }
+    run_once(&mut lp);
+    assert_eq!(log.get(), ["a", "b", "c", "now"], "deadline order, as asyncio");
+    assert_eq!(lp.time(), t0, "past deadlines do not move the clock");
+
+    // An Instant taken before the loop was built, on real time, and the free function.
+    let before = Instant::now();
+    let mut lp = EventLoop::new().unwrap();
+    let log = Log::new();
+    let late = lp.call_at(before, log.cb("before the loop"));
+    let early = lp.call_at(before - SEC * 3600, log.cb("an hour before that"));
+    assert_eq!((early.when(), late.when()), (before - SEC * 3600, before));
+    let l = log.clone();
+    lp.run_until_complete(async move {
+        let h = aioloop::call_at(before - SEC, move || l.push("a second before it"));
+        assert_eq!(h.when(), before - SEC);
+        aioloop::sleep_until(before - SEC * 7).await; // a past deadline: yields once
+    });
+    assert_eq!(log.get(), ["an hour before that", "before the loop", "a second before it"]);
+}

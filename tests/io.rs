@@ -713,3 +713,126 @@ fn add_reader_on_a_reused_descriptor_number_watches_the_new_socket() {
     assert!(log.is_empty(), "the replaced callback of the old socket ran");
     assert!(lp.remove_reader(new.as_raw_fd()));
 }
+
+// ---------------------------------------------------------------------------------------------
+// asyncio's answers inside a running callback (tests/asyncio_divergences.py, CPython 3.11.7)
+// ---------------------------------------------------------------------------------------------
+
+/// asyncio: `remove_reader(fd)` inside that reader's own callback returns True (a reader was
+/// registered) and removes it; a second call returns False. The same for a writer. The
+/// callback's closure is dropped only after it returned.
+#[test]
+#[cfg_attr(miri, ignore = "real sockets")]
+fn remove_reader_inside_its_own_callback_returns_true_and_removes_it() {
+    let mut lp = EventLoop::new().unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    let raw = a.as_raw_fd();
+    let log = Log::new();
+    let (l, guard) = (
+        log.clone(),
+        util::Defer({
+            let l = log.clone();
+            move || l.push("closure dropped")
+        }),
+    );
+    lp.add_reader(&a, move || {
+        let _keep = &guard; // moved into the closure: dropped with it
+        l.push(format!("remove_reader: {}", aioloop::remove_reader(raw)));
+        l.push(format!("again: {}", aioloop::remove_reader(raw)));
+        l.push("callback returns");
+    })
+    .unwrap();
+    (&b).write_all(b"x").unwrap();
+    lp.run_until_complete(aioloop::sleep(ms(20)));
+    assert_eq!(
+        log.get(),
+        ["remove_reader: true", "again: false", "callback returns", "closure dropped"],
+        "asyncio's [True, False], one call, and the closure outlives its own run"
+    );
+    assert!(!lp.remove_reader(raw), "the reader is gone");
+
+    let l = log.clone();
+    lp.add_writer(&a, move || {
+        l.push(format!("remove_writer: {}", aioloop::remove_writer(raw)));
+        l.push(format!("again: {}", aioloop::remove_writer(raw)));
+    })
+    .unwrap();
+    lp.run_until_complete(aioloop::sleep(ms(20)));
+    assert_eq!(log.get()[4..], ["remove_writer: true", "again: false"], "one call, asyncio's [True, False]");
+    assert!(!lp.remove_writer(raw));
+}
+
+/// asyncio: a reader's callback that removes the writer of the same descriptor leaves the reader
+/// registered (it keeps being called, and `remove_reader` later returns True). aioloop used to
+/// drop the whole registration here, the running reader with it.
+#[test]
+#[cfg_attr(miri, ignore = "real sockets")]
+fn remove_writer_inside_the_readers_callback_leaves_the_reader_registered() {
+    let mut lp = EventLoop::new().unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    let raw = a.as_raw_fd();
+    let (reads, read_count) = counter();
+    let removed = Rc::new(RefCell::new(Vec::new()));
+    let r = removed.clone();
+    let h = lp.handle();
+    lp.add_reader(&a, move || {
+        reads.set(reads.get() + 1);
+        if reads.get() == 1 {
+            r.borrow_mut().push(aioloop::remove_writer(raw));
+        }
+        if reads.get() == 3 {
+            h.stop();
+        }
+    })
+    .unwrap();
+    lp.add_writer(&a, || {}).unwrap();
+    (&b).write_all(b"x").unwrap();
+    lp.run_forever();
+    assert_eq!(*removed.borrow(), [true]);
+    assert_eq!(read_count(), 3, "the reader kept running");
+    assert!(lp.remove_reader(raw), "the reader is still registered");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Async<T> as a futures-io reader and writer (issue 12 section 3)
+// ---------------------------------------------------------------------------------------------
+
+/// `Async<File>` over a child's pipes reads and writes with futures-lite's extension traits,
+/// owned and through `&`, with no `read_with` closure: `tr` upper-cases what it is sent, and
+/// end of file on its stdin ends its stdout.
+#[test]
+#[cfg_attr(miri, ignore = "real pipes")]
+fn async_pipes_are_futures_io_readers_and_writers() {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", "tr a-z A-Z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let to_child = File::from(OwnedFd::from(child.stdin.take().unwrap()));
+    let from_child = File::from(OwnedFd::from(child.stdout.take().unwrap()));
+    let payload: Vec<u8> = b"abcdefghij".iter().copied().cycle().take(200 * 1024).collect();
+    let (got, again) = aioloop::run(async {
+        let mut to_child = Async::new(to_child).unwrap();
+        let from_child = Async::new(from_child).unwrap();
+        // 200 KiB both ways: more than a pipe holds, so writing and reading each have to wait.
+        let writer = aioloop::spawn({
+            let payload = payload.clone();
+            async move {
+                to_child.write_all(&payload).await.unwrap();
+                to_child.flush().await.unwrap();
+                to_child.close().await.unwrap(); // flushes; the pipe closes when dropped
+            }
+        });
+        let mut got = Vec::new();
+        (&from_child).read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap();
+        let mut from_child = from_child;
+        let again = from_child.read(&mut [0u8; 8]).await.unwrap();
+        (got, again)
+    });
+    assert!(child.wait().unwrap().success());
+    assert!(got == payload.to_ascii_uppercase(), "every byte came back upper-cased, in order");
+    assert_eq!(again, 0, "end of file stays end of file");
+}

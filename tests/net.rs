@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use aioloop::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 use aioloop::EventLoop;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -57,7 +58,7 @@ async fn read_to_end(s: &TcpStream) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
-        match s.read(&mut buf).await? {
+        match (&*s).read(&mut buf).await? {
             0 => return Ok(out),
             n => out.extend_from_slice(&buf[..n]),
         }
@@ -112,11 +113,11 @@ fn one_mebibyte_echoed_through_tcp_with_partial_writes_arrives_intact_and_in_ord
             let (s, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 16 * 1024];
             loop {
-                let n = s.read(&mut buf).await.unwrap();
+                let n = (&s).read(&mut buf).await.unwrap();
                 if n == 0 {
                     break;
                 }
-                s.write_all(&buf[..n]).await.unwrap();
+                (&s).write_all(&buf[..n]).await.unwrap();
             }
             s.shutdown(Shutdown::Write).unwrap();
         });
@@ -130,7 +131,7 @@ fn one_mebibyte_echoed_through_tcp_with_partial_writes_arrives_intact_and_in_ord
             async move {
                 let (mut off, mut calls) = (0, 0);
                 while off < data.len() {
-                    let n = c.write(&data[off..]).await.unwrap();
+                    let n = (&*c).write(&data[off..]).await.unwrap();
                     assert!(n > 0);
                     off += n;
                     calls += 1;
@@ -144,7 +145,7 @@ fn one_mebibyte_echoed_through_tcp_with_partial_writes_arrives_intact_and_in_ord
         let mut buf = [0u8; 4096];
         let mut reads = 0u32;
         loop {
-            let n = c.read(&mut buf).await.unwrap();
+            let n = (&*c).read(&mut buf).await.unwrap();
             if n == 0 {
                 break;
             }
@@ -190,12 +191,12 @@ fn two_thousand_concurrent_tcp_connections_are_served_by_one_loop() {
                         let mut line = Vec::new();
                         let mut buf = [0u8; 64];
                         while !line.ends_with(b"\n") {
-                            let n = s.read(&mut buf).await.unwrap();
+                            let n = (&s).read(&mut buf).await.unwrap();
                             assert!(n > 0, "client closed before its line");
                             line.extend_from_slice(&buf[..n]);
                         }
-                        s.write_all(&line).await.unwrap();
-                        assert_eq!(s.read(&mut buf).await.unwrap(), 0, "client closes after the echo");
+                        (&s).write_all(&line).await.unwrap();
+                        assert_eq!((&s).read(&mut buf).await.unwrap(), 0, "client closes after the echo");
                         open.set(open.get() - 1);
                     });
                 }
@@ -212,11 +213,11 @@ fn two_thousand_concurrent_tcp_connections_are_served_by_one_loop() {
                     connected.set(connected.get() + 1);
                     gate.wait().await;
                     let line = format!("line from client {i}\n");
-                    c.write_all(line.as_bytes()).await.unwrap();
+                    (&c).write_all(line.as_bytes()).await.unwrap();
                     let mut got = Vec::new();
                     let mut buf = [0u8; 64];
                     while !got.ends_with(b"\n") {
-                        let n = c.read(&mut buf).await.unwrap();
+                        let n = (&c).read(&mut buf).await.unwrap();
                         assert!(n > 0, "server closed before the echo");
                         got.extend_from_slice(&buf[..n]);
                     }
@@ -291,7 +292,7 @@ fn a_peer_reset_is_an_io_error_and_never_spins() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let c = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (s, _) = listener.accept().await.unwrap();
-        c.write_all(b"never read").await.unwrap();
+        (&c).write_all(b"never read").await.unwrap();
         let mut buf = [0u8; 4];
         s.peek(&mut buf).await.unwrap(); // the data has arrived, unread
         drop(s); // closed with unread data: a reset
@@ -299,10 +300,10 @@ fn a_peer_reset_is_an_io_error_and_never_spins() {
     });
     let (first, iterations) = counting_iterations(&mut lp, async {
         let mut buf = [0u8; 16];
-        let first = client.read(&mut buf).await;
+        let first = (&client).read(&mut buf).await;
         let mut again = Vec::new();
         for _ in 0..5 {
-            again.push(client.read(&mut buf).await);
+            again.push((&client).read(&mut buf).await);
         }
         (first, again)
     });
@@ -317,7 +318,7 @@ fn a_peer_reset_is_an_io_error_and_never_spins() {
     // The reset socket stays registered; the loop sleeps quietly.
     let ((), iterations) = counting_iterations(&mut lp, aioloop::sleep(ms(30)));
     assert!(iterations <= 10, "spin after a reset: {iterations} iterations in a 30 ms sleep");
-    let e = lp.run_until_complete(client.write(b"x")).unwrap_err();
+    let e = lp.run_until_complete((&client).write(b"x")).unwrap_err();
     assert!(matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset), "{e}");
 }
 
@@ -336,7 +337,7 @@ fn half_close_lets_the_server_read_to_the_end_and_still_reply() {
         let c = aioloop::spawn({
             let request = request.clone();
             async move {
-                c.write_all(&request).await.unwrap();
+                (&c).write_all(&request).await.unwrap();
                 c.shutdown(Shutdown::Write).unwrap();
                 c
             }
@@ -350,7 +351,7 @@ fn half_close_lets_the_server_read_to_the_end_and_still_reply() {
         let mut buf = [0u8; 8];
         let mut eofs = Vec::new();
         for _ in 0..5 {
-            eofs.push(server_side.read(&mut buf).await.unwrap());
+            eofs.push((&server_side).read(&mut buf).await.unwrap());
         }
         eofs
     });
@@ -363,7 +364,7 @@ fn half_close_lets_the_server_read_to_the_end_and_still_reply() {
         let writer = aioloop::spawn({
             let reply = reply.clone();
             async move {
-                server_side.write_all(&reply).await.unwrap();
+                (&server_side).write_all(&reply).await.unwrap();
                 drop(server_side);
             }
         });
@@ -386,7 +387,7 @@ fn writing_to_a_closed_peer_is_an_io_error_not_a_sigpipe() {
         drop(s);
         let mut kinds = Vec::new();
         for _ in 0..1000 {
-            match c.write(b"into the void").await {
+            match (&c).write(b"into the void").await {
                 Ok(_) => aioloop::sleep(ms(1)).await,
                 Err(e) => {
                     kinds.push(e.kind());
@@ -406,7 +407,7 @@ fn writing_to_a_closed_peer_is_an_io_error_not_a_sigpipe() {
     let e = aioloop::run(async {
         let (a, b) = UnixStream::pair().unwrap();
         drop(b);
-        a.write(b"x").await.unwrap_err()
+        (&a).write(b"x").await.unwrap_err()
     });
     assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
 }
@@ -424,7 +425,7 @@ fn tcp_addresses_options_and_peek() {
         assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());
         c.set_nodelay(true).unwrap();
         assert!(c.nodelay().unwrap());
-        c.write_all(b"abc").await.unwrap();
+        (&c).write_all(b"abc").await.unwrap();
         let mut buf = [0u8; 3];
         let mut n = 0;
         while n < 3 {
@@ -435,7 +436,7 @@ fn tcp_addresses_options_and_peek() {
         let mut again = [0u8; 3];
         let mut got = 0;
         while got < 3 {
-            got += s.read(&mut again[got..]).await.unwrap();
+            got += (&s).read(&mut again[got..]).await.unwrap();
         }
         assert_eq!(&again, b"abc");
     });
@@ -498,7 +499,7 @@ fn conversions_to_and_from_the_standard_library_types() {
         let std_client = std::net::TcpStream::connect(addr).unwrap();
         let (s, _) = l.accept().await.unwrap();
         let c = TcpStream::try_from(std_client).unwrap();
-        c.write_all(b"hi").await.unwrap();
+        (&c).write_all(b"hi").await.unwrap();
         let back: std::net::TcpStream = std::net::TcpStream::try_from(s).unwrap();
         // Still non-blocking, and the bytes are there.
         let mut buf = [0u8; 2];
@@ -522,10 +523,10 @@ fn conversions_to_and_from_the_standard_library_types() {
         // Unix stream, both ways.
         let (x, y) = std::os::unix::net::UnixStream::pair().unwrap();
         let x = UnixStream::try_from(x).unwrap();
-        x.write_all(b"u").await.unwrap();
+        (&x).write_all(b"u").await.unwrap();
         let y = UnixStream::try_from(y).unwrap();
         let mut one = [0u8; 1];
-        assert_eq!(y.read(&mut one).await.unwrap(), 1);
+        assert_eq!((&y).read(&mut one).await.unwrap(), 1);
         let std_y = std::os::unix::net::UnixStream::try_from(y).unwrap();
         assert_eq!((&std_y).read(&mut one).unwrap_err().kind(), io::ErrorKind::WouldBlock);
 
@@ -625,8 +626,8 @@ fn unix_listener_accepts_and_streams_echo() {
                 let (s, _) = l.accept().await.unwrap();
                 handlers.push(aioloop::spawn(async move {
                     let mut buf = [0u8; 64];
-                    let n = s.read(&mut buf).await.unwrap();
-                    s.write_all(&buf[..n]).await.unwrap();
+                    let n = (&s).read(&mut buf).await.unwrap();
+                    (&s).write_all(&buf[..n]).await.unwrap();
                 }));
             }
             for h in handlers {
@@ -638,11 +639,11 @@ fn unix_listener_accepts_and_streams_echo() {
             let path = path.clone();
             clients.push(aioloop::spawn(async move {
                 let c = UnixStream::connect(&path).await.unwrap();
-                c.write_all(&[b'a' + i; 10]).await.unwrap();
+                (&c).write_all(&[b'a' + i; 10]).await.unwrap();
                 let mut buf = [0u8; 10];
                 let mut got = 0;
                 while got < 10 {
-                    got += c.read(&mut buf[got..]).await.unwrap();
+                    got += (&c).read(&mut buf[got..]).await.unwrap();
                 }
                 buf == [b'a' + i; 10]
             }));
@@ -674,14 +675,14 @@ fn unix_peer_close_is_end_of_file_without_spinning() {
     let mut lp = EventLoop::new().unwrap();
     let a = lp.run_until_complete(async {
         let (a, b) = UnixStream::pair().unwrap();
-        b.write_all(b"last words").await.unwrap();
+        (&b).write_all(b"last words").await.unwrap();
         drop(b);
         a
     });
     let (got, iterations) = counting_iterations(&mut lp, async {
         let mut buf = [0u8; 64];
-        let n = a.read(&mut buf).await.unwrap();
-        let eofs = [a.read(&mut buf).await.unwrap(), a.read(&mut buf).await.unwrap()];
+        let n = (&a).read(&mut buf).await.unwrap();
+        let eofs = [(&a).read(&mut buf).await.unwrap(), (&a).read(&mut buf).await.unwrap()];
         (buf[..n].to_vec(), eofs)
     });
     assert_eq!(got, (b"last words".to_vec(), [0, 0]));
@@ -778,7 +779,7 @@ fn emfile_child() {
         for _ in 0..3 {
             let (s, _) = listener.accept().await.unwrap();
             accepted_at.push(Instant::now());
-            s.write_all(b"served\n").await.unwrap();
+            (&s).write_all(b"served\n").await.unwrap();
         }
         freer.await.unwrap();
         ticker.cancel();
@@ -820,4 +821,77 @@ fn accept_backs_off_while_out_of_descriptors_and_recovers() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the child failed ({}):\n{stdout}\n{stderr}", out.status);
     assert!(stdout.contains("EMFILE child ok"), "the child did not run the scenario:\n{stdout}\n{stderr}");
+}
+
+/// Shutting down the writing side of a connection the peer already reset: the OS says
+/// `NotConnected` (ENOTCONN), which hyper logged as "error shutting down connection" for most
+/// connections under load; aioloop returns `Ok` for the writing side (`close()`,
+/// `shutdown(Write)`, `shutdown(Both)`), as tokio does (tokio#4665).
+#[test]
+#[cfg_attr(miri, ignore = "real sockets")]
+fn shutting_down_the_writing_side_of_a_reset_connection_is_ok() {
+    aioloop::run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (s, _) = listener.accept().await.unwrap();
+        rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO)).unwrap();
+        drop(s); // SO_LINGER 0: the close sends a reset
+        let e = c.read(&mut [0u8; 8]).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+        // What the OS says, underneath:
+        let raw = c.get_ref().shutdown(Shutdown::Write).unwrap_err();
+        assert_eq!(raw.kind(), io::ErrorKind::NotConnected, "{raw}");
+        c.shutdown(Shutdown::Write).unwrap();
+        c.shutdown(Shutdown::Both).unwrap();
+        c.close().await.unwrap();
+        (&c).close().await.unwrap();
+        // The reading side alone keeps the OS's answer.
+        assert_eq!(c.shutdown(Shutdown::Read).unwrap_err().kind(), io::ErrorKind::NotConnected);
+    });
+}
+
+/// `TcpListener::incoming` and `UnixListener::incoming`: `Unpin` streams of accepted
+/// connections (items `io::Result<TcpStream>` / `io::Result<UnixStream>`), each usable at once.
+#[test]
+#[cfg_attr(miri, ignore = "real sockets")]
+fn incoming_streams_yield_every_accepted_connection() {
+    use futures_lite::StreamExt;
+    fn unpin_stream_of<T>(_: &(impl futures_core::Stream<Item = io::Result<T>> + Unpin)) {}
+    let dir = TempDir::new("incoming");
+    let path = dir.0.join("sock");
+    aioloop::run(async {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let unix = UnixListener::bind(&path).unwrap();
+        let addr = tcp.local_addr().unwrap();
+        for i in 0..20u8 {
+            aioloop::spawn(async move { TcpStream::connect(addr).await.unwrap().write_all(&[i]).await.unwrap() });
+            let p = path.clone();
+            aioloop::spawn(async move { UnixStream::connect(p).await.unwrap().write_all(&[100 + i]).await.unwrap() });
+        }
+        let mut incoming = tcp.incoming();
+        unpin_stream_of::<TcpStream>(&incoming);
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            let mut conn = incoming.next().await.expect("never ends").unwrap();
+            assert_eq!(conn.peer_addr().unwrap().ip(), addr.ip());
+            let mut byte = [0u8];
+            conn.read_exact(&mut byte).await.unwrap();
+            seen.push(byte[0]);
+        }
+        let mut incoming = unix.incoming();
+        unpin_stream_of::<UnixStream>(&incoming);
+        for _ in 0..20 {
+            let mut conn = incoming.next().await.expect("never ends").unwrap();
+            let mut byte = [0u8];
+            conn.read_exact(&mut byte).await.unwrap();
+            seen.push(byte[0]);
+        }
+        seen.sort();
+        assert_eq!(seen, (0..20).chain(100..120).collect::<Vec<u8>>());
+        // `accept` still works beside a stream that was dropped midway.
+        let waiting = tcp.incoming();
+        drop(waiting);
+        aioloop::spawn(async move { TcpStream::connect(addr).await.unwrap() });
+        assert!(tcp.accept().await.is_ok());
+    });
 }

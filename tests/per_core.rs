@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use aioloop::net::{TcpListenOptions, TcpListener};
 use aioloop::PerCore;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 /// Options for listeners that share a port; a backlog above the tests' connection counts.
 fn shared() -> TcpListenOptions {
@@ -59,10 +60,10 @@ async fn serve_echo(listener: TcpListener, accepted: &AtomicUsize, live: Arc<Ato
             let _guard = guard;
             let mut buf = [0; 256];
             loop {
-                match conn.read(&mut buf).await {
+                match (&conn).read(&mut buf).await {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
-                        if conn.write_all(&buf[..n]).await.is_err() {
+                        if (&conn).write_all(&buf[..n]).await.is_err() {
                             return;
                         }
                     }

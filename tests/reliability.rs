@@ -24,6 +24,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use aioloop::{EventLoop, Task, TaskError};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use util::{run_once, vloop, DropCounter, Log};
 
 #[global_allocator]
@@ -373,22 +374,22 @@ fn item_04_a_tcp_exchange_completes_beside_100_self_waking_tasks() {
                 let (c, _) = listener.accept().await.unwrap();
                 let mut buf = vec![0u8; 64 * 1024];
                 loop {
-                    let n = c.read(&mut buf).await.unwrap();
+                    let n = (&c).read(&mut buf).await.unwrap();
                     if n == 0 {
                         break;
                     }
-                    c.write_all(&buf[..n]).await.unwrap();
+                    (&c).write_all(&buf[..n]).await.unwrap();
                 }
             });
             let c = aioloop::net::TcpStream::connect(addr).await.unwrap();
             let msg: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
             let mut back = Vec::new();
             for chunk in msg.chunks(10_000) {
-                c.write_all(chunk).await.unwrap();
+                (&c).write_all(chunk).await.unwrap();
                 let mut got = 0;
                 let mut buf = [0u8; 10_000];
                 while got < chunk.len() {
-                    let n = c.read(&mut buf[..chunk.len() - got]).await.unwrap();
+                    let n = (&c).read(&mut buf[..chunk.len() - got]).await.unwrap();
                     assert!(n > 0);
                     back.extend_from_slice(&buf[..n]);
                     got += n;

@@ -1,7 +1,8 @@
 //! The reliability checklist's I/O items (section 10, items 27-35) that earlier test files do
 //! not cover fully: descriptor reuse, registration lifecycle and leaks, resets, large and
-//! cancelled writes, signals (`EINTR`) and `fork`. Everything here uses real sockets and the
-//! real poller, so every test is skipped under Miri. docs/reliability.md maps all 37 items.
+//! cancelled writes, signals (`EINTR`) and `fork`; and item 60 (issue 12), a socket outliving
+//! its loop. Everything here uses real sockets and the real poller, so every test is skipped
+//! under Miri. docs/reliability.md maps all the items.
 //!
 //! Signals and `fork` need three C functions the standard library does not wrap; the crate has
 //! no `libc` dependency, so they are declared here directly (the C library is linked into every
@@ -16,10 +17,11 @@ use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aioloop::net::{TcpListener, TcpStream};
 use aioloop::{Async, EventLoop};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use util::ms;
 
 #[global_allocator]
@@ -50,10 +52,9 @@ fn pair_on_number(raw: RawFd) -> (UnixStream, UnixStream) {
     }
 }
 
-/// The (device, inode) of what a descriptor refers to.
-fn identity(fd: impl AsFd) -> (u64, u64) {
-    let st = rustix::fs::fstat(fd).unwrap();
-    (st.st_dev, st.st_ino)
+/// The inode of what a descriptor refers to.
+fn inode(fd: impl AsFd) -> u64 {
+    rustix::fs::fstat(fd).unwrap().st_ino
 }
 
 /// Returns true if descriptor number `raw` of this process no longer refers to the socket
@@ -138,7 +139,7 @@ fn item_28_registrations_that_go_leave_no_bytes_and_no_descriptors_behind() {
         lp.run_until_complete(async {
             for i in 0..1000 {
                 let (a, peer) = UnixStream::pair().unwrap();
-                let ino = identity(&a).1;
+                let ino = inode(&a);
                 let raw = a.as_raw_fd();
                 let a = Async::new(a).unwrap();
                 match i % 3 {
@@ -284,7 +285,7 @@ fn item_31_linger_zero_reset_and_unix_peer_close() {
         let mut buf = [0u8; 16];
         let mut reads = Vec::new();
         for _ in 0..5 {
-            reads.push(client.read(&mut buf).await);
+            reads.push((&client).read(&mut buf).await);
         }
         reads
     });
@@ -297,7 +298,7 @@ fn item_31_linger_zero_reset_and_unix_peer_close() {
     let writes = lp.run_until_complete(async {
         let mut writes = Vec::new();
         for _ in 0..3 {
-            writes.push(client.write(b"after reset").await);
+            writes.push((&client).write(b"after reset").await);
         }
         writes
     });
@@ -307,19 +308,19 @@ fn item_31_linger_zero_reset_and_unix_peer_close() {
     }
     let ((), iterations) = counting_iterations(&mut lp, aioloop::sleep(ms(30)));
     assert!(iterations <= 5, "spin after a reset: {iterations} iterations in a 30 ms sleep");
-    let (raw, ino) = (client.as_fd().as_raw_fd(), identity(&client).1);
+    let (raw, ino) = (client.as_fd().as_raw_fd(), inode(&client));
     drop(client);
     assert!(released(raw, ino), "the reset socket's descriptor was not closed");
 
     // AF_UNIX: the peer closes.
     let (a, b) = UnixStream::pair().unwrap();
-    let (raw, ino) = (a.as_raw_fd(), identity(&a).1);
+    let (raw, ino) = (a.as_raw_fd(), inode(&a));
     let (outcome, iterations) = counting_iterations(&mut lp, async move {
         let a = aioloop::net::UnixStream::try_from(a).unwrap();
         drop(b);
         let mut buf = [0u8; 4];
-        let reads = [a.read(&mut buf).await.unwrap(), a.read(&mut buf).await.unwrap()];
-        let write = a.write(b"x").await;
+        let reads = [(&a).read(&mut buf).await.unwrap(), (&a).read(&mut buf).await.unwrap()];
+        let write = (&a).write(b"x").await;
         aioloop::sleep(ms(30)).await;
         (reads, write.map_err(|e| e.kind()))
     });
@@ -354,7 +355,7 @@ fn item_33_sixty_four_mebibytes_to_a_slow_reader_arrive_intact() {
                 }
                 let mut sent = 0;
                 while sent < len {
-                    let n = c.write(&chunk[sent..len]).await.unwrap();
+                    let n = (&c).write(&chunk[sent..len]).await.unwrap();
                     sent += n;
                     calls += 1;
                 }
@@ -366,7 +367,7 @@ fn item_33_sixty_four_mebibytes_to_a_slow_reader_arrive_intact() {
         let (mut got, mut reads, mut bad) = (0usize, 0u32, None);
         let mut buf = vec![0u8; 16 * 1024];
         loop {
-            let n = s.read(&mut buf).await.unwrap();
+            let n = (&s).read(&mut buf).await.unwrap();
             if n == 0 {
                 break;
             }
@@ -409,7 +410,7 @@ fn item_33_a_cancelled_writer_reports_exactly_what_went_out() {
             aioloop::spawn(async move {
                 let mut off = start;
                 while off < data.len() {
-                    let n = a.write(&data[off..(off + 8192).min(data.len())]).await.unwrap();
+                    let n = (&*a).write(&data[off..(off + 8192).min(data.len())]).await.unwrap();
                     off += n;
                     written.set(off);
                 }
@@ -427,7 +428,7 @@ fn item_33_a_cancelled_writer_reports_exactly_what_went_out() {
         let mut got = Vec::with_capacity(LEN);
         let mut buf = vec![0u8; 64 * 1024];
         while got.len() < LEN {
-            let n = b.read(&mut buf).await.unwrap();
+            let n = (&*b).read(&mut buf).await.unwrap();
             assert!(n > 0);
             got.extend_from_slice(&buf[..n]);
         }
@@ -450,8 +451,13 @@ fn item_33_timed_out_writes_from_one_task_do_not_grow_memory() {
     a.set_nonblocking(true).unwrap();
     while (&a).write(&[0u8; 65536]).is_ok() {}
     let grown = lp.run_until_complete(async move {
-        let a = aioloop::net::UnixStream::try_from(a).unwrap();
-        let attempt = || aioloop::timeout(Duration::from_millis(1), a.write(b"more"));
+        let a = &aioloop::net::UnixStream::try_from(a).unwrap();
+        let attempt = || {
+            aioloop::timeout(Duration::from_millis(1), async move {
+                let mut a = a; // `&UnixStream` is a writer too
+                a.write(b"more").await
+            })
+        };
         for _ in 0..100 {
             assert!(attempt().await.is_err());
         }
@@ -484,7 +490,7 @@ fn item_33_cancelled_writer_tasks_do_not_grow_memory() {
                 for _ in 0..n {
                     let a = a.clone();
                     let t = aioloop::spawn(async move {
-                        let _ = a.write(b"more").await;
+                        let _ = (&*a).write(b"more").await;
                     });
                     aioloop::yield_now().await;
                     t.cancel();
@@ -532,13 +538,14 @@ extern "C" fn count_signal(_: std::os::raw::c_int) {
 
 /// The workload of item 34, run on the loop's own thread while signals rain on it: timers,
 /// a TCP echo, and executor jobs doing blocking reads. Returns the worst lateness of a sleep.
+#[cfg(target_os = "linux")]
 fn eintr_workload() -> Duration {
     aioloop::run(async {
         // Sleeps: the loop blocks in epoll_wait with a timeout, again and again.
         let mut late = Duration::ZERO;
         for i in 0..200u64 {
             let d = Duration::from_micros(500 + (i % 7) * 300);
-            let t = Instant::now();
+            let t = std::time::Instant::now();
             aioloop::sleep(d).await;
             let took = t.elapsed();
             assert!(took >= d, "a {d:?} sleep ended after {took:?}");
@@ -551,11 +558,11 @@ fn eintr_workload() -> Duration {
             let (s, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 8192];
             loop {
-                let n = s.read(&mut buf).await.unwrap();
+                let n = (&s).read(&mut buf).await.unwrap();
                 if n == 0 {
                     return;
                 }
-                s.write_all(&buf[..n]).await.unwrap();
+                (&s).write_all(&buf[..n]).await.unwrap();
             }
         });
         let c = Rc::new(TcpStream::connect(addr).await.unwrap());
@@ -564,7 +571,7 @@ fn eintr_workload() -> Duration {
             let (c, msg) = (c.clone(), msg.clone());
             async move {
                 for chunk in msg.chunks(1000) {
-                    c.write_all(chunk).await.unwrap();
+                    (&*c).write_all(chunk).await.unwrap();
                     aioloop::sleep(Duration::from_micros(50)).await;
                 }
                 c.shutdown(Shutdown::Write).unwrap();
@@ -573,7 +580,7 @@ fn eintr_workload() -> Duration {
         let mut back = Vec::new();
         let mut buf = [0u8; 8192];
         loop {
-            let n = c.read(&mut buf).await.unwrap();
+            let n = (&*c).read(&mut buf).await.unwrap();
             if n == 0 {
                 break;
             }
@@ -659,10 +666,12 @@ fn item_34_signals_during_waits_sleeps_and_io_never_surface_as_interrupted() {
 // 35: fork
 // ---------------------------------------------------------------------------------------------
 
+#[cfg(target_os = "linux")]
 const FORK_CHILD: &str = "AIOLOOP_TEST_FORK_CHILD";
 
 /// What the forked child does with the loop it inherited.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg(target_os = "linux")]
 enum ChildDoes {
     /// Builds a fresh loop, runs a socket exchange on it, and exits at once (`_exit`).
     FreshLoop,
@@ -676,6 +685,7 @@ enum ChildDoes {
 
 /// Re-runs this test binary with only `test` in a child process (so the process that forks has
 /// no other test threads), and checks that the scenario printed `ok`.
+#[cfg(target_os = "linux")]
 fn run_fork_scenario(test: &str) {
     if std::env::var_os(FORK_CHILD).is_some() {
         return;
@@ -717,9 +727,9 @@ fn fork_scenario(what: ChildDoes) {
                 let mut fresh = EventLoop::new().unwrap();
                 let echoed = fresh.run_until_complete(async {
                     let (a, b) = aioloop::net::UnixStream::pair().unwrap();
-                    a.write_all(b"child").await.unwrap();
+                    (&a).write_all(b"child").await.unwrap();
                     let mut buf = [0u8; 5];
-                    let n = b.read(&mut buf).await.unwrap();
+                    let n = (&b).read(&mut buf).await.unwrap();
                     aioloop::sleep(ms(1)).await;
                     buf[..n].to_vec()
                 });
@@ -756,11 +766,11 @@ fn fork_scenario(what: ChildDoes) {
         });
         let (s, _) = listener.accept().await.unwrap();
         let mut buf = [0u8; 3];
-        let n = s.read(&mut buf).await.unwrap();
+        let n = (&s).read(&mut buf).await.unwrap();
         connector.join().unwrap();
         (&client).write_all(b"old").unwrap();
         let mut buf2 = [0u8; 3];
-        let m = server_side.read(&mut buf2).await.unwrap();
+        let m = (&server_side).read(&mut buf2).await.unwrap();
         (buf[..n].to_vec(), buf2[..m].to_vec())
     }));
     assert_eq!(child_code, 0, "the child ({what:?}) failed with code {child_code}");
@@ -804,4 +814,93 @@ fn item_35_fork_a_child_running_the_inherited_loop_fails_cleanly() {
     if std::env::var_os(FORK_CHILD).is_some() {
         fork_scenario(ChildDoes::RunsInherited);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 60: a socket outliving its loop
+// ---------------------------------------------------------------------------------------------
+
+/// Polls `fut` once, outside any loop (a no-op waker): `Some(output)` if it completed at once.
+fn poll_once_outside<F: Future>(fut: F) -> Option<F::Output> {
+    futures_lite::future::block_on(futures_lite::future::poll_once(fut))
+}
+
+/// Asserts that `r` is an error whose message contains `says`.
+#[track_caller]
+fn assert_fails_saying<T: std::fmt::Debug>(r: Option<io::Result<T>>, says: &str) {
+    match r {
+        Some(Err(e)) => assert!(e.to_string().contains(says), "the error should say {says:?}: {e}"),
+        other => panic!("expected an error at once saying {says:?}, got {other:?}"),
+    }
+}
+
+/// Checklist 60 (issue 12 section 3): a socket used after its loop was dropped, from another
+/// loop, or outside any loop, used to wait forever (its waker parked where no event would ever
+/// reach it). Every operation that would wait must fail at once, with an error that says which;
+/// an operation that succeeds at once (buffered data) still does; and the socket's own loop,
+/// when it runs again, still serves it.
+#[test]
+#[cfg_attr(miri, ignore = "real sockets")]
+fn item_60_a_socket_outliving_its_loop_fails_at_once_and_never_hangs() {
+    use aioloop::net::{TcpListener, UdpSocket, UnixDatagram};
+    use futures_lite::StreamExt;
+
+    // Loop A makes one of each kind of socket, leaves 8 bytes buffered on `client` and fills
+    // `full`'s send buffer, and is dropped.
+    let mut a = EventLoop::new().unwrap();
+    let (listener, client, _server, full, _full_peer, udp, dgram, raw, _raw_peer) = a.run_until_complete(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        server.write_all(b"buffered").await.unwrap();
+        while client.peek(&mut [0u8; 8]).await.unwrap() < 8 {} // all 8 arrived
+        let (full, full_peer) = aioloop::net::UnixStream::pair().unwrap();
+        while full.get_ref().write(&[0u8; 65536]).is_ok() {}
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (dgram, _) = UnixDatagram::pair().unwrap();
+        let (raw, raw_peer) = UnixStream::pair().unwrap();
+        let raw = Async::new(raw).unwrap();
+        (listener, client, server, full, full_peer, udp, dgram, raw, raw_peer)
+    });
+    drop(a);
+    let mut buf = [0u8; 64];
+    match poll_once_outside((&client).read(&mut buf)) {
+        Some(Ok(8)) => assert_eq!(&buf[..8], b"buffered"),
+        other => panic!("buffered data reads at once, even now: {other:?}"),
+    }
+    let closed = "was closed";
+    assert_fails_saying(poll_once_outside((&client).read(&mut buf)), closed);
+    assert_fails_saying(poll_once_outside((&full).write(b"more")), closed);
+    assert_fails_saying(poll_once_outside(listener.accept()), closed);
+    assert_fails_saying(poll_once_outside(listener.incoming().next()).flatten(), closed);
+    assert_fails_saying(poll_once_outside(client.peek(&mut buf)), closed);
+    assert_fails_saying(poll_once_outside(udp.recv_from(&mut buf)), closed);
+    assert_fails_saying(poll_once_outside(dgram.recv(&mut buf)), closed);
+    assert_fails_saying(poll_once_outside(raw.readable()), closed);
+    assert_fails_saying(poll_once_outside(raw.read_with(|mut s| s.read(&mut [0u8; 1]))), closed);
+    // In a task of another loop, awaited (not merely polled): an error, not a hang.
+    let mut b = EventLoop::new().unwrap();
+    let (r, iterations) =
+        counting_iterations(&mut b, aioloop::timeout(Duration::from_secs(5), (&client).read(&mut buf)));
+    assert_fails_saying(Some(r.expect("not a timeout: the read failed at once")), closed);
+    assert!(iterations <= 2, "{iterations} iterations");
+    drop((listener, client, full, udp, dgram, raw)); // deregistering from a dropped loop is harmless
+
+    // A live loop's socket, used from another loop and outside any loop.
+    let mut a = EventLoop::new().unwrap();
+    let (client, mut server, _listener) = a.run_until_complete(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, server, listener)
+    });
+    let r = b.run_until_complete(aioloop::timeout(Duration::from_secs(5), (&client).read(&mut buf)));
+    assert_fails_saying(Some(r.expect("not a timeout")), "another event loop");
+    assert_fails_saying(poll_once_outside((&client).read(&mut buf)), "no running event loop");
+    // Its own loop still serves it: the failed waits left nothing behind.
+    let n = a.run_until_complete(async {
+        server.write_all(b"still served").await.unwrap();
+        (&client).read(&mut buf).await.unwrap()
+    });
+    assert_eq!(&buf[..n], b"still served");
 }

@@ -6,31 +6,70 @@
 //!   connecting, reading and writing are `async` and park the task until the poller reports
 //!   readiness.
 //! - The streams implement [`futures_io::AsyncRead`] and [`futures_io::AsyncWrite`] (also on `&`,
-//!   so one task can read while another writes), so the extension traits of `futures-lite` or
-//!   `futures-util` work on them.
+//!   so one task can read while another writes). Reading and writing go through those traits'
+//!   extension methods, from `futures-lite` or `futures-util` (`read`, `write_all`,
+//!   `read_to_end`, `copy`...): the streams have no inherent `read`/`write` that would shadow
+//!   them. `poll_close` shuts the writing side down.
+//! - The listeners accept one connection at a time ([`TcpListener::accept`]) or as a
+//!   [`Stream`](futures_core::Stream) of connections ([`TcpListener::incoming`]).
 //! - Every OS failure is an `io::Error` (connection refused, reset, address in use), never a
 //!   panic. Writing to a socket whose peer is gone gives `BrokenPipe`, not a `SIGPIPE` (Rust
-//!   programs ignore `SIGPIPE`, and the standard library sends with `MSG_NOSIGNAL`).
+//!   programs ignore `SIGPIPE`; the standard library sends with `MSG_NOSIGNAL`, and on macOS
+//!   sets `SO_NOSIGPIPE`, as the sockets made here do). Shutting down the writing side of a
+//!   connection the peer already reset is not an error (tokio's rule, tokio#4665): there is
+//!   nothing left to shut down, and a server would otherwise log a failure for most
+//!   connections under load.
 //! - An accept loop that runs out of file descriptors (`EMFILE`, `ENFILE`) backs off with a
 //!   growing sleep (1 ms up to 1 s) instead of spinning, and resumes once descriptors are free.
 //!
 //! Like every `Async`, a socket must be created while a loop runs on this thread: creating one
-//! outside gives an `io::Error` saying so.
+//! outside gives an `io::Error` saying so. Using it later from another loop, outside any loop, or
+//! after its loop was dropped gives an `io::Error` saying so, at once, for every operation that
+//! would wait (data already buffered can still be read).
+//!
+//! Sockets are created non-blocking and close-on-exec: in `socket(2)` itself on Linux and the
+//! BSDs, with `fcntl`/`ioctl` right after it on macOS, which has neither `SOCK_NONBLOCK` nor
+//! `SOCK_CLOEXEC` (as mio and the standard library do there).
 
 mod tcp;
 mod udp;
 mod unix;
 
-pub use tcp::{TcpListenOptions, TcpListener, TcpStream};
+pub use tcp::{TcpIncoming, TcpListenOptions, TcpListener, TcpStream};
 pub use udp::UdpSocket;
-pub use unix::{UnixDatagram, UnixListener, UnixStream};
+pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 
-use std::io::{self, Read, Write};
-use std::task::{Context, Poll};
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
+
+use rustix::net::{AddressFamily, SocketType};
 
 use crate::io::Dir;
 use crate::Async;
+
+/// Creates a socket in non-blocking, close-on-exec mode.
+fn socket(family: AddressFamily, kind: SocketType) -> io::Result<OwnedFd> {
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        use rustix::net::SocketFlags;
+        Ok(rustix::net::socket_with(family, kind, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)?)
+    }
+    // macOS has neither SOCK_NONBLOCK nor SOCK_CLOEXEC: set both right after `socket` (mio does
+    // the same; a process forking on another thread in between could inherit the descriptor, as
+    // with the standard library's sockets there). No MSG_NOSIGNAL either: SO_NOSIGPIPE, as std.
+    #[cfg(target_vendor = "apple")]
+    {
+        let fd = rustix::net::socket(family, kind, None)?;
+        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+        rustix::io::ioctl_fionbio(&fd, true)?;
+        rustix::net::sockopt::set_socket_nosigpipe(&fd, true)?;
+        Ok(fd)
+    }
+}
 
 /// Returns true for the errors of a process or system out of file descriptors (or of memory for
 /// new sockets), after which accepting again at once would fail again.
@@ -41,45 +80,57 @@ fn out_of_descriptors(e: &io::Error) -> bool {
         .any(|errno| e.raw_os_error() == Some(errno.raw_os_error()))
 }
 
-/// Runs `accept` until it gives a connection or a real error, backing off while the process is
-/// out of descriptors and skipping connections reset before they were accepted.
-async fn accept_with_backoff<T: std::os::fd::AsFd, R>(
+/// The state of a listener's accepting (one `accept` call, or an `incoming` stream): the pause
+/// in progress while the process is out of descriptors, and the length of the last one.
+#[derive(Debug, Default)]
+struct Accepting {
+    /// The back-off sleep in progress, if any.
+    pause: Option<crate::Sleep>,
+    /// The last pause's length (zero after a success): 1 ms first, doubling up to 1 s.
+    backoff: Duration,
+}
+
+/// Polls `accept` until it gives a connection or a real error, backing off while the process
+/// is out of descriptors and skipping connections reset before they were accepted.
+fn poll_accept<T: AsFd, R>(
     listener: &Async<T>,
-    mut accept: impl FnMut(&T) -> io::Result<R>,
-) -> io::Result<R> {
-    let mut backoff = Duration::from_millis(1);
+    state: &mut Accepting,
+    cx: &mut Context<'_>,
+    accept: &mut impl FnMut(&T) -> io::Result<R>,
+) -> Poll<io::Result<R>> {
     loop {
-        match listener.read_with(&mut accept).await {
+        if let Some(pause) = &mut state.pause {
+            ready!(Pin::new(pause).poll(cx));
+            state.pause = None;
+        }
+        match ready!(listener.poll_op(cx, Dir::Read, accept)) {
             Err(e) if out_of_descriptors(&e) => {
                 // The pending connection stays in the backlog and no new readiness event will
                 // come for it: try again after a pause, during which other tasks can free fds.
-                crate::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                // (The pause is a timer of the listener's loop: it must be the running one.)
+                listener.check_can_wait()?;
+                state.backoff = (state.backoff * 2).clamp(Duration::from_millis(1), Duration::from_secs(1));
+                state.pause = Some(crate::sleep(state.backoff));
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
-            res => return res,
+            res => {
+                state.backoff = Duration::ZERO;
+                return Poll::Ready(res);
+            }
         }
     }
 }
 
-/// `AsyncRead::poll_read` for any `Async` stream.
-fn poll_read<T: std::os::fd::AsFd>(io: &Async<T>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Read,
-{
-    io.poll_op(cx, Dir::Read, &mut |mut s: &T| s.read(buf))
+/// Maps `NotConnected` from shutting down a writing side to `Ok` (see the module docs).
+fn shutdown(socket_shutdown: io::Result<()>, how: std::net::Shutdown) -> io::Result<()> {
+    match socket_shutdown {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected && how != std::net::Shutdown::Read => Ok(()),
+        res => res,
+    }
 }
 
-/// `AsyncWrite::poll_write` for any `Async` stream.
-fn poll_write<T: std::os::fd::AsFd>(io: &Async<T>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>
-where
-    for<'a> &'a T: Write,
-{
-    io.poll_op(cx, Dir::Write, &mut |mut s: &T| s.write(buf))
-}
-
-/// Implements `AsyncRead`/`AsyncWrite` for a stream type and a reference to it, and the inherent
-/// `read`/`write`/`write_all` helpers.
+/// Implements `AsyncRead`/`AsyncWrite` for a stream type and a reference to it (through
+/// `Async`'s), and `get_ref`, `into_std`, `shutdown` and the conversions.
 macro_rules! async_stream {
     ($ty:ty, $std:ty) => {
         impl futures_io::AsyncRead for $ty {
@@ -88,7 +139,15 @@ macro_rules! async_stream {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                crate::net::poll_read(&self.inner, cx, buf)
+                futures_io::AsyncRead::poll_read(std::pin::Pin::new(&mut &self.inner), cx, buf)
+            }
+
+            fn poll_read_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                futures_io::AsyncRead::poll_read_vectored(std::pin::Pin::new(&mut &self.inner), cx, bufs)
             }
         }
 
@@ -98,7 +157,15 @@ macro_rules! async_stream {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                crate::net::poll_read(&self.inner, cx, buf)
+                futures_io::AsyncRead::poll_read(std::pin::Pin::new(&mut &self.inner), cx, buf)
+            }
+
+            fn poll_read_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                futures_io::AsyncRead::poll_read_vectored(std::pin::Pin::new(&mut &self.inner), cx, bufs)
             }
         }
 
@@ -108,7 +175,14 @@ macro_rules! async_stream {
                 cx: &mut std::task::Context<'_>,
                 buf: &[u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                crate::net::poll_write(&self.inner, cx, buf)
+                futures_io::AsyncWrite::poll_write(std::pin::Pin::new(&mut &self.inner), cx, buf)
+            }
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                futures_io::AsyncWrite::poll_write_vectored(std::pin::Pin::new(&mut &self.inner), cx, bufs)
             }
             fn poll_flush(
                 self: std::pin::Pin<&mut Self>,
@@ -120,7 +194,7 @@ macro_rules! async_stream {
                 self: std::pin::Pin<&mut Self>,
                 _: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                std::task::Poll::Ready(self.inner.get_ref().shutdown(std::net::Shutdown::Write))
+                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
             }
         }
 
@@ -130,7 +204,14 @@ macro_rules! async_stream {
                 cx: &mut std::task::Context<'_>,
                 buf: &[u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                crate::net::poll_write(&self.inner, cx, buf)
+                futures_io::AsyncWrite::poll_write(std::pin::Pin::new(&mut &self.inner), cx, buf)
+            }
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                futures_io::AsyncWrite::poll_write_vectored(std::pin::Pin::new(&mut &self.inner), cx, bufs)
             }
             fn poll_flush(
                 self: std::pin::Pin<&mut Self>,
@@ -142,38 +223,11 @@ macro_rules! async_stream {
                 self: std::pin::Pin<&mut Self>,
                 _: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                std::task::Poll::Ready(self.inner.get_ref().shutdown(std::net::Shutdown::Write))
+                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
             }
         }
 
         impl $ty {
-            /// Reads some bytes into `buf`; `Ok(0)` is the end of the stream (the peer shut down
-            /// its writing side), and stays so when read again.
-            pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-                std::future::poll_fn(|cx| crate::net::poll_read(&self.inner, cx, buf)).await
-            }
-
-            /// Writes some bytes of `buf` (as many as the socket buffer takes); returns how many.
-            pub async fn write(&self, buf: &[u8]) -> std::io::Result<usize> {
-                std::future::poll_fn(|cx| crate::net::poll_write(&self.inner, cx, buf)).await
-            }
-
-            /// Writes all of `buf`, waiting for room in the socket buffer as often as needed.
-            ///
-            /// # Cancellation
-            ///
-            /// Dropping the future midway leaves an unknown prefix of `buf` written; use
-            /// [`write`](Self::write) to know how much went out.
-            pub async fn write_all(&self, mut buf: &[u8]) -> std::io::Result<()> {
-                while !buf.is_empty() {
-                    match self.write(buf).await? {
-                        0 => return Err(std::io::ErrorKind::WriteZero.into()),
-                        n => buf = &buf[n..],
-                    }
-                }
-                Ok(())
-            }
-
             /// Returns the standard library socket, still registered with the loop.
             pub fn get_ref(&self) -> &$std {
                 self.inner.get_ref()
@@ -188,13 +242,19 @@ macro_rules! async_stream {
                 self.inner.into_inner()
             }
 
-            /// Shuts down the reading side, the writing side or both.
+            /// Shuts down the reading side, the writing side or both (`AsyncWriteExt::close`
+            /// shuts down the writing side).
+            ///
+            /// Shutting down the writing side (`Write` or `Both`) of a connection the peer
+            /// already reset returns `Ok`, as tokio does: the OS says `NotConnected`, but there
+            /// is nothing left to shut down.
             ///
             /// # Errors
             ///
-            /// `NotConnected` if the socket is not connected.
+            /// `NotConnected` when shutting down only the reading side of a socket that is not
+            /// connected (or no longer is).
             pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
-                self.inner.get_ref().shutdown(how)
+                crate::net::shutdown(self.inner.get_ref().shutdown(how), how)
             }
         }
 

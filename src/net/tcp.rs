@@ -1,34 +1,38 @@
-//! TCP: [`TcpListener`] (with [`TcpListenOptions`]: `SO_REUSEPORT`, the listen backlog) and
-//! [`TcpStream`].
+//! TCP: [`TcpListener`] (with [`TcpListenOptions`]: `SO_REUSEPORT`, the listen backlog, and
+//! [`TcpIncoming`], its stream of connections) and [`TcpStream`].
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use rustix::net::{AddressFamily, SocketFlags, SocketType};
+use rustix::net::{AddressFamily, SocketType};
 
+use super::Accepting;
 use crate::Async;
 
 /// A TCP socket listening for connections (asyncio's `start_server` socket).
 ///
 /// # Examples
 ///
+/// Reading and writing use the `AsyncReadExt`/`AsyncWriteExt` extension traits of
+/// `futures-lite` (or `futures-util`):
+///
 /// ```
 /// use aioloop::net::{TcpListener, TcpStream};
+/// use futures_lite::{AsyncReadExt, AsyncWriteExt};
 ///
 /// aioloop::run(async {
 ///     let listener = TcpListener::bind("127.0.0.1:0")?;
 ///     let addr = listener.local_addr()?;
 ///     let client = aioloop::spawn(async move {
-///         let s = TcpStream::connect(addr).await?;
+///         let mut s = TcpStream::connect(addr).await?;
 ///         s.write_all(b"hello").await
 ///     });
-///     let (conn, _peer) = listener.accept().await?;
+///     let (mut conn, _peer) = listener.accept().await?;
 ///     let mut buf = [0; 5];
-///     let mut got = 0;
-///     while got < 5 {
-///         got += conn.read(&mut buf[got..]).await?;
-///     }
+///     conn.read_exact(&mut buf).await?;
 ///     assert_eq!(&buf, b"hello");
 ///     client.await.unwrap()
 /// })?;
@@ -116,8 +120,44 @@ impl TcpListener {
     ///
     /// See [`TcpListener`].
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (s, addr) = super::accept_with_backoff(&self.inner, |l| l.accept()).await?;
+        let mut accepting = Accepting::default();
+        let accept = &mut |l: &std::net::TcpListener| l.accept();
+        let (s, addr) = std::future::poll_fn(|cx| super::poll_accept(&self.inner, &mut accepting, cx, accept)).await?;
         Ok((TcpStream::from_std(s)?, addr))
+    }
+
+    /// Returns the stream of incoming connections: [`accept`](Self::accept) again and again,
+    /// without the peers' addresses (tokio-stream's `TcpListenerStream`, async-net's
+    /// `incoming`). It never ends; an accept error is an `Err` item, and the next item accepts
+    /// again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aioloop::net::{TcpListener, TcpStream};
+    /// use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
+    ///
+    /// aioloop::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let addr = listener.local_addr()?;
+    ///     for i in 0..3u8 {
+    ///         aioloop::spawn(async move { TcpStream::connect(addr).await?.write_all(&[i]).await });
+    ///     }
+    ///     let mut seen = vec![];
+    ///     let mut incoming = listener.incoming().take(3);
+    ///     while let Some(conn) = incoming.next().await {
+    ///         let mut byte = [0];
+    ///         conn?.read_exact(&mut byte).await?;
+    ///         seen.push(byte[0]);
+    ///     }
+    ///     seen.sort();
+    ///     assert_eq!(seen, [0, 1, 2]);
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn incoming(&self) -> TcpIncoming<'_> {
+        TcpIncoming { listener: self, accepting: Accepting::default() }
     }
 
     /// Returns the address the listener is bound to.
@@ -178,6 +218,32 @@ impl TryFrom<std::net::TcpListener> for TcpListener {
     type Error = io::Error;
     fn try_from(l: std::net::TcpListener) -> io::Result<TcpListener> {
         TcpListener::from_std(l)
+    }
+}
+
+/// The connections a [`TcpListener`] accepts, as a [`Stream`](futures_core::Stream) (from
+/// [`TcpListener::incoming`]); `Unpin`, and never ends.
+///
+/// # Examples
+///
+/// See [`TcpListener::incoming`].
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct TcpIncoming<'a> {
+    /// The listener it accepts from.
+    listener: &'a TcpListener,
+    /// The accept in progress (its back-off while out of descriptors).
+    accepting: Accepting,
+}
+
+impl futures_core::Stream for TcpIncoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let accept = &mut |l: &std::net::TcpListener| l.accept();
+        let accepted = std::task::ready!(super::poll_accept(&this.listener.inner, &mut this.accepting, cx, accept));
+        Poll::Ready(Some(accepted.and_then(|(s, _)| TcpStream::from_std(s))))
     }
 }
 
@@ -268,8 +334,7 @@ impl TcpListenOptions {
     fn bind(&self, addr: SocketAddr) -> io::Result<std::net::TcpListener> {
         use rustix::net::sockopt;
         let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
-        let fd =
-            rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)?;
+        let fd = super::socket(family, SocketType::STREAM)?;
         sockopt::set_socket_reuseaddr(&fd, true)?;
         if self.reuse_port {
             sockopt::set_socket_reuseport(&fd, true)?;
@@ -296,9 +361,35 @@ impl TcpListenOptions {
 
 /// A TCP connection (asyncio's stream reader and writer, at the socket level).
 ///
+/// It implements [`futures_io::AsyncRead`] and [`futures_io::AsyncWrite`], also on
+/// `&TcpStream`, so one task can read while another writes: use the extension traits of
+/// `futures-lite` or `futures-util` (`read`, `read_exact`, `write_all`, `close`...). Closing it
+/// (`AsyncWriteExt::close`) shuts down its writing side; dropping it closes the socket.
+///
 /// # Examples
 ///
-/// See [`TcpListener`].
+/// ```
+/// use aioloop::net::{TcpListener, TcpStream};
+/// use futures_lite::{AsyncReadExt, AsyncWriteExt};
+///
+/// aioloop::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let client = TcpStream::connect(listener.local_addr()?).await?;
+///     let (server, _) = listener.accept().await?;
+///     // One task writes through `&client` while this one reads through `&client`.
+///     let writer = aioloop::spawn(async move {
+///         (&server).write_all(b"pong").await?;
+///         (&server).close().await?; // end of stream for the client
+///         Ok::<_, std::io::Error>(server)
+///     });
+///     let mut got = Vec::new();
+///     (&client).read_to_end(&mut got).await?;
+///     assert_eq!(got, b"pong");
+///     writer.await.unwrap()?;
+///     Ok::<(), std::io::Error>(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct TcpStream {
     inner: Async<std::net::TcpStream>,
@@ -344,8 +435,7 @@ impl TcpStream {
 
     async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
         let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
-        let fd =
-            rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)?;
+        let fd = super::socket(family, SocketType::STREAM)?;
         match rustix::net::connect(&fd, &addr) {
             Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
             Err(e) => return Err(e.into()),
@@ -429,9 +519,10 @@ impl TcpStream {
     ///
     /// ```
     /// use aioloop::net::{TcpListener, TcpStream};
+    /// use futures_lite::AsyncWriteExt;
     /// aioloop::run(async {
     ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    ///     let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+    ///     let mut c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
     ///     let (s, _) = l.accept().await.unwrap();
     ///     c.write_all(b"abc").await.unwrap();
     ///     let mut buf = [0; 3];

@@ -1,13 +1,17 @@
-//! Unix-domain sockets: [`UnixListener`], [`UnixStream`], [`UnixDatagram`].
+//! Unix-domain sockets: [`UnixListener`] (and [`UnixIncoming`], its stream of connections),
+//! [`UnixStream`], [`UnixDatagram`].
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{self as std_unix, SocketAddr};
 use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
 
+use super::Accepting;
 use crate::Async;
 
 /// A Unix-domain socket listening for connections.
@@ -16,6 +20,8 @@ use crate::Async;
 ///
 /// ```
 /// use aioloop::net::{UnixListener, UnixStream};
+/// use futures_lite::{AsyncReadExt, AsyncWriteExt};
+///
 /// let dir = std::env::temp_dir().join(format!("aioloop-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir)?;
 /// let path = dir.join("sock");
@@ -23,12 +29,9 @@ use crate::Async;
 ///     let l = UnixListener::bind(&path)?;
 ///     let p = path.clone();
 ///     let c = aioloop::spawn(async move { UnixStream::connect(p).await?.write_all(b"hi").await });
-///     let (s, _) = l.accept().await?;
+///     let (mut s, _) = l.accept().await?;
 ///     let mut buf = [0; 2];
-///     let mut got = 0;
-///     while got < 2 {
-///         got += s.read(&mut buf[got..]).await?;
-///     }
+///     s.read_exact(&mut buf).await?;
 ///     assert_eq!(&buf, b"hi");
 ///     c.await.unwrap()
 /// })?;
@@ -65,8 +68,38 @@ impl UnixListener {
     ///
     /// See [`UnixListener`].
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (s, addr) = super::accept_with_backoff(&self.inner, |l| l.accept()).await?;
+        let mut accepting = Accepting::default();
+        let accept = &mut |l: &std_unix::UnixListener| l.accept();
+        let (s, addr) = std::future::poll_fn(|cx| super::poll_accept(&self.inner, &mut accepting, cx, accept)).await?;
         Ok((UnixStream::from_std(s)?, addr))
+    }
+
+    /// Returns the stream of incoming connections: [`accept`](Self::accept) again and again,
+    /// without the peers' addresses. It never ends; an accept error is an `Err` item, and the
+    /// next item accepts again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aioloop::net::{UnixListener, UnixStream};
+    /// use futures_lite::StreamExt;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("aioloop-incoming-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("sock");
+    /// aioloop::run(async {
+    ///     let listener = UnixListener::bind(&path)?;
+    ///     let p = path.clone();
+    ///     aioloop::spawn(async move { (UnixStream::connect(&p).await, UnixStream::connect(&p).await) });
+    ///     let conns: Vec<_> = listener.incoming().take(2).try_collect().await?;
+    ///     assert_eq!(conns.len(), 2);
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn incoming(&self) -> UnixIncoming<'_> {
+        UnixIncoming { listener: self, accepting: Accepting::default() }
     }
 
     /// Returns the address the listener is bound to.
@@ -118,17 +151,48 @@ impl TryFrom<std_unix::UnixListener> for UnixListener {
     }
 }
 
+/// The connections a [`UnixListener`] accepts, as a [`Stream`](futures_core::Stream) (from
+/// [`UnixListener::incoming`]); `Unpin`, and never ends.
+///
+/// # Examples
+///
+/// See [`UnixListener::incoming`].
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct UnixIncoming<'a> {
+    /// The listener it accepts from.
+    listener: &'a UnixListener,
+    /// The accept in progress (its back-off while out of descriptors).
+    accepting: Accepting,
+}
+
+impl futures_core::Stream for UnixIncoming<'_> {
+    type Item = io::Result<UnixStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let accept = &mut |l: &std_unix::UnixListener| l.accept();
+        let accepted = std::task::ready!(super::poll_accept(&this.listener.inner, &mut this.accepting, cx, accept));
+        Poll::Ready(Some(accepted.and_then(|(s, _)| UnixStream::from_std(s))))
+    }
+}
+
 /// A Unix-domain stream connection.
+///
+/// Like [`TcpStream`](crate::net::TcpStream), it implements `AsyncRead` and `AsyncWrite` (also on
+/// `&UnixStream`): read and write with the extension traits of `futures-lite` or `futures-util`.
 ///
 /// # Examples
 ///
 /// ```
+/// use futures_lite::{AsyncReadExt, AsyncWriteExt};
+///
 /// aioloop::run(async {
-///     let (a, b) = aioloop::net::UnixStream::pair()?;
+///     let (mut a, mut b) = aioloop::net::UnixStream::pair()?;
 ///     a.write_all(b"ping").await?;
 ///     let mut buf = [0; 4];
-///     let n = b.read(&mut buf).await?;
-///     assert_eq!(&buf[..n], &b"ping"[..n]);
+///     b.read_exact(&mut buf).await?;
+///     assert_eq!(&buf, b"ping");
 ///     Ok::<(), std::io::Error>(())
 /// })?;
 /// # Ok::<(), std::io::Error>(())
@@ -161,16 +225,15 @@ impl UnixStream {
         let addr = SocketAddrUnix::new(path.as_ref())?;
         let mut backoff = Duration::from_millis(1);
         loop {
-            let fd = rustix::net::socket_with(
-                AddressFamily::UNIX,
-                SocketType::STREAM,
-                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-                None,
-            )?;
+            let fd = super::socket(AddressFamily::UNIX, SocketType::STREAM)?;
             match rustix::net::connect(&fd, &addr) {
                 Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
                 Err(rustix::io::Errno::AGAIN) => {
                     // The listener's backlog is full: no readiness event tells when it drains.
+                    // The pause is a timer of the running loop (outside one, fail as `Async::new`).
+                    if !crate::context::is_running() {
+                        return Err(io::Error::other("no running event loop: connect inside the loop"));
+                    }
                     crate::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(100));
                     continue;

@@ -48,7 +48,8 @@ fn announce(addr: SocketAddr) {
 
 // ===== aioloop =====
 
-async fn aioloop_conn(conn: aioloop::net::TcpStream, kind: Kind) -> io::Result<()> {
+async fn aioloop_conn(mut conn: aioloop::net::TcpStream, kind: Kind) -> io::Result<()> {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; BUF];
     let mut http = Http::default();
     let mut out = Vec::new();
