@@ -68,7 +68,7 @@
 //! | `net/` | sockets: [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`], Unix sockets |
 //! | `threadsafe.rs` | [`LoopHandle`]: `call_soon_threadsafe`, `spawn` from other threads |
 //! | `executor.rs` | [`run_in_executor`]: blocking work on a thread pool |
-//! | `sync.rs` | [`sync::Queue`], [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::Condition`] |
+//! | `sync/` | [`sync::Queue`], [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::Condition`] |
 //! | `task_group.rs` | [`TaskGroup`]: structured concurrency |
 //! | `exception.rs` | the exception handler: what the loop reports; debug mode's slow steps |
 //! | `dump.rs` | the task dump: [`EventLoop::tasks`], [`all_tasks`] |
