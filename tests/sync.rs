@@ -370,8 +370,8 @@ fn queue_lone_getter_woken_then_cancelled_leaves_the_item_in_the_queue() {
 
 // Cancelled, then an item put in the same callback: asyncio cancels the getter's future at once,
 // so put_nowait skips it and wakes b, which gets the item in the next iteration. Here the
-// cancellation is a request until a's task runs, so the put wakes a, whose drop wakes b: b gets
-// the item one iteration later. Nothing is lost either way.
+// cancellation is a request until a's task runs, but the put sees it (a's waker names its task)
+// and skips a too. (Under a foreign waker it cannot: see "Foreign wakers" below.)
 //
 //     a = spawn(getter("a")); spawn(getter("b"))
 //     out = [step()]
@@ -821,8 +821,8 @@ fn lock_waiter_cancelled_then_released_in_the_same_iteration() {
 
 // A waiter whose task is cancelled does not hold a newcomer back: asyncio's acquire() takes a
 // free lock at once when every waiter is cancelled (`all(w.cancelled() for w in self._waiters)`).
-// Here the cancelled waiter stays in the line until its task runs and drops it, so the newcomer
-// waits for that drop and gets the lock one iteration later.
+// Here the cancelled waiter stays in the line until its task runs and drops it, but the release
+// and the newcomer's lock() see that its task is cancelled and pass it by, as asyncio does.
 //
 //     a = spawn(lock_waiter("a"))
 //     out = [step()]
@@ -1134,8 +1134,8 @@ fn semaphore_waiter_woken_then_cancelled_passes_the_permit_on() {
 }
 
 // Cancelled, then a permit released in the same callback: asyncio hands the permit past the
-// cancelled waiter to b at once; here it goes to a first, whose drop hands it on to b one
-// iteration later.
+// cancelled waiter to b at once; so does aioloop, which sees a's cancellation through a's
+// waker. (Under a foreign waker it cannot: see "Foreign wakers" below.)
 //
 //     sem = asyncio.Semaphore(0)
 //     a = spawn(holder("a")); spawn(holder("b"))
@@ -1613,6 +1613,145 @@ fn condition_notify_all_keeps_wait_order_after_a_waiter_left() {
             vec![]
         ]
     );
+}
+
+// ===== Foreign wakers =====
+//
+// A waiter counts as cancelled (asyncio: its future is cancelled already, so a release, a put
+// or a notify skips it) only while it can be traced to its task: its last poll's waker must be
+// the task's own. Under a foreign waker (a combinator that gives each future its own, such as
+// futures' `FuturesUnordered`) the waiter competes until its task runs and drops it; its drop
+// then passes on what it was given, so nothing is lost, only one iteration later.
+
+/// Wakes the waker stored in it (the task's), as a combinator's per-future waker does.
+struct Forward(std::sync::Mutex<Option<std::task::Waker>>);
+
+impl std::task::Wake for Forward {
+    fn wake(self: std::sync::Arc<Self>) {
+        if let Some(w) = self.0.lock().unwrap().take() {
+            w.wake();
+        }
+    }
+}
+
+/// Polls `fut` under a waker of its own that forwards to the task's waker.
+fn under_foreign_waker<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    let mut fut = Box::pin(fut);
+    let forward = std::sync::Arc::new(Forward(std::sync::Mutex::new(None)));
+    let waker = std::task::Waker::from(forward.clone());
+    std::future::poll_fn(move |cx| {
+        *forward.0.lock().unwrap() = Some(cx.waker().clone());
+        fut.as_mut().poll(&mut std::task::Context::from_waker(&waker))
+    })
+}
+
+// `semaphore_release_skips_a_waiter_already_cancelled`, with a's acquire under a foreign waker:
+// the release cannot see that a's task is cancelled, hands the permit to a, and a's drop hands it
+// on to b one iteration later than under a's own waker.
+#[test]
+fn semaphore_release_hands_the_permit_to_a_cancelled_waiter_under_a_foreign_waker() {
+    for foreign in [false, true] {
+        let (mut lp, log) = (vloop(), Log::new());
+        let held = Rc::new(RefCell::new(Vec::new()));
+        let sem = Semaphore::new(0);
+        let a_body = holder(&sem, &held, "a", &log);
+        let a = shared(if foreign { lp.spawn(under_foreign_waker(a_body)) } else { lp.spawn(a_body) });
+        lp.spawn(holder(&sem, &held, "b", &log));
+        let mut out = steps(&mut lp, &log, 1);
+        let (sem2, a2, log2) = (sem.clone(), a.clone(), log.clone());
+        soon(&lp, move || {
+            a2.cancel();
+            sem2.add_permits(1);
+            log2.push(sem_state(&sem2));
+        });
+        out.extend(steps(&mut lp, &log, 3));
+        if foreign {
+            assert_eq!(out, [vec![], vec!["value=0 locked=true"], vec!["a cancelled"], vec!["b in"]]);
+        } else {
+            assert_eq!(out, [vec![], vec!["value=0 locked=true"], vec!["a cancelled", "b in"], vec![]]);
+        }
+        assert_eq!((held.borrow().len(), sem.available_permits()), (1, 0), "foreign={foreign}: b holds the permit");
+    }
+}
+
+// `lock_newcomer_is_not_held_back_by_a_cancelled_waiter`, with a's lock() under a foreign waker:
+// the release wakes a, so a try_lock in the same callback is refused (under a's own waker it
+// takes the lock, as asyncio's acquire() does when every waiter is cancelled); a's drop frees the
+// lock for the next one.
+#[test]
+fn lock_release_wakes_a_cancelled_waiter_under_a_foreign_waker() {
+    for foreign in [false, true] {
+        let (mut lp, log) = (vloop(), Log::new());
+        let lock = Lock::new(Vec::new());
+        let g = lock.try_lock().unwrap();
+        let a_body = locker(&lock, "a", &log);
+        let a = shared(if foreign { lp.spawn(under_foreign_waker(a_body)) } else { lp.spawn(a_body) });
+        let mut out = steps(&mut lp, &log, 1);
+        let (lock2, a2, log2) = (lock.clone(), a.clone(), log.clone());
+        soon(&lp, move || {
+            a2.cancel();
+            drop(g);
+            let taken = lock2.try_lock().is_some();
+            log2.push(format!("try_lock {}", if taken { "taken" } else { "refused" }));
+        });
+        out.extend(steps(&mut lp, &log, 2));
+        if foreign {
+            assert_eq!(out, [vec![], vec!["try_lock refused"], vec!["a cancelled"]]);
+        } else {
+            assert_eq!(out, [vec![], vec!["try_lock taken"], vec!["a cancelled"]]);
+        }
+        assert!(lock.try_lock().is_some(), "foreign={foreign}: the lock is free again, not lost");
+    }
+}
+
+// `queue_put_skips_a_getter_already_cancelled`, with a's get() under a foreign waker: the put
+// wakes a, whose drop passes the item on to b one iteration later.
+#[test]
+fn queue_put_wakes_a_cancelled_getter_under_a_foreign_waker() {
+    for foreign in [false, true] {
+        let (mut lp, log) = (vloop(), Log::new());
+        let q = Queue::new(0);
+        let a_body = getter(&q, "a", &log);
+        let a = shared(if foreign { lp.spawn(under_foreign_waker(a_body)) } else { lp.spawn(a_body) });
+        lp.spawn(getter(&q, "b", &log));
+        let mut out = steps(&mut lp, &log, 1);
+        let (q2, a2) = (q.clone(), a.clone());
+        soon(&lp, move || {
+            a2.cancel();
+            q2.put_nowait(1).unwrap();
+        });
+        out.extend(steps(&mut lp, &log, 3));
+        if foreign {
+            assert_eq!(out, [vec![], vec![], vec!["a cancelled"], vec!["b got 1"]]);
+        } else {
+            assert_eq!(out, [vec![], vec![], vec!["a cancelled", "b got 1"], vec![]]);
+        }
+    }
+}
+
+// The same for a Condition: notify(1) goes to the cancelled waiter a, whose drop passes the
+// notification on to b.
+#[test]
+fn condition_notify_wakes_a_cancelled_waiter_under_a_foreign_waker() {
+    for foreign in [false, true] {
+        let (mut lp, log) = (vloop(), Log::new());
+        let cond = Condition::new(Lock::new(()));
+        let a_body = cond_waiter(&cond, "a", &log);
+        let a = shared(if foreign { lp.spawn(under_foreign_waker(a_body)) } else { lp.spawn(a_body) });
+        lp.spawn(cond_waiter(&cond, "b", &log));
+        let mut out = steps(&mut lp, &log, 1);
+        let (cond2, a2) = (cond.clone(), a.clone());
+        soon(&lp, move || {
+            a2.cancel();
+            cond2.notify(1);
+        });
+        out.extend(steps(&mut lp, &log, 3));
+        if foreign {
+            assert_eq!(out, [vec![], vec![], vec!["a cancelled"], vec!["b woke locked=true"]]);
+        } else {
+            assert_eq!(out, [vec![], vec![], vec!["a cancelled", "b woke locked=true"], vec![]]);
+        }
+    }
 }
 
 // ===== Memory =====

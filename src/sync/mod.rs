@@ -20,6 +20,40 @@
 //!   waiting for it (no barging); a `Queue` getter re-checks for an item when it runs, as in
 //!   asyncio.
 //!
+//! # A waiter whose task is cancelled
+//!
+//! Cancelling a task is a request until the loop next runs it (then its future is dropped), but
+//! asyncio cancels the waiter's future at once, so a release, a put or a notify in between skips
+//! that waiter. aioloop does the same by asking, at each such choice, whether the waiter's task
+//! has a cancellation pending (`cancelled`). It can ask only through the waker the waiter was
+//! last polled with, and it answers yes exactly when all of these hold:
+//!
+//! 1. that waker is an aioloop task waker (`waker::key_of` recognises its vtable);
+//! 2. a loop is running on this thread;
+//! 3. that loop's task table holds, at the waker's slab index, a task whose id matches the
+//!    waker's generation, and `cancel()` was called on it (`Core::cancel_requested`). The loop
+//!    slot in the waker is not compared, so a waiter of another loop of this thread matches only
+//!    a task whose id agrees with its own in the low 26 bits (ids are unique in the process).
+//!
+//! Under a **foreign waker** (the waiter polled inside a combinator that gives each future a
+//! waker of its own, such as futures' `FuturesUnordered`, or with a hand-made `Context`), and
+//! for any choice made while no loop runs on this thread (a release between two
+//! `run_until_complete` calls), the answer is always no: the waiter competes like any other
+//! until its task runs and drops it. What a user sees:
+//!
+//! - a `Semaphore` release, a `Queue` put (or get, for putters) and a `Condition` notify choose
+//!   it (`wake_next`): the permit, the wake-up or the notification goes to it, and its `Drop`
+//!   passes it on when its task runs, so the next waiter gets it **one iteration later** than
+//!   under the task's own waker (and asyncio). Nothing is lost.
+//! - a `Lock` release wakes it (`wake_first`) rather than leaving the lock free, so until its
+//!   task runs, `try_lock` is refused and a newcomer's `lock()` queues; its drop then hands the
+//!   lock on. The same holds for `Semaphore::try_acquire` and `is_locked` (`is_empty`).
+//! - `Event::set` and `Condition::notify_all` wake every waiter anyway: no difference.
+//!
+//! tests/sync.rs checks each case under both kinds of waker ("Foreign wakers").
+//!
+//! # Why a slab
+//!
 //! The alternative, futures-intrusive's linked lists of waiters, avoids the slab but needs
 //! `unsafe`; a slab with a FIFO of keys gives O(1) enqueue, wake and removal without it.
 //!
@@ -74,6 +108,7 @@ type Ticket = (usize, u64);
 
 /// Returns true if the waiter's task has a cancellation pending: asyncio's waiter future would
 /// be cancelled (done) already, so it no longer competes for an item, a permit or the lock.
+/// Always false under a foreign waker (see the module docs, "A waiter whose task is cancelled").
 fn cancelled(waiter: &Waiter) -> bool {
     crate::waker::key_of(&waiter.waker)
         .is_some_and(|key| crate::context::with_running(|core| core.cancel_requested(key)).unwrap_or(false))
