@@ -73,7 +73,10 @@ use std::fmt::Display;
 use std::future::Future;
 use std::rc::Rc;
 
-use aioloop::sync::{Condition, Event, Lock, Permit, Queue, QueueEmpty, QueueFull, Semaphore, TooManyTaskDone};
+use aioloop::sync::{
+    BoundedSemaphore, Condition, Event, LifoQueue, Lock, Permit, PriorityQueue, Queue, QueueEmpty, QueueFull,
+    Semaphore, TooManyReleases, TooManyTaskDone,
+};
 use aioloop::{yield_now, EventLoop, Task};
 use futures_lite::StreamExt;
 use util::{run_once, vloop, Log};
@@ -665,6 +668,160 @@ fn queue_stream_woken_then_cancelled_passes_the_item_on() {
     assert_eq!(out, [vec![], vec![], vec!["a cancelled"], vec!["b got 1"]]);
 }
 
+// ===== LifoQueue and PriorityQueue =====
+
+// A LIFO queue's getters take the newest item when they run, not when they are woken.
+//
+//     q = asyncio.LifoQueue()
+//     for n in "abc": spawn(getter(q, n))
+//     out = [step()]
+//     soon(lambda: [q.put_nowait(i) for i in range(3)])
+//     out += steps(2)
+//     for i in range(3): q.put_nowait(i)
+//     out.append([q.get_nowait() for _ in range(3)])
+//     # [[], [], ['a got 2', 'b got 1', 'c got 0'], [2, 1, 0]]
+#[test]
+fn lifo_queue_getters_take_the_newest_item_at_their_turn() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = LifoQueue::new(0);
+    for name in ["a", "b", "c"] {
+        lp.spawn(getter(&q, name, &log));
+    }
+    let mut out = steps(&mut lp, &log, 1);
+    let q2 = q.clone();
+    soon(&lp, move || (0..3).for_each(|i| q2.put_nowait(i).unwrap()));
+    out.extend(steps(&mut lp, &log, 2));
+    assert_eq!(out, [vec![], vec![], vec!["a got 2", "b got 1", "c got 0"]]);
+    (0..3).for_each(|i| q.put_nowait(i).unwrap());
+    assert_eq!([q.get_nowait(), q.get_nowait(), q.get_nowait()], [Ok(2), Ok(1), Ok(0)]);
+    assert_eq!(format!("{q:?}"), "LifoQueue { qsize: 0, maxsize: 0 }");
+}
+
+// A bounded LIFO queue: put waits while full; a freed slot goes to the first waiting putter.
+//
+//     q = asyncio.LifoQueue(2); q.put_nowait("x"); q.put_nowait("y")
+//     for n in "ab": spawn(putter(n))
+//     out = [step()]
+//     def take(): log.append("took " + q.get_nowait())
+//     soon(take); out += steps(2)
+//     soon(take); out += steps(2)
+//     out.append(list(q._queue))
+//     # [[], ['took y'], ['a put'], ['took a'], ['b put'], ['x', 'b']]
+#[test]
+fn lifo_queue_bounded_put_waits_for_a_free_slot() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = LifoQueue::new(2);
+    q.put_nowait("x").unwrap();
+    q.put_nowait("y").unwrap();
+    for name in ["a", "b"] {
+        lp.spawn(putter(&q, name, &log));
+    }
+    let mut out = steps(&mut lp, &log, 1);
+    for _ in 0..2 {
+        let (q2, log2) = (q.clone(), log.clone());
+        soon(&lp, move || log2.push(format!("took {}", q2.get_nowait().unwrap())));
+        out.extend(steps(&mut lp, &log, 2));
+    }
+    assert_eq!(out, [vec![], vec!["took y"], vec!["a put"], vec!["took a"], vec!["b put"]]);
+    assert_eq!([q.get_nowait(), q.get_nowait()], [Ok("b"), Ok("x")]);
+}
+
+/// An item ordered by its priority only: items of equal priority compare equal, so their
+/// order out of the queue is the heap's.
+#[derive(Debug)]
+struct Job(u8, &'static str);
+
+impl PartialEq for Job {
+    fn eq(&self, other: &Job) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Job {}
+impl PartialOrd for Job {
+    fn partial_cmp(&self, other: &Job) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Job {
+    fn cmp(&self, other: &Job) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+// A priority queue gives the smallest item first; items that compare equal come out in the
+// order Python's heapq gives them (the same steps, so the same comparisons).
+//
+//     @functools.total_ordering
+//     class It:                           # compares by p only
+//         def __init__(s, p, name): s.p, s.name = p, name
+//         def __lt__(s, o): return s.p < o.p
+//         def __eq__(s, o): return s.p == o.p
+//         def __repr__(s): return f"{s.p}{s.name}"
+//     q = asyncio.PriorityQueue()
+//     items = [(3,'a'),(1,'b'),(2,'c'),(1,'d'),(3,'e'),(1,'f'),(2,'g'),(0,'h'),(1,'i'),(2,'j')]
+//     for p, n in items: q.put_nowait(It(p, n))
+//     got = [repr(q.get_nowait()) for _ in range(4)]
+//     for p, n in [(1,'k'),(0,'l'),(1,'m')]: q.put_nowait(It(p, n))
+//     got += [repr(q.get_nowait()) for _ in range(q.qsize())]
+//     # ['0h', '1f', '1b', '1d', '0l', '1k', '1i', '1m', '2g', '2c', '2j', '3a', '3e']
+#[test]
+fn priority_queue_gives_the_smallest_first_and_ties_in_heapq_order() {
+    let q = PriorityQueue::new(0);
+    let items = [(3, "a"), (1, "b"), (2, "c"), (1, "d"), (3, "e"), (1, "f"), (2, "g"), (0, "h"), (1, "i"), (2, "j")];
+    for (p, n) in items {
+        q.put_nowait(Job(p, n)).unwrap();
+    }
+    let show = |j: Job| format!("{}{}", j.0, j.1);
+    let mut got: Vec<String> = (0..4).map(|_| show(q.get_nowait().unwrap())).collect();
+    for (p, n) in [(1, "k"), (0, "l"), (1, "m")] {
+        q.put_nowait(Job(p, n)).unwrap();
+    }
+    got.extend((0..q.qsize()).map(|_| show(q.get_nowait().unwrap())));
+    assert_eq!(got, ["0h", "1f", "1b", "1d", "0l", "1k", "1i", "1m", "2g", "2c", "2j", "3a", "3e"]);
+    assert_eq!(q.get_nowait().unwrap_err(), QueueEmpty);
+}
+
+// Waiting getters of a priority queue: each takes the smallest item at its turn.
+//
+//     q = asyncio.PriorityQueue()
+//     for n in "abc": spawn(getter(q, n))
+//     out = [step()]
+//     soon(lambda: [q.put_nowait(i) for i in (5, 1, 3)])
+//     out += steps(2)
+//     # [[], [], ['a got 1', 'b got 3', 'c got 5']]
+#[test]
+fn priority_queue_getters_take_the_smallest_item_at_their_turn() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = PriorityQueue::new(0);
+    for name in ["a", "b", "c"] {
+        lp.spawn(getter(&q, name, &log));
+    }
+    let mut out = steps(&mut lp, &log, 1);
+    let q2 = q.clone();
+    soon(&lp, move || [5, 1, 3].into_iter().for_each(|i| q2.put_nowait(i).unwrap()));
+    out.extend(steps(&mut lp, &log, 2));
+    assert_eq!(out, [vec![], vec![], vec!["a got 1", "b got 3", "c got 5"]]);
+}
+
+// A priority queue shares Queue's cancellation rule: a getter woken and then cancelled passes
+// the item on (the queue_getter_woken_then_cancelled_passes_the_item_on scenario).
+#[test]
+fn priority_queue_getter_woken_then_cancelled_passes_the_item_on() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = PriorityQueue::new(0);
+    let a = shared(lp.spawn(getter(&q, "a", &log)));
+    lp.spawn(getter(&q, "b", &log));
+    let mut out = steps(&mut lp, &log, 1);
+    let (q2, a2) = (q.clone(), a.clone());
+    soon(&lp, move || {
+        q2.put_nowait(1).unwrap();
+        assert!(a2.cancel());
+    });
+    out.extend(steps(&mut lp, &log, 3));
+    assert_eq!(out, [vec![], vec![], vec!["a cancelled"], vec!["b got 1"]]);
+    assert_eq!(q.qsize(), 0);
+}
+
 // ===== Lock =====
 
 /// A task body: locks, logs `"<name> locked"`, unlocks; logs `"<name> cancelled"` if dropped
@@ -1224,6 +1381,142 @@ fn semaphore_permit_left_over_after_a_woken_waiter_goes_to_the_next() {
     assert_eq!(sem.available_permits(), 0);
 }
 
+// ===== BoundedSemaphore =====
+
+// A release past the initial count is an error and changes nothing.
+//
+//     sem = asyncio.BoundedSemaphore(2); out = []
+//     try: sem.release()
+//     except ValueError as e: out.append(f"ValueError: {e}")
+//     out.append(f"value={sem._value}")
+//     loop.run_until_complete(sem.acquire()); out.append(f"value={sem._value}")
+//     sem.release(); out.append(f"value={sem._value}")
+//     try: sem.release()
+//     except ValueError as e: out.append(f"ValueError: {e}")
+//     # ['ValueError: BoundedSemaphore released too many times', 'value=2', 'value=1', 'value=2',
+//     #  'ValueError: BoundedSemaphore released too many times']
+#[test]
+fn bounded_semaphore_release_past_the_initial_count_is_an_error() {
+    let mut out = Vec::new();
+    let sem = BoundedSemaphore::new(2);
+    let release = |out: &mut Vec<String>| {
+        if let Err(e) = sem.release() {
+            out.push(format!("ValueError: {e}"));
+        }
+    };
+    release(&mut out);
+    out.push(format!("value={}", sem.available_permits()));
+    let mut lp = vloop();
+    lp.run_until_complete(async { sem.acquire().await.forget() }); // asyncio's bare acquire()
+    out.push(format!("value={}", sem.available_permits()));
+    release(&mut out);
+    out.push(format!("value={}", sem.available_permits()));
+    release(&mut out);
+    assert_eq!(
+        out,
+        [
+            "ValueError: BoundedSemaphore released too many times",
+            "value=2",
+            "value=1",
+            "value=2",
+            "ValueError: BoundedSemaphore released too many times"
+        ]
+    );
+    assert_eq!(TooManyReleases.to_string(), "BoundedSemaphore released too many times");
+}
+
+// asyncio compares the free count with the bound, which misses a permit promised to a woken
+// waiter: there, a second release lets a second task in past a bound of 1. Here a release is
+// accepted only for a permit that is out without a guard (forgotten), so the second release is
+// the error and b keeps waiting.
+//
+//     sem = asyncio.BoundedSemaphore(1); loop.run_until_complete(sem.acquire())
+//     for n in "ab": spawn(holder(n))       # with sem = this semaphore
+//     out = [step()]
+//     def rel():
+//         sem.release(); log.append(f"released value={sem._value} locked={sem.locked()}")
+//         try: sem.release(); log.append(f"again value={sem._value}")
+//         except ValueError as e: log.append(f"ValueError: {e}")
+//     soon(rel); out += steps(2)
+//     # [[], ['released value=0 locked=True', 'again value=0'], ['a in', 'b in']]   (asyncio)
+#[test]
+fn bounded_semaphore_refuses_a_release_while_the_permit_is_promised_to_a_waiter() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let sem = BoundedSemaphore::new(1);
+    sem.try_acquire().unwrap().forget();
+    let held = Rc::new(RefCell::new(Vec::new()));
+    for name in ["a", "b"] {
+        let (sem, held, log) = (sem.clone(), held.clone(), log.clone());
+        lp.spawn(async move {
+            let permit = sem.acquire().await;
+            held.borrow_mut().push(permit);
+            log.push(format!("{name} in"));
+        });
+    }
+    let mut out = steps(&mut lp, &log, 1);
+    let (sem2, log2) = (sem.clone(), log.clone());
+    soon(&lp, move || {
+        sem2.release().unwrap();
+        log2.push(format!("released value={} locked={}", sem2.available_permits(), sem2.is_locked()));
+        match sem2.release() {
+            Ok(()) => log2.push(format!("again value={}", sem2.available_permits())),
+            Err(e) => log2.push(format!("ValueError: {e}")),
+        }
+    });
+    out.extend(steps(&mut lp, &log, 2));
+    assert_eq!(
+        out,
+        [
+            vec![],
+            vec!["released value=0 locked=true", "ValueError: BoundedSemaphore released too many times"],
+            vec!["a in"]
+        ]
+    );
+    // a's permit, dropped, goes to b: guards never break the bound.
+    held.borrow_mut().clear();
+    assert_eq!(steps(&mut lp, &log, 1), [vec!["b in"]]);
+    held.borrow_mut().clear();
+    assert_eq!((sem.available_permits(), sem.release()), (1, Err(TooManyReleases)));
+}
+
+// Waiters are served in FIFO order and a permit handed to a woken waiter that is then
+// cancelled goes on, as with Semaphore (semaphore_waiter_woken_then_cancelled_passes_the_permit_on).
+//
+//     sem = asyncio.BoundedSemaphore(1); loop.run_until_complete(sem.acquire())
+//     a = spawn(holder("a")); spawn(holder("b")); out = [step()]
+//     def cb(): sem.release(); log.append(f"value={sem._value}"); a.cancel()
+//     soon(cb); out += steps(3)
+//     # [[], ['value=0'], ['a cancelled'], ['b in']]
+#[test]
+fn bounded_semaphore_passes_a_cancelled_waiters_permit_on() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let sem = BoundedSemaphore::new(1);
+    sem.try_acquire().unwrap().forget();
+    let held = Rc::new(RefCell::new(Vec::new()));
+    let waiter = |name: &'static str| {
+        let (sem, held, log) = (sem.clone(), held.clone(), log.clone());
+        async move {
+            let cancelled = log.on_drop(format!("{name} cancelled"));
+            let permit = sem.acquire().await;
+            held.borrow_mut().push(permit);
+            log.push(format!("{name} in"));
+            cancelled.defuse();
+        }
+    };
+    let a = shared(lp.spawn(waiter("a")));
+    lp.spawn(waiter("b"));
+    let mut out = steps(&mut lp, &log, 1);
+    let (sem2, a2, log2) = (sem.clone(), a.clone(), log.clone());
+    soon(&lp, move || {
+        sem2.release().unwrap();
+        log2.push(format!("value={}", sem2.available_permits()));
+        a2.cancel();
+    });
+    out.extend(steps(&mut lp, &log, 3));
+    assert_eq!(out, [vec![], vec!["value=0"], vec!["a cancelled"], vec!["b in"]]);
+    assert_eq!(sem.release(), Err(TooManyReleases), "b holds the only permit, with a guard");
+}
+
 // ===== Event =====
 
 fn event_waiter(ev: &Event, name: &'static str, log: &Log) -> impl Future<Output = ()> {
@@ -1613,6 +1906,111 @@ fn condition_notify_all_keeps_wait_order_after_a_waiter_left() {
             vec![]
         ]
     );
+}
+
+// wait_for checks the predicate at once (no wait when it holds), then after each notification,
+// holding the lock each time.
+//
+//     cond = asyncio.Condition(); val = [0]
+//     async def waiter(n, k):
+//         async with cond:
+//             log.append(f"{n} checks")
+//             await cond.wait_for(lambda: (log.append(f"{n} pred {val[0]}"), val[0] >= k)[1])
+//             log.append(f"{n} done locked={cond.locked()}")
+//     spawn(waiter("a", 0)); out = [step()]
+//     spawn(waiter("b", 2)); out += [step()]
+//     async def bump():
+//         async with cond:
+//             val[0] += 1; cond.notify_all(); log.append(f"bumped {val[0]}")
+//     for _ in range(2):
+//         spawn(bump()); out += steps(2)
+//     # [['a checks', 'a pred 0', 'a done locked=True'], ['b checks', 'b pred 0'], ['bumped 1'],
+//     #  ['b pred 1'], ['bumped 2'], ['b pred 2', 'b done locked=True']]
+#[test]
+fn condition_wait_for_checks_at_once_then_after_each_notification() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let cond = Condition::new(Lock::new(0));
+    let waiter = |name: &'static str, k: i32| {
+        let (cond, log) = (cond.clone(), log.clone());
+        async move {
+            let g = cond.lock().lock().await;
+            log.push(format!("{name} checks"));
+            let g = cond
+                .wait_for(g, |v| {
+                    log.push(format!("{name} pred {v}"));
+                    *v >= k
+                })
+                .await;
+            log.push(format!("{name} done locked={}", cond.lock().is_locked()));
+            drop(g);
+        }
+    };
+    lp.spawn(waiter("a", 0));
+    let mut out = steps(&mut lp, &log, 1);
+    lp.spawn(waiter("b", 2));
+    out.extend(steps(&mut lp, &log, 1));
+    for _ in 0..2 {
+        let (cond2, log2) = (cond.clone(), log.clone());
+        lp.spawn(async move {
+            let mut g = cond2.lock().lock().await;
+            *g += 1;
+            cond2.notify_all();
+            log2.push(format!("bumped {}", *g));
+        });
+        out.extend(steps(&mut lp, &log, 2));
+    }
+    assert_eq!(
+        out,
+        [
+            vec!["a checks", "a pred 0", "a done locked=true"],
+            vec!["b checks", "b pred 0"],
+            vec!["bumped 1"],
+            vec!["b pred 1"],
+            vec!["bumped 2"],
+            vec!["b pred 2", "b done locked=true"]
+        ]
+    );
+}
+
+// A wait_for notified and then cancelled passes the notification on, as wait() does (3.13's
+// behaviour; 3.11 and 3.12 lose it, CPython gh-112202).
+//
+//     cond = asyncio.Condition(); val = [0]
+//     def cw(n, k):
+//         async def body():
+//             async with cond:
+//                 await cond.wait_for(lambda: val[0] >= k); log.append(f"{n} done")
+//         return guard_cancel(n, body())
+//     a = spawn(cw("a", 1)); spawn(cw("b", 1)); out = [step()]
+//     async def setv():
+//         async with cond: val[0] = 1; cond.notify(1); a.cancel()
+//     spawn(setv()); out += steps(3)
+//     # 3.11.7: [[], [], ['a cancelled'], []]   (b is never notified)
+#[test]
+fn condition_wait_for_notified_then_cancelled_passes_the_notification_on() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let cond = Condition::new(Lock::new(0));
+    let waiter = |name: &'static str| {
+        let (cond, log) = (cond.clone(), log.clone());
+        async move {
+            let cancelled = log.on_drop(format!("{name} cancelled"));
+            let g = cond.lock().lock().await;
+            let _g = cond.wait_for(g, |v| *v >= 1).await;
+            log.push(format!("{name} done"));
+            cancelled.defuse();
+        }
+    };
+    let a = shared(lp.spawn(waiter("a")));
+    lp.spawn(waiter("b"));
+    let mut out = steps(&mut lp, &log, 1);
+    let (cond2, a2) = (cond.clone(), a.clone());
+    lp.spawn(async move {
+        *cond2.lock().lock().await = 1;
+        cond2.notify(1);
+        a2.cancel();
+    });
+    out.extend(steps(&mut lp, &log, 4));
+    assert_eq!(out, [vec![], vec![], vec!["a cancelled"], vec!["b done"], vec![]]);
 }
 
 // ===== Foreign wakers =====

@@ -101,6 +101,41 @@ impl<T> Condition<T> {
         guard
     }
 
+    /// Waits until `predicate` holds for the guarded value, and returns the guard with the lock
+    /// held (asyncio's `wait_for`): checks it at once, without waiting, then after each
+    /// notification, as a loop around [`wait`](Self::wait) would.
+    ///
+    /// # Cancellation
+    ///
+    /// As [`wait`](Self::wait): a waiter cancelled after it was notified passes the notification
+    /// on to the next waiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aioloop::sync::{Condition, Lock};
+    /// aioloop::run(async {
+    ///     let cond = Condition::new(Lock::new(0));
+    ///     let c = cond.clone();
+    ///     let waiter = aioloop::spawn(async move {
+    ///         let g = c.lock().lock().await;
+    ///         *c.wait_for(g, |n| *n >= 3).await
+    ///     });
+    ///     for _ in 0..3 {
+    ///         aioloop::yield_now().await;
+    ///         *cond.lock().lock().await += 1;
+    ///         cond.notify_all();
+    ///     }
+    ///     assert_eq!(waiter.await.unwrap(), 3);
+    /// });
+    /// ```
+    pub async fn wait_for(&self, mut guard: LockGuard<T>, mut predicate: impl FnMut(&T) -> bool) -> LockGuard<T> {
+        while !predicate(&guard) {
+            guard = self.wait(guard).await;
+        }
+        guard
+    }
+
     /// Wakes up to `n` tasks waiting on the condition (in FIFO order).
     ///
     /// # Examples

@@ -73,15 +73,23 @@ use std::task::Waker;
 
 use slab::Slab;
 
+mod barrier;
+mod bounded_semaphore;
 mod condition;
 mod event;
+mod lifo_queue;
 mod lock;
+mod priority_queue;
 mod queue;
 mod semaphore;
 
+pub use barrier::{Barrier, BarrierWait, BrokenBarrier};
+pub use bounded_semaphore::{BoundedSemaphore, TooManyReleases};
 pub use condition::Condition;
 pub use event::{Event, EventWait};
+pub use lifo_queue::LifoQueue;
 pub use lock::{Acquire, Lock, LockGuard};
+pub use priority_queue::PriorityQueue;
 pub use queue::{Queue, QueueEmpty, QueueFull, QueueStream, TooManyTaskDone};
 pub use semaphore::{Permit, Semaphore, SemaphoreAcquire};
 

@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use super::priority_queue::Heap;
 use super::{wake, Event, Ticket, WaitList};
 
 /// A FIFO queue between tasks (asyncio's `Queue`), bounded or not.
@@ -50,7 +51,7 @@ pub struct Queue<T> {
 }
 
 struct QueueInner<T> {
-    items: RefCell<VecDeque<T>>,
+    items: RefCell<Items<T>>,
     /// 0: unbounded.
     maxsize: usize,
     getters: RefCell<WaitList>,
@@ -59,6 +60,43 @@ struct QueueInner<T> {
     unfinished: Cell<usize>,
     /// Set while `unfinished` is 0.
     finished: Event,
+}
+
+/// A queue's items, in the order they come back out: asyncio's `Queue`, `LifoQueue` and
+/// `PriorityQueue` differ only in this (their `_put` and `_get`).
+pub(super) enum Items<T> {
+    /// First in, first out.
+    Fifo(VecDeque<T>),
+    /// Last in, first out.
+    Lifo(Vec<T>),
+    /// Smallest first.
+    Priority(Heap<T>),
+}
+
+impl<T> Items<T> {
+    fn len(&self) -> usize {
+        match self {
+            Items::Fifo(items) => items.len(),
+            Items::Lifo(items) => items.len(),
+            Items::Priority(items) => items.len(),
+        }
+    }
+
+    fn push(&mut self, item: T) {
+        match self {
+            Items::Fifo(items) => items.push_back(item),
+            Items::Lifo(items) => items.push(item),
+            Items::Priority(items) => items.push(item),
+        }
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        match self {
+            Items::Fifo(items) => items.pop_front(),
+            Items::Lifo(items) => items.pop(),
+            Items::Priority(items) => items.pop(),
+        }
+    }
 }
 
 impl<T> Clone for Queue<T> {
@@ -142,11 +180,16 @@ impl<T> Queue<T> {
     /// assert!(q.empty() && !q.full());
     /// ```
     pub fn new(maxsize: usize) -> Queue<T> {
+        Queue::with_items(maxsize, Items::Fifo(VecDeque::new()))
+    }
+
+    /// Creates a queue that gives its items back in the order `items` keeps.
+    pub(super) fn with_items(maxsize: usize, items: Items<T>) -> Queue<T> {
         let finished = Event::new();
         finished.set();
         Queue {
             inner: Rc::new(QueueInner {
-                items: RefCell::new(VecDeque::new()),
+                items: RefCell::new(items),
                 maxsize,
                 getters: RefCell::default(),
                 putters: RefCell::default(),
@@ -216,7 +259,7 @@ impl<T> Queue<T> {
         if self.full() {
             return Err(QueueFull(item));
         }
-        self.inner.items.borrow_mut().push_back(item);
+        self.inner.items.borrow_mut().push(item);
         self.inner.unfinished.set(self.inner.unfinished.get() + 1);
         self.inner.finished.clear();
         let next = self.inner.getters.borrow_mut().wake_next();
@@ -238,7 +281,7 @@ impl<T> Queue<T> {
     /// assert_eq!(q.get_nowait(), Ok("x"));
     /// ```
     pub fn get_nowait(&self) -> Result<T, QueueEmpty> {
-        let item = self.inner.items.borrow_mut().pop_front().ok_or(QueueEmpty)?;
+        let item = self.inner.items.borrow_mut().pop().ok_or(QueueEmpty)?;
         let next = self.inner.putters.borrow_mut().wake_next();
         wake(next);
         Ok(item)

@@ -56,8 +56,14 @@ pub struct Semaphore {
 }
 
 struct SemInner {
+    /// Free permits, not promised to a woken waiter.
     value: Cell<usize>,
     waiters: RefCell<WaitList>,
+    /// Permits taken out of circulation by [`Permit::forget`] (a [`BoundedSemaphore`]'s
+    /// `release` may give back only these).
+    ///
+    /// [`BoundedSemaphore`]: super::BoundedSemaphore
+    forgotten: Cell<usize>,
 }
 
 impl fmt::Debug for Semaphore {
@@ -75,7 +81,13 @@ impl Semaphore {
     /// assert_eq!(aioloop::sync::Semaphore::new(3).available_permits(), 3);
     /// ```
     pub fn new(permits: usize) -> Semaphore {
-        Semaphore { inner: Rc::new(SemInner { value: Cell::new(permits), waiters: RefCell::default() }) }
+        Semaphore {
+            inner: Rc::new(SemInner {
+                value: Cell::new(permits),
+                waiters: RefCell::default(),
+                forgotten: Cell::new(0),
+            }),
+        }
     }
 
     /// Returns how many permits are free.
@@ -128,7 +140,7 @@ impl Semaphore {
             return None;
         }
         self.inner.value.set(self.inner.value.get() - 1);
-        Some(Permit { sem: self.clone() })
+        Some(Permit::new(self))
     }
 
     /// Adds a permit (without a [`Permit`] to drop), handing it to the first waiter if any.
@@ -147,7 +159,7 @@ impl Semaphore {
     }
 
     /// asyncio's `release()`: one permit more; the first waiter not woken yet gets it.
-    fn release(&self) {
+    pub(super) fn release(&self) {
         let inner = &self.inner;
         inner.value.set(inner.value.get() + 1);
         let next = inner.waiters.borrow_mut().wake_next();
@@ -209,7 +221,7 @@ impl Future for SemaphoreAcquire<'_> {
                     }
                     wake(next);
                 }
-                Poll::Ready(Permit { sem: self.sem.clone() })
+                Poll::Ready(Permit::new(self.sem))
             }
         }
     }
@@ -227,13 +239,49 @@ impl Drop for SemaphoreAcquire<'_> {
     }
 }
 
-/// A permit of a [`Semaphore`]; dropping it gives the permit back.
+/// A permit of a [`Semaphore`] (or a [`BoundedSemaphore`](super::BoundedSemaphore)); dropping
+/// it gives the permit back.
 ///
 /// # Examples
 ///
 /// See [`Semaphore`].
 pub struct Permit {
-    sem: Semaphore,
+    /// `None` once forgotten.
+    sem: Option<Semaphore>,
+}
+
+impl Permit {
+    pub(super) fn new(sem: &Semaphore) -> Permit {
+        Permit { sem: Some(sem.clone()) }
+    }
+
+    /// Keeps the permit taken without a guard (asyncio's `acquire()` without a `release()`
+    /// yet): a [`Semaphore`] has one permit less for good, unless
+    /// [`add_permits`](Semaphore::add_permits) adds it back; a
+    /// [`BoundedSemaphore`](super::BoundedSemaphore) takes it back with
+    /// [`release`](super::BoundedSemaphore::release).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = aioloop::sync::Semaphore::new(2);
+    /// s.try_acquire().unwrap().forget();
+    /// assert_eq!(s.available_permits(), 1);
+    /// ```
+    pub fn forget(mut self) {
+        if let Some(sem) = self.sem.take() {
+            sem.inner.forgotten.set(sem.inner.forgotten.get() + 1);
+        }
+    }
+}
+
+impl Semaphore {
+    /// Takes back one permit forgotten with [`Permit::forget`]; returns false if there is none.
+    pub(super) fn take_forgotten(&self) -> bool {
+        let n = self.inner.forgotten.get();
+        self.inner.forgotten.set(n.saturating_sub(1));
+        n > 0
+    }
 }
 
 impl fmt::Debug for Permit {
@@ -244,6 +292,8 @@ impl fmt::Debug for Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.sem.release();
+        if let Some(sem) = self.sem.take() {
+            sem.release();
+        }
     }
 }
