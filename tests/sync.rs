@@ -668,6 +668,137 @@ fn queue_stream_woken_then_cancelled_passes_the_item_on() {
     assert_eq!(out, [vec![], vec![], vec!["a cancelled"], vec!["b got 1"]]);
 }
 
+// ----- The fast path: an item handed straight to the one waiting getter -----
+//
+// These pin what the hand-off must not change: a handed item still counts as in the queue, stays
+// the oldest, goes back to the head if its getter is cancelled, and can be taken from under the
+// getter; and a ping-pong takes asyncio's iterations.
+
+// A handed item counts: the queue is full while the woken getter has not run.
+//
+//     q = asyncio.Queue(1)
+//     a = spawn(getter(q, "a")); out = [step()]
+//     def cb():
+//         q.put_nowait(1); log.append(f"qsize={q.qsize()} full={q.full()} empty={q.empty()}")
+//         try: q.put_nowait(2)
+//         except asyncio.QueueFull: log.append("QueueFull")
+//     soon(cb); out += steps(2)
+//     # [[], ['qsize=1 full=True empty=False', 'QueueFull'], ['a got 1']]
+#[test]
+fn queue_item_handed_to_a_waiting_getter_still_counts_until_it_runs() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = Queue::new(1);
+    lp.spawn(getter(&q, "a", &log));
+    let mut out = steps(&mut lp, &log, 1);
+    let (q2, log2) = (q.clone(), log.clone());
+    soon(&lp, move || {
+        q2.put_nowait(1).unwrap();
+        log2.push(format!("qsize={} full={} empty={}", q2.qsize(), q2.full(), q2.empty()));
+        if let Err(QueueFull(_)) = q2.put_nowait(2) {
+            log2.push("QueueFull");
+        }
+    });
+    out.extend(steps(&mut lp, &log, 2));
+    assert_eq!(out, [vec![], vec!["qsize=1 full=true empty=false", "QueueFull"], vec!["a got 1"]]);
+    assert_eq!(q.qsize(), 0);
+}
+
+// The getter is cancelled after the hand-off and after two more puts: its item goes back to the
+// head, so the order stays 1, 2, 3.
+//
+//     q = asyncio.Queue()
+//     a = spawn(getter(q, "a")); out = [step()]
+//     def cb():
+//         for i in (1, 2, 3): q.put_nowait(i)
+//         a.cancel()
+//     soon(cb); out += steps(2)
+//     out.append([q.get_nowait() for _ in range(3)])
+//     # [[], [], ['a cancelled'], [1, 2, 3]]
+#[test]
+fn queue_item_handed_to_a_getter_cancelled_before_it_ran_goes_back_to_the_head() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = Queue::new(0);
+    let a = shared(lp.spawn(getter(&q, "a", &log)));
+    let mut out = steps(&mut lp, &log, 1);
+    let (q2, a2) = (q.clone(), a.clone());
+    soon(&lp, move || {
+        (1..=3).for_each(|i| q2.put_nowait(i).unwrap());
+        assert!(a2.cancel());
+    });
+    out.extend(steps(&mut lp, &log, 2));
+    assert_eq!(out, [vec![], vec![], vec!["a cancelled"]]);
+    assert_eq!([q.get_nowait(), q.get_nowait(), q.get_nowait()], [Ok(1), Ok(2), Ok(3)]);
+}
+
+// The item handed to a is taken from under it; a is then cancelled: nothing is passed on (the
+// queue is empty), and the next put goes to b.
+//
+//     a = spawn(getter(q, "a")); b = spawn(getter(q, "b")); out = [step()]
+//     def cb(): q.put_nowait(1); log.append(f"main took {q.get_nowait()}"); a.cancel()
+//     soon(cb); out += steps(2)
+//     soon(lambda: q.put_nowait(2)); out += steps(2)
+//     # [[], ['main took 1'], ['a cancelled'], [], ['b got 2']] 0
+#[test]
+fn queue_item_taken_from_under_a_woken_getter_then_cancelled() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = Queue::new(0);
+    let a = shared(lp.spawn(getter(&q, "a", &log)));
+    lp.spawn(getter(&q, "b", &log));
+    let mut out = steps(&mut lp, &log, 1);
+    let (q2, a2, log2) = (q.clone(), a.clone(), log.clone());
+    soon(&lp, move || {
+        q2.put_nowait(1).unwrap();
+        log2.push(format!("main took {}", q2.get_nowait().unwrap()));
+        a2.cancel();
+    });
+    out.extend(steps(&mut lp, &log, 2));
+    let q2 = q.clone();
+    soon(&lp, move || q2.put_nowait(2).unwrap());
+    out.extend(steps(&mut lp, &log, 2));
+    assert_eq!(out, [vec![], vec!["main took 1"], vec!["a cancelled"], vec![], vec!["b got 2"]]);
+    assert_eq!(q.qsize(), 0);
+}
+
+// A ping-pong through two queues, the benchmark's workload: every item arrives, in order, in
+// asyncio's number of iterations.
+//
+//     async def main():
+//         ping, pong = asyncio.Queue(), asyncio.Queue()
+//         async def echo():
+//             for _ in range(100):
+//                 v = await ping.get(); await pong.put(v + 1)
+//         t = asyncio.create_task(echo())
+//         got = []
+//         for i in range(100):
+//             await ping.put(i); got.append(await pong.get())
+//         await t
+//         return got == [i + 1 for i in range(100)]
+//     # run_until_complete(main()) -> True, in 202 iterations (counted by wrapping `_run_once`)
+#[test]
+fn queue_ping_pong_keeps_order_and_asyncio_iterations() {
+    let mut lp = vloop();
+    let i0 = lp.stats().iterations;
+    let ok = lp.run_until_complete(async {
+        let (ping, pong) = (Queue::new(0), Queue::new(0));
+        let (p2, q2) = (ping.clone(), pong.clone());
+        let echo = aioloop::spawn(async move {
+            for _ in 0..100 {
+                let v: u32 = p2.get().await;
+                q2.put(v + 1).await;
+            }
+        });
+        let mut got = Vec::new();
+        for i in 0..100 {
+            ping.put(i).await;
+            got.push(pong.get().await);
+        }
+        echo.await.unwrap();
+        got == (1..=100).collect::<Vec<_>>()
+    });
+    assert!(ok);
+    assert_eq!(lp.stats().iterations - i0, 202, "CPython 3.11.7 takes 202 iterations");
+}
+
 // ===== LifoQueue and PriorityQueue =====
 
 // A LIFO queue's getters take the newest item when they run, not when they are woken.

@@ -118,7 +118,12 @@ type Ticket = (usize, u64);
 /// be cancelled (done) already, so it no longer competes for an item, a permit or the lock.
 /// Always false under a foreign waker (see the module docs, "A waiter whose task is cancelled").
 fn cancelled(waiter: &Waiter) -> bool {
-    crate::waker::key_of(&waiter.waker)
+    task_cancelled(&waiter.waker)
+}
+
+/// Returns true if the task this waker wakes has a cancellation pending (see [`cancelled`]).
+fn task_cancelled(waker: &Waker) -> bool {
+    crate::waker::key_of(waker)
         .is_some_and(|key| crate::context::with_running(|core| core.cancel_requested(key)).unwrap_or(false))
 }
 

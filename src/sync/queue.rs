@@ -5,6 +5,28 @@
 //! newcomer may take the item first and the getter then waits again, at the end of the line. A
 //! woken getter (putter) dropped before it ran passes its wake-up on while an item (a free slot)
 //! remains, so nothing is lost to a cancelled waiter.
+//!
+//! # The fast path: one waiting getter
+//!
+//! The common case, a consumer waiting on an empty queue for the next item, needs none of the
+//! wait list's machinery. A getter that begins to wait while no other getter waits takes the
+//! `lone` slot instead of a slab entry and an arrival-order entry; a put that finds it waiting
+//! (and a FIFO queue empty) hands the item into that slot and wakes it, without touching the
+//! deque, and the getter takes it from there when it runs. Nothing a user can observe changes:
+//!
+//! - the lone getter is always the first in line: a getter uses the slot only if the wait list
+//!   holds nobody, and later getters queue in the list behind it;
+//! - an item handed over still counts as in the queue (`qsize`, `empty`, `full`), and it is
+//!   the oldest one (it was handed over only to an empty queue; later puts go behind it), so
+//!   `get_nowait` takes it first, as asyncio's `get_nowait` takes the head of its deque from
+//!   under a woken getter; that getter then finds its slot empty and looks again, as asyncio's
+//!   `get` re-checks `empty()` when it runs;
+//! - a lone getter whose task has a cancellation pending is passed over, as by `wake_next`;
+//!   dropped after the hand-off (cancelled before it ran), it puts the item back at the head of
+//!   the queue and passes the wake-up on, as a woken getter in the list does;
+//! - a LIFO or priority queue never hands over (which item a getter gets depends on what is
+//!   in the queue when it runs); its lone getter is woken without an item and takes one when
+//!   it runs, as a getter in the list would.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -12,7 +34,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use super::priority_queue::Heap;
 use super::{wake, Event, Ticket, WaitList};
@@ -54,6 +76,10 @@ struct QueueInner<T> {
     items: RefCell<Items<T>>,
     /// 0: unbounded.
     maxsize: usize,
+    /// The first waiting getter, when it began to wait with nobody in `getters` (see "The fast
+    /// path" above). Invariant: every getter in `getters` began to wait after it.
+    lone: RefCell<Lone<T>>,
+    /// Getters waiting behind the lone one.
     getters: RefCell<WaitList>,
     putters: RefCell<WaitList>,
     /// Items put and not yet marked done.
@@ -73,7 +99,45 @@ pub(super) enum Items<T> {
     Priority(Heap<T>),
 }
 
+/// The lone getter's slot.
+enum Lone<T> {
+    /// Nobody in it.
+    Empty,
+    /// A getter waits in it, not woken yet.
+    Waiting(Waker),
+    /// Its getter was woken without an item (or the item handed to it was taken by another
+    /// getter): when it runs it looks at the queue again.
+    Woken,
+    /// Its getter was woken with this item, the oldest in the queue: it takes it when it runs.
+    Handed(T),
+}
+
+/// Where a waiting getter is registered.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum GetterAt {
+    /// Not waiting.
+    Nowhere,
+    /// In the queue's lone slot.
+    Lone,
+    /// In the wait list.
+    List(Ticket),
+}
+
 impl<T> Items<T> {
+    /// True for a FIFO queue with no item: the only case where a put may hand its item over.
+    fn fifo_and_empty(&self) -> bool {
+        matches!(self, Items::Fifo(items) if items.is_empty())
+    }
+
+    /// Puts back the item a getter was handed and did not take: it was the oldest.
+    fn unget(&mut self, item: T) {
+        match self {
+            Items::Fifo(items) => items.push_front(item),
+            // Only a FIFO queue hands items over.
+            Items::Lifo(_) | Items::Priority(_) => self.push(item),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Items::Fifo(items) => items.len(),
@@ -191,6 +255,7 @@ impl<T> Queue<T> {
             inner: Rc::new(QueueInner {
                 items: RefCell::new(items),
                 maxsize,
+                lone: RefCell::new(Lone::Empty),
                 getters: RefCell::default(),
                 putters: RefCell::default(),
                 unfinished: Cell::new(0),
@@ -209,7 +274,8 @@ impl<T> Queue<T> {
     /// assert_eq!(q.qsize(), 1);
     /// ```
     pub fn qsize(&self) -> usize {
-        self.inner.items.borrow().len()
+        let handed = matches!(*self.inner.lone.borrow(), Lone::Handed(_));
+        self.inner.items.borrow().len() + usize::from(handed)
     }
 
     /// Returns the bound given to [`new`](Self::new) (0: unbounded).
@@ -259,11 +325,33 @@ impl<T> Queue<T> {
         if self.full() {
             return Err(QueueFull(item));
         }
-        self.inner.items.borrow_mut().push(item);
-        self.inner.unfinished.set(self.inner.unfinished.get() + 1);
-        self.inner.finished.clear();
-        let next = self.inner.getters.borrow_mut().wake_next();
-        wake(next);
+        let inner = &*self.inner;
+        inner.unfinished.set(inner.unfinished.get() + 1);
+        inner.finished.clear();
+        // The first in line is the lone getter, if it waits and its task is not cancelled.
+        let lone_waker = {
+            let mut lone = inner.lone.borrow_mut();
+            match &*lone {
+                Lone::Waiting(waker) if !super::task_cancelled(waker) => {
+                    let mut items = inner.items.borrow_mut();
+                    let Lone::Waiting(waker) = std::mem::replace(&mut *lone, Lone::Woken) else { unreachable!() };
+                    if items.fifo_and_empty() {
+                        *lone = Lone::Handed(item); // the fast path: no deque, no wait list
+                    } else {
+                        items.push(item);
+                    }
+                    Some(waker)
+                }
+                _ => {
+                    inner.items.borrow_mut().push(item);
+                    None
+                }
+            }
+        };
+        match lone_waker {
+            Some(waker) => waker.wake(),
+            None => wake(inner.getters.borrow_mut().wake_next()),
+        }
         Ok(())
     }
 
@@ -281,10 +369,35 @@ impl<T> Queue<T> {
     /// assert_eq!(q.get_nowait(), Ok("x"));
     /// ```
     pub fn get_nowait(&self) -> Result<T, QueueEmpty> {
-        let item = self.inner.items.borrow_mut().pop().ok_or(QueueEmpty)?;
+        let inner = &*self.inner;
+        // An item handed to the lone getter is the oldest: take it from under it (the getter
+        // looks again when it runs, as asyncio's woken getter re-checks `empty()`).
+        let handed = {
+            let mut lone = inner.lone.borrow_mut();
+            match &*lone {
+                Lone::Handed(_) => match std::mem::replace(&mut *lone, Lone::Woken) {
+                    Lone::Handed(item) => Some(item),
+                    _ => unreachable!("matched just above"),
+                },
+                _ => None,
+            }
+        };
+        let item = match handed {
+            Some(item) => item,
+            None => inner.items.borrow_mut().pop().ok_or(QueueEmpty)?,
+        };
+        self.item_taken();
+        Ok(item)
+    }
+
+    /// An item left the queue: the first waiting putter may put (asyncio's
+    /// `_wakeup_next(self._putters)`).
+    fn item_taken(&self) {
+        if self.inner.maxsize == 0 {
+            return; // unbounded: no putter ever waits
+        }
         let next = self.inner.putters.borrow_mut().wake_next();
         wake(next);
-        Ok(item)
     }
 
     /// Puts an item, waiting while the queue is full.
@@ -303,7 +416,7 @@ impl<T> Queue<T> {
                 Ok(()) => return,
                 Err(QueueFull(it)) => item = it,
             }
-            QueueWait { list: &self.inner.putters, queue: self, getter: false, ticket: None }.await;
+            PutWait { queue: self, ticket: None }.await;
         }
     }
 
@@ -322,7 +435,9 @@ impl<T> Queue<T> {
             if let Ok(item) = self.get_nowait() {
                 return item;
             }
-            QueueWait { list: &self.inner.getters, queue: self, getter: true, ticket: None }.await;
+            if let Some(item) = (GetWait { queue: self, at: GetterAt::Nowhere }).await {
+                return item;
+            }
         }
     }
 
@@ -393,51 +508,143 @@ impl<T> Queue<T> {
     /// });
     /// ```
     pub fn stream(&self) -> QueueStream<T> {
-        QueueStream { queue: self.clone(), ticket: None }
+        QueueStream { queue: self.clone(), at: GetterAt::Nowhere }
     }
-}
 
-/// A putter or getter waiting for its turn in a [`Queue`].
-struct QueueWait<'a, T> {
-    list: &'a RefCell<WaitList>,
-    queue: &'a Queue<T>,
-    getter: bool,
-    ticket: Option<Ticket>,
-}
+    /// Registers a getter that found the queue empty: in the lone slot if nobody else waits,
+    /// else at the end of the wait list.
+    fn start_waiting(&self, at: &mut GetterAt, waker: &Waker) {
+        let inner = &*self.inner;
+        let mut lone = inner.lone.borrow_mut();
+        let mut getters = inner.getters.borrow_mut();
+        *at = if matches!(*lone, Lone::Empty) && getters.front().is_none() {
+            *lone = Lone::Waiting(waker.clone());
+            GetterAt::Lone
+        } else {
+            GetterAt::List(getters.push(waker))
+        };
+    }
 
-impl<T> Future for QueueWait<'_, T> {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match self.ticket {
-            None => {
-                let t = self.list.borrow_mut().push(cx.waker());
-                self.ticket = Some(t);
-                Poll::Pending
-            }
-            Some(_) => {
-                let this = &mut *self;
-                if this.list.borrow_mut().take_turn(&mut this.ticket, cx.waker()) {
-                    Poll::Ready(())
+    /// Polls a registered getter: `Ready(Some(item))` if it was handed an item,
+    /// `Ready(None)` if it was woken without one (it must look at the queue again); either way
+    /// it is no longer registered.
+    fn poll_waiting(&self, at: &mut GetterAt, waker: &Waker) -> Poll<Option<T>> {
+        let inner = &*self.inner;
+        match *at {
+            GetterAt::Nowhere => Poll::Ready(None),
+            // (`replace` releases the borrow at once: a waker dropped here runs no code under it.)
+            GetterAt::Lone => match inner.lone.replace(Lone::Empty) {
+                Lone::Waiting(w) => {
+                    let w = if w.will_wake(waker) { w } else { waker.clone() };
+                    *inner.lone.borrow_mut() = Lone::Waiting(w);
+                    Poll::Pending
+                }
+                Lone::Handed(item) => {
+                    *at = GetterAt::Nowhere;
+                    self.item_taken();
+                    Poll::Ready(Some(item))
+                }
+                Lone::Woken | Lone::Empty => {
+                    *at = GetterAt::Nowhere;
+                    Poll::Ready(None)
+                }
+            },
+            GetterAt::List(ticket) => {
+                let mut t = Some(ticket);
+                if inner.getters.borrow_mut().take_turn(&mut t, waker) {
+                    *at = GetterAt::Nowhere;
+                    Poll::Ready(None)
                 } else {
                     Poll::Pending
                 }
             }
         }
     }
+
+    /// A registered getter leaves before it took an item (its future was dropped): an item
+    /// handed to it goes back to the head of the queue, and a wake-up it got passes on to the
+    /// next getter while an item remains (asyncio's `get` cancellation handler).
+    fn stop_waiting(&self, at: &mut GetterAt) {
+        let inner = &*self.inner;
+        let woken = match std::mem::replace(at, GetterAt::Nowhere) {
+            GetterAt::Nowhere => return,
+            GetterAt::Lone => match inner.lone.replace(Lone::Empty) {
+                Lone::Handed(item) => {
+                    inner.items.borrow_mut().unget(item);
+                    true
+                }
+                Lone::Woken => true,
+                Lone::Waiting(_) | Lone::Empty => false,
+            },
+            GetterAt::List(ticket) => inner.getters.borrow_mut().remove(ticket) == Some(true),
+        };
+        if woken && !self.empty() {
+            let next = inner.getters.borrow_mut().wake_next();
+            wake(next);
+        }
+    }
 }
 
-impl<T> Drop for QueueWait<'_, T> {
+/// A putter waiting for a free slot in a [`Queue`].
+struct PutWait<'a, T> {
+    queue: &'a Queue<T>,
+    ticket: Option<Ticket>,
+}
+
+impl<T> Future for PutWait<'_, T> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let putters = &this.queue.inner.putters;
+        if this.ticket.is_none() {
+            this.ticket = Some(putters.borrow_mut().push(cx.waker()));
+            return Poll::Pending;
+        }
+        if putters.borrow_mut().take_turn(&mut this.ticket, cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl<T> Drop for PutWait<'_, T> {
     fn drop(&mut self) {
         if let Some(t) = self.ticket.take() {
-            let woken = self.list.borrow_mut().remove(t);
-            // Cancelled after being woken: pass the wake-up on, so the item (or the free slot)
-            // reaches the next waiter (asyncio's `get`/`put` cancellation handlers).
-            let still_there = if self.getter { !self.queue.empty() } else { !self.queue.full() };
-            if woken == Some(true) && still_there {
-                let next = self.list.borrow_mut().wake_next();
+            let putters = &self.queue.inner.putters;
+            let woken = putters.borrow_mut().remove(t);
+            // Cancelled after being woken: pass the wake-up on, so the free slot reaches the
+            // next putter (asyncio's `put` cancellation handler).
+            if woken == Some(true) && !self.queue.full() {
+                let next = putters.borrow_mut().wake_next();
                 wake(next);
             }
         }
+    }
+}
+
+/// A getter waiting for an item of a [`Queue`]: `Some(item)` if one was handed to it, `None`
+/// if it must look at the queue again.
+struct GetWait<'a, T> {
+    queue: &'a Queue<T>,
+    at: GetterAt,
+}
+
+impl<T> Future for GetWait<'_, T> {
+    type Output = Option<T>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = &mut *self;
+        if this.at == GetterAt::Nowhere {
+            this.queue.start_waiting(&mut this.at, cx.waker());
+            return Poll::Pending;
+        }
+        this.queue.poll_waiting(&mut this.at, cx.waker())
+    }
+}
+
+impl<T> Drop for GetWait<'_, T> {
+    fn drop(&mut self) {
+        self.queue.stop_waiting(&mut self.at);
     }
 }
 
@@ -448,7 +655,7 @@ impl<T> Drop for QueueWait<'_, T> {
 /// See [`Queue::stream`].
 pub struct QueueStream<T> {
     queue: Queue<T>,
-    ticket: Option<Ticket>,
+    at: GetterAt,
 }
 
 impl<T> fmt::Debug for QueueStream<T> {
@@ -461,14 +668,17 @@ impl<T> futures_core::Stream for QueueStream<T> {
     type Item = T;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = &mut *self;
-        let inner = &this.queue.inner;
-        if this.ticket.is_some() && !inner.getters.borrow_mut().take_turn(&mut this.ticket, cx.waker()) {
-            return Poll::Pending;
+        if this.at != GetterAt::Nowhere {
+            match this.queue.poll_waiting(&mut this.at, cx.waker()) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(item)) => return Poll::Ready(Some(item)),
+                Poll::Ready(None) => {}
+            }
         }
         match this.queue.get_nowait() {
             Ok(item) => Poll::Ready(Some(item)),
             Err(QueueEmpty) => {
-                this.ticket = Some(inner.getters.borrow_mut().push(cx.waker()));
+                this.queue.start_waiting(&mut this.at, cx.waker());
                 Poll::Pending
             }
         }
@@ -477,13 +687,6 @@ impl<T> futures_core::Stream for QueueStream<T> {
 
 impl<T> Drop for QueueStream<T> {
     fn drop(&mut self) {
-        if let Some(t) = self.ticket.take() {
-            let inner = &self.queue.inner;
-            let woken = inner.getters.borrow_mut().remove(t);
-            if woken == Some(true) && !self.queue.empty() {
-                let next = inner.getters.borrow_mut().wake_next();
-                wake(next);
-            }
-        }
+        self.queue.stop_waiting(&mut self.at);
     }
 }
