@@ -69,7 +69,7 @@
 //! | `net/` | sockets: [`net::TcpListener`] (and its `incoming` stream), [`net::TcpStream`], [`net::UdpSocket`], Unix sockets |
 //! | `threadsafe.rs` | [`LoopHandle`]: `call_soon_threadsafe`, `spawn` from other threads |
 //! | `executor.rs` | [`run_in_executor`]: blocking work on a thread pool |
-//! | `sync.rs` | [`sync::Queue`], [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::Condition`] |
+//! | `sync/` | [`sync::Queue`] (and [`sync::LifoQueue`], [`sync::PriorityQueue`]), [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::BoundedSemaphore`], [`sync::Condition`], [`sync::Barrier`]: one file each, the shared wait list in `mod.rs` |
 //! | `task_group.rs` | [`TaskGroup`]: structured concurrency |
 //! | `exception.rs` | the exception handler: what the loop reports; debug mode's slow steps |
 //! | `dump.rs` | the task dump: [`EventLoop::tasks`], [`all_tasks`] |
@@ -105,7 +105,9 @@
 //! | `loop.call_soon_threadsafe(f)` | [`LoopHandle::call_soon_threadsafe`] |
 //! | `run_coroutine_threadsafe(c, loop)` | [`LoopHandle::spawn`] |
 //! | `loop.run_in_executor(None, f)` | [`run_in_executor`]`(f)` |
-//! | `asyncio.Queue`, `Event`, `Lock`, `Semaphore`, `Condition` | [`sync::Queue`], [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::Condition`] |
+//! | `asyncio.Queue`, `LifoQueue`, `PriorityQueue` | [`sync::Queue`], [`sync::LifoQueue`], [`sync::PriorityQueue`] |
+//! | `asyncio.Event`, `Lock`, `Condition`, `Barrier` | [`sync::Event`], [`sync::Lock`], [`sync::Condition`], [`sync::Barrier`] |
+//! | `asyncio.Semaphore`, `BoundedSemaphore` | [`sync::Semaphore`], [`sync::BoundedSemaphore`] |
 //! | `asyncio.TaskGroup()` | [`TaskGroup`] |
 //! | `loop.set_exception_handler(h)` | [`EventLoop::set_exception_handler`] |
 //! | `asyncio.all_tasks()` | [`all_tasks`] |

@@ -13,6 +13,17 @@
 //! payload. A child that is
 //! cancelled (explicitly, or by the group) is not a failure (asyncio's K2).
 //!
+//! # A finished group
+//!
+//! Once [`join`](TaskGroup::join) has been polled (asyncio's `_exiting`: the body reached its
+//! end) and no child is left, the group is *finished*: it owns nothing and will never be joined
+//! again, so [`spawn`](TaskGroup::spawn) refuses a new child with a panic, as asyncio's
+//! `create_task` raises `RuntimeError("TaskGroup ... is finished")`, rather than start a child no
+//! one owns. A panic, not a child born cancelled (what a group that is *aborting* gives, because
+//! a failure elsewhere may abort it at any moment): spawning on a finished group is a mistake in
+//! the program, the same at every run, and asyncio reports it at the call. Children spawned while
+//! `join` waits for others are still welcome (asyncio's K7).
+//!
 //! Production note: asyncio's group also cancels the *body* (the code between `async with` and
 //! the end of the block) at its current `await` when a child fails. With drop-based
 //! cancellation the body cannot be interrupted without losing the group itself, so here the
@@ -74,6 +85,8 @@ struct GroupState {
     /// A child failed or the group was abandoned: the others were cancelled, and new children
     /// are born cancelled (asyncio's "TaskGroup is shutting down").
     aborting: Cell<bool>,
+    /// `join` has been polled (asyncio's `_exiting`): with no child left, the group is finished.
+    exiting: Cell<bool>,
     /// The task awaiting `join`.
     joiner: RefCell<Option<Waker>>,
 }
@@ -191,7 +204,20 @@ impl TaskGroup {
     ///
     /// # Panics
     ///
-    /// "no running event loop" outside a running loop.
+    /// - "TaskGroup is finished ..." if the group is finished: its [`join`](Self::join) was
+    ///   polled and no child is left (asyncio's `RuntimeError`). `fut` is dropped without being
+    ///   polled. A group is joined once; spawn the next children on a new group.
+    /// - "no running event loop" outside a running loop.
+    ///
+    /// ```should_panic
+    /// use aioloop::TaskGroup;
+    /// aioloop::run(async {
+    ///     let group = TaskGroup::new();
+    ///     group.spawn(async {});
+    ///     group.join().await.unwrap();
+    ///     group.spawn(async {}); // panics: the group is finished
+    /// });
+    /// ```
     ///
     /// # Examples
     ///
@@ -202,6 +228,9 @@ impl TaskGroup {
         F: Future + 'static,
         F::Output: 'static,
     {
+        if self.inner.exiting.get() && self.inner.running.borrow().is_empty() {
+            panic!("TaskGroup is finished: its join() saw every child finish; spawn on a new group");
+        }
         let core = crate::context::current();
         let child = Child { fut, group: self.inner.clone(), key: Rc::new(Cell::new(None)), done: false };
         let key_slot = child.key.clone();
@@ -217,7 +246,9 @@ impl TaskGroup {
     /// Waits until every child finished; returns the failures (panics) if there were any.
     ///
     /// Children may be added while `join` waits (asyncio's K7). The first failure cancels the
-    /// other children; `join` returns once they have all finished.
+    /// other children; `join` returns once they have all finished. From then on (from the
+    /// moment `join` has been polled and no child is left) the group is finished:
+    /// [`spawn`](Self::spawn) panics.
     ///
     /// # Cancellation
     ///
@@ -262,6 +293,7 @@ impl Future for GroupJoin<'_> {
     type Output = Result<(), GroupError>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = &self.group.inner;
+        inner.exiting.set(true);
         if !inner.running.borrow().is_empty() {
             let mut joiner = inner.joiner.borrow_mut();
             if !joiner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {

@@ -73,7 +73,10 @@ use std::fmt::Display;
 use std::future::Future;
 use std::rc::Rc;
 
-use aioloop::sync::{Condition, Event, Lock, Permit, Queue, QueueEmpty, QueueFull, Semaphore, TooManyTaskDone};
+use aioloop::sync::{
+    BoundedSemaphore, Condition, Event, LifoQueue, Lock, Permit, PriorityQueue, Queue, QueueEmpty, QueueFull,
+    Semaphore, TooManyReleases, TooManyTaskDone,
+};
 use aioloop::{yield_now, EventLoop, Task};
 use futures_lite::StreamExt;
 use util::{run_once, vloop, Log};
@@ -370,8 +373,8 @@ fn queue_lone_getter_woken_then_cancelled_leaves_the_item_in_the_queue() {
 
 // Cancelled, then an item put in the same callback: asyncio cancels the getter's future at once,
 // so put_nowait skips it and wakes b, which gets the item in the next iteration. Here the
-// cancellation is a request until a's task runs, so the put wakes a, whose drop wakes b: b gets
-// the item one iteration later. Nothing is lost either way.
+// cancellation is a request until a's task runs, but the put sees it (a's waker names its task)
+// and skips a too. (Under a foreign waker it cannot: see "Foreign wakers" below.)
 //
 //     a = spawn(getter("a")); spawn(getter("b"))
 //     out = [step()]
@@ -665,6 +668,291 @@ fn queue_stream_woken_then_cancelled_passes_the_item_on() {
     assert_eq!(out, [vec![], vec![], vec!["a cancelled"], vec!["b got 1"]]);
 }
 
+// ----- The fast path: an item handed straight to the one waiting getter -----
+//
+// These pin what the hand-off must not change: a handed item still counts as in the queue, stays
+// the oldest, goes back to the head if its getter is cancelled, and can be taken from under the
+// getter; and a ping-pong takes asyncio's iterations.
+
+// A handed item counts: the queue is full while the woken getter has not run.
+//
+//     q = asyncio.Queue(1)
+//     a = spawn(getter(q, "a")); out = [step()]
+//     def cb():
+//         q.put_nowait(1); log.append(f"qsize={q.qsize()} full={q.full()} empty={q.empty()}")
+//         try: q.put_nowait(2)
+//         except asyncio.QueueFull: log.append("QueueFull")
+//     soon(cb); out += steps(2)
+//     # [[], ['qsize=1 full=True empty=False', 'QueueFull'], ['a got 1']]
+#[test]
+fn queue_item_handed_to_a_waiting_getter_still_counts_until_it_runs() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = Queue::new(1);
+    lp.spawn(getter(&q, "a", &log));
+    let mut out = steps(&mut lp, &log, 1);
+    let (q2, log2) = (q.clone(), log.clone());
+    soon(&lp, move || {
+        q2.put_nowait(1).unwrap();
+        log2.push(format!("qsize={} full={} empty={}", q2.qsize(), q2.full(), q2.empty()));
+        if let Err(QueueFull(_)) = q2.put_nowait(2) {
+            log2.push("QueueFull");
+        }
+    });
+    out.extend(steps(&mut lp, &log, 2));
+    assert_eq!(out, [vec![], vec!["qsize=1 full=true empty=false", "QueueFull"], vec!["a got 1"]]);
+    assert_eq!(q.qsize(), 0);
+}
+
+// The getter is cancelled after the hand-off and after two more puts: its item goes back to the
+// head, so the order stays 1, 2, 3.
+//
+//     q = asyncio.Queue()
+//     a = spawn(getter(q, "a")); out = [step()]
+//     def cb():
+//         for i in (1, 2, 3): q.put_nowait(i)
+//         a.cancel()
+//     soon(cb); out += steps(2)
+//     out.append([q.get_nowait() for _ in range(3)])
+//     # [[], [], ['a cancelled'], [1, 2, 3]]
+#[test]
+fn queue_item_handed_to_a_getter_cancelled_before_it_ran_goes_back_to_the_head() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = Queue::new(0);
+    let a = shared(lp.spawn(getter(&q, "a", &log)));
+    let mut out = steps(&mut lp, &log, 1);
+    let (q2, a2) = (q.clone(), a.clone());
+    soon(&lp, move || {
+        (1..=3).for_each(|i| q2.put_nowait(i).unwrap());
+        assert!(a2.cancel());
+    });
+    out.extend(steps(&mut lp, &log, 2));
+    assert_eq!(out, [vec![], vec![], vec!["a cancelled"]]);
+    assert_eq!([q.get_nowait(), q.get_nowait(), q.get_nowait()], [Ok(1), Ok(2), Ok(3)]);
+}
+
+// The item handed to a is taken from under it; a is then cancelled: nothing is passed on (the
+// queue is empty), and the next put goes to b.
+//
+//     a = spawn(getter(q, "a")); b = spawn(getter(q, "b")); out = [step()]
+//     def cb(): q.put_nowait(1); log.append(f"main took {q.get_nowait()}"); a.cancel()
+//     soon(cb); out += steps(2)
+//     soon(lambda: q.put_nowait(2)); out += steps(2)
+//     # [[], ['main took 1'], ['a cancelled'], [], ['b got 2']] 0
+#[test]
+fn queue_item_taken_from_under_a_woken_getter_then_cancelled() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = Queue::new(0);
+    let a = shared(lp.spawn(getter(&q, "a", &log)));
+    lp.spawn(getter(&q, "b", &log));
+    let mut out = steps(&mut lp, &log, 1);
+    let (q2, a2, log2) = (q.clone(), a.clone(), log.clone());
+    soon(&lp, move || {
+        q2.put_nowait(1).unwrap();
+        log2.push(format!("main took {}", q2.get_nowait().unwrap()));
+        a2.cancel();
+    });
+    out.extend(steps(&mut lp, &log, 2));
+    let q2 = q.clone();
+    soon(&lp, move || q2.put_nowait(2).unwrap());
+    out.extend(steps(&mut lp, &log, 2));
+    assert_eq!(out, [vec![], vec!["main took 1"], vec!["a cancelled"], vec![], vec!["b got 2"]]);
+    assert_eq!(q.qsize(), 0);
+}
+
+// A ping-pong through two queues, the benchmark's workload: every item arrives, in order, in
+// asyncio's number of iterations.
+//
+//     async def main():
+//         ping, pong = asyncio.Queue(), asyncio.Queue()
+//         async def echo():
+//             for _ in range(100):
+//                 v = await ping.get(); await pong.put(v + 1)
+//         t = asyncio.create_task(echo())
+//         got = []
+//         for i in range(100):
+//             await ping.put(i); got.append(await pong.get())
+//         await t
+//         return got == [i + 1 for i in range(100)]
+//     # run_until_complete(main()) -> True, in 202 iterations (counted by wrapping `_run_once`)
+#[test]
+fn queue_ping_pong_keeps_order_and_asyncio_iterations() {
+    let mut lp = vloop();
+    let i0 = lp.stats().iterations;
+    let ok = lp.run_until_complete(async {
+        let (ping, pong) = (Queue::new(0), Queue::new(0));
+        let (p2, q2) = (ping.clone(), pong.clone());
+        let echo = aioloop::spawn(async move {
+            for _ in 0..100 {
+                let v: u32 = p2.get().await;
+                q2.put(v + 1).await;
+            }
+        });
+        let mut got = Vec::new();
+        for i in 0..100 {
+            ping.put(i).await;
+            got.push(pong.get().await);
+        }
+        echo.await.unwrap();
+        got == (1..=100).collect::<Vec<_>>()
+    });
+    assert!(ok);
+    assert_eq!(lp.stats().iterations - i0, 202, "CPython 3.11.7 takes 202 iterations");
+}
+
+// ===== LifoQueue and PriorityQueue =====
+
+// A LIFO queue's getters take the newest item when they run, not when they are woken.
+//
+//     q = asyncio.LifoQueue()
+//     for n in "abc": spawn(getter(q, n))
+//     out = [step()]
+//     soon(lambda: [q.put_nowait(i) for i in range(3)])
+//     out += steps(2)
+//     for i in range(3): q.put_nowait(i)
+//     out.append([q.get_nowait() for _ in range(3)])
+//     # [[], [], ['a got 2', 'b got 1', 'c got 0'], [2, 1, 0]]
+#[test]
+fn lifo_queue_getters_take_the_newest_item_at_their_turn() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = LifoQueue::new(0);
+    for name in ["a", "b", "c"] {
+        lp.spawn(getter(&q, name, &log));
+    }
+    let mut out = steps(&mut lp, &log, 1);
+    let q2 = q.clone();
+    soon(&lp, move || (0..3).for_each(|i| q2.put_nowait(i).unwrap()));
+    out.extend(steps(&mut lp, &log, 2));
+    assert_eq!(out, [vec![], vec![], vec!["a got 2", "b got 1", "c got 0"]]);
+    (0..3).for_each(|i| q.put_nowait(i).unwrap());
+    assert_eq!([q.get_nowait(), q.get_nowait(), q.get_nowait()], [Ok(2), Ok(1), Ok(0)]);
+    assert_eq!(format!("{q:?}"), "LifoQueue { qsize: 0, maxsize: 0 }");
+}
+
+// A bounded LIFO queue: put waits while full; a freed slot goes to the first waiting putter.
+//
+//     q = asyncio.LifoQueue(2); q.put_nowait("x"); q.put_nowait("y")
+//     for n in "ab": spawn(putter(n))
+//     out = [step()]
+//     def take(): log.append("took " + q.get_nowait())
+//     soon(take); out += steps(2)
+//     soon(take); out += steps(2)
+//     out.append(list(q._queue))
+//     # [[], ['took y'], ['a put'], ['took a'], ['b put'], ['x', 'b']]
+#[test]
+fn lifo_queue_bounded_put_waits_for_a_free_slot() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = LifoQueue::new(2);
+    q.put_nowait("x").unwrap();
+    q.put_nowait("y").unwrap();
+    for name in ["a", "b"] {
+        lp.spawn(putter(&q, name, &log));
+    }
+    let mut out = steps(&mut lp, &log, 1);
+    for _ in 0..2 {
+        let (q2, log2) = (q.clone(), log.clone());
+        soon(&lp, move || log2.push(format!("took {}", q2.get_nowait().unwrap())));
+        out.extend(steps(&mut lp, &log, 2));
+    }
+    assert_eq!(out, [vec![], vec!["took y"], vec!["a put"], vec!["took a"], vec!["b put"]]);
+    assert_eq!([q.get_nowait(), q.get_nowait()], [Ok("b"), Ok("x")]);
+}
+
+/// An item ordered by its priority only: items of equal priority compare equal, so their
+/// order out of the queue is the heap's.
+#[derive(Debug)]
+struct Job(u8, &'static str);
+
+impl PartialEq for Job {
+    fn eq(&self, other: &Job) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Job {}
+impl PartialOrd for Job {
+    fn partial_cmp(&self, other: &Job) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Job {
+    fn cmp(&self, other: &Job) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+// A priority queue gives the smallest item first; items that compare equal come out in the
+// order Python's heapq gives them (the same steps, so the same comparisons).
+//
+//     @functools.total_ordering
+//     class It:                           # compares by p only
+//         def __init__(s, p, name): s.p, s.name = p, name
+//         def __lt__(s, o): return s.p < o.p
+//         def __eq__(s, o): return s.p == o.p
+//         def __repr__(s): return f"{s.p}{s.name}"
+//     q = asyncio.PriorityQueue()
+//     items = [(3,'a'),(1,'b'),(2,'c'),(1,'d'),(3,'e'),(1,'f'),(2,'g'),(0,'h'),(1,'i'),(2,'j')]
+//     for p, n in items: q.put_nowait(It(p, n))
+//     got = [repr(q.get_nowait()) for _ in range(4)]
+//     for p, n in [(1,'k'),(0,'l'),(1,'m')]: q.put_nowait(It(p, n))
+//     got += [repr(q.get_nowait()) for _ in range(q.qsize())]
+//     # ['0h', '1f', '1b', '1d', '0l', '1k', '1i', '1m', '2g', '2c', '2j', '3a', '3e']
+#[test]
+fn priority_queue_gives_the_smallest_first_and_ties_in_heapq_order() {
+    let q = PriorityQueue::new(0);
+    let items = [(3, "a"), (1, "b"), (2, "c"), (1, "d"), (3, "e"), (1, "f"), (2, "g"), (0, "h"), (1, "i"), (2, "j")];
+    for (p, n) in items {
+        q.put_nowait(Job(p, n)).unwrap();
+    }
+    let show = |j: Job| format!("{}{}", j.0, j.1);
+    let mut got: Vec<String> = (0..4).map(|_| show(q.get_nowait().unwrap())).collect();
+    for (p, n) in [(1, "k"), (0, "l"), (1, "m")] {
+        q.put_nowait(Job(p, n)).unwrap();
+    }
+    got.extend((0..q.qsize()).map(|_| show(q.get_nowait().unwrap())));
+    assert_eq!(got, ["0h", "1f", "1b", "1d", "0l", "1k", "1i", "1m", "2g", "2c", "2j", "3a", "3e"]);
+    assert_eq!(q.get_nowait().unwrap_err(), QueueEmpty);
+}
+
+// Waiting getters of a priority queue: each takes the smallest item at its turn.
+//
+//     q = asyncio.PriorityQueue()
+//     for n in "abc": spawn(getter(q, n))
+//     out = [step()]
+//     soon(lambda: [q.put_nowait(i) for i in (5, 1, 3)])
+//     out += steps(2)
+//     # [[], [], ['a got 1', 'b got 3', 'c got 5']]
+#[test]
+fn priority_queue_getters_take_the_smallest_item_at_their_turn() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = PriorityQueue::new(0);
+    for name in ["a", "b", "c"] {
+        lp.spawn(getter(&q, name, &log));
+    }
+    let mut out = steps(&mut lp, &log, 1);
+    let q2 = q.clone();
+    soon(&lp, move || [5, 1, 3].into_iter().for_each(|i| q2.put_nowait(i).unwrap()));
+    out.extend(steps(&mut lp, &log, 2));
+    assert_eq!(out, [vec![], vec![], vec!["a got 1", "b got 3", "c got 5"]]);
+}
+
+// A priority queue shares Queue's cancellation rule: a getter woken and then cancelled passes
+// the item on (the queue_getter_woken_then_cancelled_passes_the_item_on scenario).
+#[test]
+fn priority_queue_getter_woken_then_cancelled_passes_the_item_on() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let q = PriorityQueue::new(0);
+    let a = shared(lp.spawn(getter(&q, "a", &log)));
+    lp.spawn(getter(&q, "b", &log));
+    let mut out = steps(&mut lp, &log, 1);
+    let (q2, a2) = (q.clone(), a.clone());
+    soon(&lp, move || {
+        q2.put_nowait(1).unwrap();
+        assert!(a2.cancel());
+    });
+    out.extend(steps(&mut lp, &log, 3));
+    assert_eq!(out, [vec![], vec![], vec!["a cancelled"], vec!["b got 1"]]);
+    assert_eq!(q.qsize(), 0);
+}
+
 // ===== Lock =====
 
 /// A task body: locks, logs `"<name> locked"`, unlocks; logs `"<name> cancelled"` if dropped
@@ -821,8 +1109,8 @@ fn lock_waiter_cancelled_then_released_in_the_same_iteration() {
 
 // A waiter whose task is cancelled does not hold a newcomer back: asyncio's acquire() takes a
 // free lock at once when every waiter is cancelled (`all(w.cancelled() for w in self._waiters)`).
-// Here the cancelled waiter stays in the line until its task runs and drops it, so the newcomer
-// waits for that drop and gets the lock one iteration later.
+// Here the cancelled waiter stays in the line until its task runs and drops it, but the release
+// and the newcomer's lock() see that its task is cancelled and pass it by, as asyncio does.
 //
 //     a = spawn(lock_waiter("a"))
 //     out = [step()]
@@ -1134,8 +1422,8 @@ fn semaphore_waiter_woken_then_cancelled_passes_the_permit_on() {
 }
 
 // Cancelled, then a permit released in the same callback: asyncio hands the permit past the
-// cancelled waiter to b at once; here it goes to a first, whose drop hands it on to b one
-// iteration later.
+// cancelled waiter to b at once; so does aioloop, which sees a's cancellation through a's
+// waker. (Under a foreign waker it cannot: see "Foreign wakers" below.)
 //
 //     sem = asyncio.Semaphore(0)
 //     a = spawn(holder("a")); spawn(holder("b"))
@@ -1222,6 +1510,142 @@ fn semaphore_permit_left_over_after_a_woken_waiter_goes_to_the_next() {
     out.extend(steps(&mut lp, &log, 3));
     assert_eq!(out, [vec![], vec!["released twice: value=1"], vec!["a in"], vec!["c in"]]);
     assert_eq!(sem.available_permits(), 0);
+}
+
+// ===== BoundedSemaphore =====
+
+// A release past the initial count is an error and changes nothing.
+//
+//     sem = asyncio.BoundedSemaphore(2); out = []
+//     try: sem.release()
+//     except ValueError as e: out.append(f"ValueError: {e}")
+//     out.append(f"value={sem._value}")
+//     loop.run_until_complete(sem.acquire()); out.append(f"value={sem._value}")
+//     sem.release(); out.append(f"value={sem._value}")
+//     try: sem.release()
+//     except ValueError as e: out.append(f"ValueError: {e}")
+//     # ['ValueError: BoundedSemaphore released too many times', 'value=2', 'value=1', 'value=2',
+//     #  'ValueError: BoundedSemaphore released too many times']
+#[test]
+fn bounded_semaphore_release_past_the_initial_count_is_an_error() {
+    let mut out = Vec::new();
+    let sem = BoundedSemaphore::new(2);
+    let release = |out: &mut Vec<String>| {
+        if let Err(e) = sem.release() {
+            out.push(format!("ValueError: {e}"));
+        }
+    };
+    release(&mut out);
+    out.push(format!("value={}", sem.available_permits()));
+    let mut lp = vloop();
+    lp.run_until_complete(async { sem.acquire().await.forget() }); // asyncio's bare acquire()
+    out.push(format!("value={}", sem.available_permits()));
+    release(&mut out);
+    out.push(format!("value={}", sem.available_permits()));
+    release(&mut out);
+    assert_eq!(
+        out,
+        [
+            "ValueError: BoundedSemaphore released too many times",
+            "value=2",
+            "value=1",
+            "value=2",
+            "ValueError: BoundedSemaphore released too many times"
+        ]
+    );
+    assert_eq!(TooManyReleases.to_string(), "BoundedSemaphore released too many times");
+}
+
+// asyncio compares the free count with the bound, which misses a permit promised to a woken
+// waiter: there, a second release lets a second task in past a bound of 1. Here a release is
+// accepted only for a permit that is out without a guard (forgotten), so the second release is
+// the error and b keeps waiting.
+//
+//     sem = asyncio.BoundedSemaphore(1); loop.run_until_complete(sem.acquire())
+//     for n in "ab": spawn(holder(n))       # with sem = this semaphore
+//     out = [step()]
+//     def rel():
+//         sem.release(); log.append(f"released value={sem._value} locked={sem.locked()}")
+//         try: sem.release(); log.append(f"again value={sem._value}")
+//         except ValueError as e: log.append(f"ValueError: {e}")
+//     soon(rel); out += steps(2)
+//     # [[], ['released value=0 locked=True', 'again value=0'], ['a in', 'b in']]   (asyncio)
+#[test]
+fn bounded_semaphore_refuses_a_release_while_the_permit_is_promised_to_a_waiter() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let sem = BoundedSemaphore::new(1);
+    sem.try_acquire().unwrap().forget();
+    let held = Rc::new(RefCell::new(Vec::new()));
+    for name in ["a", "b"] {
+        let (sem, held, log) = (sem.clone(), held.clone(), log.clone());
+        lp.spawn(async move {
+            let permit = sem.acquire().await;
+            held.borrow_mut().push(permit);
+            log.push(format!("{name} in"));
+        });
+    }
+    let mut out = steps(&mut lp, &log, 1);
+    let (sem2, log2) = (sem.clone(), log.clone());
+    soon(&lp, move || {
+        sem2.release().unwrap();
+        log2.push(format!("released value={} locked={}", sem2.available_permits(), sem2.is_locked()));
+        match sem2.release() {
+            Ok(()) => log2.push(format!("again value={}", sem2.available_permits())),
+            Err(e) => log2.push(format!("ValueError: {e}")),
+        }
+    });
+    out.extend(steps(&mut lp, &log, 2));
+    assert_eq!(
+        out,
+        [
+            vec![],
+            vec!["released value=0 locked=true", "ValueError: BoundedSemaphore released too many times"],
+            vec!["a in"]
+        ]
+    );
+    // a's permit, dropped, goes to b: guards never break the bound.
+    held.borrow_mut().clear();
+    assert_eq!(steps(&mut lp, &log, 1), [vec!["b in"]]);
+    held.borrow_mut().clear();
+    assert_eq!((sem.available_permits(), sem.release()), (1, Err(TooManyReleases)));
+}
+
+// Waiters are served in FIFO order and a permit handed to a woken waiter that is then
+// cancelled goes on, as with Semaphore (semaphore_waiter_woken_then_cancelled_passes_the_permit_on).
+//
+//     sem = asyncio.BoundedSemaphore(1); loop.run_until_complete(sem.acquire())
+//     a = spawn(holder("a")); spawn(holder("b")); out = [step()]
+//     def cb(): sem.release(); log.append(f"value={sem._value}"); a.cancel()
+//     soon(cb); out += steps(3)
+//     # [[], ['value=0'], ['a cancelled'], ['b in']]
+#[test]
+fn bounded_semaphore_passes_a_cancelled_waiters_permit_on() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let sem = BoundedSemaphore::new(1);
+    sem.try_acquire().unwrap().forget();
+    let held = Rc::new(RefCell::new(Vec::new()));
+    let waiter = |name: &'static str| {
+        let (sem, held, log) = (sem.clone(), held.clone(), log.clone());
+        async move {
+            let cancelled = log.on_drop(format!("{name} cancelled"));
+            let permit = sem.acquire().await;
+            held.borrow_mut().push(permit);
+            log.push(format!("{name} in"));
+            cancelled.defuse();
+        }
+    };
+    let a = shared(lp.spawn(waiter("a")));
+    lp.spawn(waiter("b"));
+    let mut out = steps(&mut lp, &log, 1);
+    let (sem2, a2, log2) = (sem.clone(), a.clone(), log.clone());
+    soon(&lp, move || {
+        sem2.release().unwrap();
+        log2.push(format!("value={}", sem2.available_permits()));
+        a2.cancel();
+    });
+    out.extend(steps(&mut lp, &log, 3));
+    assert_eq!(out, [vec![], vec!["value=0"], vec!["a cancelled"], vec!["b in"]]);
+    assert_eq!(sem.release(), Err(TooManyReleases), "b holds the only permit, with a guard");
 }
 
 // ===== Event =====
@@ -1613,6 +2037,250 @@ fn condition_notify_all_keeps_wait_order_after_a_waiter_left() {
             vec![]
         ]
     );
+}
+
+// wait_for checks the predicate at once (no wait when it holds), then after each notification,
+// holding the lock each time.
+//
+//     cond = asyncio.Condition(); val = [0]
+//     async def waiter(n, k):
+//         async with cond:
+//             log.append(f"{n} checks")
+//             await cond.wait_for(lambda: (log.append(f"{n} pred {val[0]}"), val[0] >= k)[1])
+//             log.append(f"{n} done locked={cond.locked()}")
+//     spawn(waiter("a", 0)); out = [step()]
+//     spawn(waiter("b", 2)); out += [step()]
+//     async def bump():
+//         async with cond:
+//             val[0] += 1; cond.notify_all(); log.append(f"bumped {val[0]}")
+//     for _ in range(2):
+//         spawn(bump()); out += steps(2)
+//     # [['a checks', 'a pred 0', 'a done locked=True'], ['b checks', 'b pred 0'], ['bumped 1'],
+//     #  ['b pred 1'], ['bumped 2'], ['b pred 2', 'b done locked=True']]
+#[test]
+fn condition_wait_for_checks_at_once_then_after_each_notification() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let cond = Condition::new(Lock::new(0));
+    let waiter = |name: &'static str, k: i32| {
+        let (cond, log) = (cond.clone(), log.clone());
+        async move {
+            let g = cond.lock().lock().await;
+            log.push(format!("{name} checks"));
+            let g = cond
+                .wait_for(g, |v| {
+                    log.push(format!("{name} pred {v}"));
+                    *v >= k
+                })
+                .await;
+            log.push(format!("{name} done locked={}", cond.lock().is_locked()));
+            drop(g);
+        }
+    };
+    lp.spawn(waiter("a", 0));
+    let mut out = steps(&mut lp, &log, 1);
+    lp.spawn(waiter("b", 2));
+    out.extend(steps(&mut lp, &log, 1));
+    for _ in 0..2 {
+        let (cond2, log2) = (cond.clone(), log.clone());
+        lp.spawn(async move {
+            let mut g = cond2.lock().lock().await;
+            *g += 1;
+            cond2.notify_all();
+            log2.push(format!("bumped {}", *g));
+        });
+        out.extend(steps(&mut lp, &log, 2));
+    }
+    assert_eq!(
+        out,
+        [
+            vec!["a checks", "a pred 0", "a done locked=true"],
+            vec!["b checks", "b pred 0"],
+            vec!["bumped 1"],
+            vec!["b pred 1"],
+            vec!["bumped 2"],
+            vec!["b pred 2", "b done locked=true"]
+        ]
+    );
+}
+
+// A wait_for notified and then cancelled passes the notification on, as wait() does (3.13's
+// behaviour; 3.11 and 3.12 lose it, CPython gh-112202).
+//
+//     cond = asyncio.Condition(); val = [0]
+//     def cw(n, k):
+//         async def body():
+//             async with cond:
+//                 await cond.wait_for(lambda: val[0] >= k); log.append(f"{n} done")
+//         return guard_cancel(n, body())
+//     a = spawn(cw("a", 1)); spawn(cw("b", 1)); out = [step()]
+//     async def setv():
+//         async with cond: val[0] = 1; cond.notify(1); a.cancel()
+//     spawn(setv()); out += steps(3)
+//     # 3.11.7: [[], [], ['a cancelled'], []]   (b is never notified)
+#[test]
+fn condition_wait_for_notified_then_cancelled_passes_the_notification_on() {
+    let (mut lp, log) = (vloop(), Log::new());
+    let cond = Condition::new(Lock::new(0));
+    let waiter = |name: &'static str| {
+        let (cond, log) = (cond.clone(), log.clone());
+        async move {
+            let cancelled = log.on_drop(format!("{name} cancelled"));
+            let g = cond.lock().lock().await;
+            let _g = cond.wait_for(g, |v| *v >= 1).await;
+            log.push(format!("{name} done"));
+            cancelled.defuse();
+        }
+    };
+    let a = shared(lp.spawn(waiter("a")));
+    lp.spawn(waiter("b"));
+    let mut out = steps(&mut lp, &log, 1);
+    let (cond2, a2) = (cond.clone(), a.clone());
+    lp.spawn(async move {
+        *cond2.lock().lock().await = 1;
+        cond2.notify(1);
+        a2.cancel();
+    });
+    out.extend(steps(&mut lp, &log, 4));
+    assert_eq!(out, [vec![], vec![], vec!["a cancelled"], vec!["b done"], vec![]]);
+}
+
+// ===== Foreign wakers =====
+//
+// A waiter counts as cancelled (asyncio: its future is cancelled already, so a release, a put
+// or a notify skips it) only while it can be traced to its task: its last poll's waker must be
+// the task's own. Under a foreign waker (a combinator that gives each future its own, such as
+// futures' `FuturesUnordered`) the waiter competes until its task runs and drops it; its drop
+// then passes on what it was given, so nothing is lost, only one iteration later.
+
+/// Wakes the waker stored in it (the task's), as a combinator's per-future waker does.
+struct Forward(std::sync::Mutex<Option<std::task::Waker>>);
+
+impl std::task::Wake for Forward {
+    fn wake(self: std::sync::Arc<Self>) {
+        if let Some(w) = self.0.lock().unwrap().take() {
+            w.wake();
+        }
+    }
+}
+
+/// Polls `fut` under a waker of its own that forwards to the task's waker.
+fn under_foreign_waker<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    let mut fut = Box::pin(fut);
+    let forward = std::sync::Arc::new(Forward(std::sync::Mutex::new(None)));
+    let waker = std::task::Waker::from(forward.clone());
+    std::future::poll_fn(move |cx| {
+        *forward.0.lock().unwrap() = Some(cx.waker().clone());
+        fut.as_mut().poll(&mut std::task::Context::from_waker(&waker))
+    })
+}
+
+// `semaphore_release_skips_a_waiter_already_cancelled`, with a's acquire under a foreign waker:
+// the release cannot see that a's task is cancelled, hands the permit to a, and a's drop hands it
+// on to b one iteration later than under a's own waker.
+#[test]
+fn semaphore_release_hands_the_permit_to_a_cancelled_waiter_under_a_foreign_waker() {
+    for foreign in [false, true] {
+        let (mut lp, log) = (vloop(), Log::new());
+        let held = Rc::new(RefCell::new(Vec::new()));
+        let sem = Semaphore::new(0);
+        let a_body = holder(&sem, &held, "a", &log);
+        let a = shared(if foreign { lp.spawn(under_foreign_waker(a_body)) } else { lp.spawn(a_body) });
+        lp.spawn(holder(&sem, &held, "b", &log));
+        let mut out = steps(&mut lp, &log, 1);
+        let (sem2, a2, log2) = (sem.clone(), a.clone(), log.clone());
+        soon(&lp, move || {
+            a2.cancel();
+            sem2.add_permits(1);
+            log2.push(sem_state(&sem2));
+        });
+        out.extend(steps(&mut lp, &log, 3));
+        if foreign {
+            assert_eq!(out, [vec![], vec!["value=0 locked=true"], vec!["a cancelled"], vec!["b in"]]);
+        } else {
+            assert_eq!(out, [vec![], vec!["value=0 locked=true"], vec!["a cancelled", "b in"], vec![]]);
+        }
+        assert_eq!((held.borrow().len(), sem.available_permits()), (1, 0), "foreign={foreign}: b holds the permit");
+    }
+}
+
+// `lock_newcomer_is_not_held_back_by_a_cancelled_waiter`, with a's lock() under a foreign waker:
+// the release wakes a, so a try_lock in the same callback is refused (under a's own waker it
+// takes the lock, as asyncio's acquire() does when every waiter is cancelled); a's drop frees the
+// lock for the next one.
+#[test]
+fn lock_release_wakes_a_cancelled_waiter_under_a_foreign_waker() {
+    for foreign in [false, true] {
+        let (mut lp, log) = (vloop(), Log::new());
+        let lock = Lock::new(Vec::new());
+        let g = lock.try_lock().unwrap();
+        let a_body = locker(&lock, "a", &log);
+        let a = shared(if foreign { lp.spawn(under_foreign_waker(a_body)) } else { lp.spawn(a_body) });
+        let mut out = steps(&mut lp, &log, 1);
+        let (lock2, a2, log2) = (lock.clone(), a.clone(), log.clone());
+        soon(&lp, move || {
+            a2.cancel();
+            drop(g);
+            let taken = lock2.try_lock().is_some();
+            log2.push(format!("try_lock {}", if taken { "taken" } else { "refused" }));
+        });
+        out.extend(steps(&mut lp, &log, 2));
+        if foreign {
+            assert_eq!(out, [vec![], vec!["try_lock refused"], vec!["a cancelled"]]);
+        } else {
+            assert_eq!(out, [vec![], vec!["try_lock taken"], vec!["a cancelled"]]);
+        }
+        assert!(lock.try_lock().is_some(), "foreign={foreign}: the lock is free again, not lost");
+    }
+}
+
+// `queue_put_skips_a_getter_already_cancelled`, with a's get() under a foreign waker: the put
+// wakes a, whose drop passes the item on to b one iteration later.
+#[test]
+fn queue_put_wakes_a_cancelled_getter_under_a_foreign_waker() {
+    for foreign in [false, true] {
+        let (mut lp, log) = (vloop(), Log::new());
+        let q = Queue::new(0);
+        let a_body = getter(&q, "a", &log);
+        let a = shared(if foreign { lp.spawn(under_foreign_waker(a_body)) } else { lp.spawn(a_body) });
+        lp.spawn(getter(&q, "b", &log));
+        let mut out = steps(&mut lp, &log, 1);
+        let (q2, a2) = (q.clone(), a.clone());
+        soon(&lp, move || {
+            a2.cancel();
+            q2.put_nowait(1).unwrap();
+        });
+        out.extend(steps(&mut lp, &log, 3));
+        if foreign {
+            assert_eq!(out, [vec![], vec![], vec!["a cancelled"], vec!["b got 1"]]);
+        } else {
+            assert_eq!(out, [vec![], vec![], vec!["a cancelled", "b got 1"], vec![]]);
+        }
+    }
+}
+
+// The same for a Condition: notify(1) goes to the cancelled waiter a, whose drop passes the
+// notification on to b.
+#[test]
+fn condition_notify_wakes_a_cancelled_waiter_under_a_foreign_waker() {
+    for foreign in [false, true] {
+        let (mut lp, log) = (vloop(), Log::new());
+        let cond = Condition::new(Lock::new(()));
+        let a_body = cond_waiter(&cond, "a", &log);
+        let a = shared(if foreign { lp.spawn(under_foreign_waker(a_body)) } else { lp.spawn(a_body) });
+        lp.spawn(cond_waiter(&cond, "b", &log));
+        let mut out = steps(&mut lp, &log, 1);
+        let (cond2, a2) = (cond.clone(), a.clone());
+        soon(&lp, move || {
+            a2.cancel();
+            cond2.notify(1);
+        });
+        out.extend(steps(&mut lp, &log, 3));
+        if foreign {
+            assert_eq!(out, [vec![], vec![], vec!["a cancelled"], vec!["b woke locked=true"]]);
+        } else {
+            assert_eq!(out, [vec![], vec![], vec!["a cancelled", "b woke locked=true"], vec![]]);
+        }
+    }
 }
 
 // ===== Memory =====

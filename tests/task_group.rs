@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use aioloop::{EventLoop, TaskGroup};
 
+mod util;
+
 fn vloop() -> EventLoop {
     EventLoop::builder().virtual_time(true).build().unwrap()
 }
@@ -227,4 +229,133 @@ fn an_empty_group_joins_at_once() {
     let before = lp.stats().iterations;
     lp.run_until_complete(async { TaskGroup::new().join().await.unwrap() });
     assert_eq!(lp.stats().iterations - before, 2);
+}
+
+// ===== A finished group refuses new children =====
+//
+// asyncio's create_task raises RuntimeError("TaskGroup ... is finished") once the group is
+// exiting (`async with` reached its end: here, `join` was polled) and no child is left; aioloop
+// panics with the same words at the call, and drops the future unpolled.
+//
+//     async def main():
+//         tg = asyncio.TaskGroup()
+//         async with tg:
+//             tg.create_task(asyncio.sleep(0))
+//         try: tg.create_task(asyncio.sleep(0))
+//         except RuntimeError as e: print(e)          # TaskGroup <TaskGroup ...> is finished
+//         tg3 = asyncio.TaskGroup()
+//         async with tg3: pass
+//         try: tg3.create_task(asyncio.sleep(0))
+//         except RuntimeError as e: print(e)          # TaskGroup <TaskGroup ...> is finished
+
+const FINISHED: &str = "TaskGroup is finished: its join() saw every child finish; spawn on a new group";
+
+/// A future that records whether it was polled, and whether it was dropped.
+fn watched(polled: &Rc<Cell<bool>>, dropped: &Rc<Cell<bool>>) -> impl std::future::Future<Output = ()> + 'static {
+    let (polled, flag) = (polled.clone(), Flag(dropped.clone()));
+    async move {
+        let _flag = flag;
+        polled.set(true);
+    }
+}
+
+#[test]
+fn spawn_after_join_returned_panics_and_drops_the_future_unpolled() {
+    let mut lp = vloop();
+    let (polled, dropped) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
+    let (p, d) = (polled.clone(), dropped.clone());
+    let after = lp.run_until_complete(async move {
+        let g = TaskGroup::new();
+        g.spawn(aioloop::sleep(secs(1)));
+        g.join().await.unwrap();
+        let refused = util::catch_panic(|| g.spawn(watched(&p, &d))).map(drop);
+        // The loop and this task go on.
+        aioloop::sleep(secs(1)).await;
+        refused
+    });
+    assert_eq!(after, Err(FINISHED.to_string()));
+    assert!(dropped.get() && !polled.get(), "the future was dropped without a poll");
+}
+
+#[test]
+fn an_empty_group_is_finished_once_joined() {
+    let mut lp = vloop();
+    let refused = lp.run_until_complete(async {
+        let g = TaskGroup::new();
+        g.spawn(async {}).await.unwrap(); // a child that finished before join
+        g.join().await.unwrap();
+        let again = g.join().await; // joining again is harmless
+        (util::catch_panic(|| g.spawn(async {})).map(drop), again)
+    });
+    assert_eq!(refused, (Err(FINISHED.to_string()), Ok(())));
+    let refused = lp.run_until_complete(async {
+        let g = TaskGroup::new();
+        g.join().await.unwrap();
+        util::catch_panic(|| g.spawn(async {})).map(drop)
+    });
+    assert_eq!(refused, Err(FINISHED.to_string()));
+}
+
+// A spawn that panics fails the task that called it, as the RuntimeError fails the coroutine
+// in asyncio; other tasks and the loop are untouched.
+#[test]
+fn spawn_on_a_finished_group_fails_only_the_calling_task() {
+    let mut lp = vloop();
+    let (outcome, other) = lp.run_until_complete(async {
+        let g = Rc::new(TaskGroup::new());
+        g.join().await.unwrap();
+        let other = aioloop::spawn(async {
+            aioloop::sleep(secs(1)).await;
+            "other finished"
+        });
+        let g2 = g.clone();
+        let caller = aioloop::spawn(async move {
+            g2.spawn(async {});
+        });
+        (caller.await, other.await.unwrap())
+    });
+    let Err(aioloop::TaskError::Panicked(payload)) = outcome else { panic!("the caller panicked") };
+    assert_eq!(util::panic_text(&*payload), FINISHED);
+    assert_eq!(other, "other finished");
+}
+
+// While join waits, a child may still be added (K7); once the last child finished, even before
+// join resumed, the group is finished. asyncio learns that a child finished one callback later
+// (its done callbacks run in the next iteration), so there a spawn from a callback queued by the
+// child itself is still accepted, and one queued from such a callback is refused:
+//
+//     async def main():
+//         tg = asyncio.TaskGroup(); loop = asyncio.get_running_loop(); out = []
+//         def late():
+//             try: tg.create_task(asyncio.sleep(0)); out.append("late accepted")
+//             except RuntimeError as e: out.append("late: finished")
+//         async def child(): loop.call_soon(lambda: loop.call_soon(late))
+//         async with tg: tg.create_task(child())
+//         out.append("exited"); return out
+//     # ['late: finished', 'exited']      (with child() calling loop.call_soon(late) directly:
+//     #                                    ['late accepted', 'exited'])
+//
+// Here the group knows at once, so the first callback is already refused.
+#[test]
+fn spawn_after_the_last_child_finished_while_join_waits_is_refused() {
+    let mut lp = vloop();
+    let log = lp.run_until_complete(async {
+        let g = Rc::new(TaskGroup::new());
+        let log = Rc::new(RefCell::new(Vec::<String>::new()));
+        let (g2, log2) = (g.clone(), log.clone());
+        g.spawn(async move {
+            aioloop::call_soon(move || {
+                let late = util::catch_panic(|| drop(g2.spawn(async {})));
+                log2.borrow_mut().push(match late {
+                    Ok(()) => "late accepted".to_string(),
+                    Err(msg) => format!("late: {msg}"),
+                });
+            });
+        });
+        g.join().await.unwrap();
+        log.borrow_mut().push("exited".to_string());
+        let v = log.borrow().clone();
+        v
+    });
+    assert_eq!(log, [format!("late: {FINISHED}"), "exited".to_string()]);
 }
