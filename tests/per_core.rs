@@ -142,13 +142,16 @@ fn a_panicking_loop_is_an_outcome_and_the_other_loop_serves_on() {
     let accepted: Arc<[AtomicUsize; 2]> = Arc::default();
     let live = Arc::new(AtomicUsize::new(0));
     let (bound_tx, bound) = mpsc::channel();
+    let (breaking_tx, breaking) = mpsc::channel();
     let (a, l) = (accepted.clone(), live.clone());
     let loops = PerCore::new(2)
         .spawn(move |i| {
             let (port, accepted, live, bound_tx) = (port.clone(), a.clone(), l.clone(), bound_tx.clone());
+            let breaking_tx = breaking_tx.clone();
             async move {
                 if i == 0 {
                     aioloop::yield_now().await;
+                    breaking_tx.send(()).unwrap();
                     panic!("loop 0 broke");
                 }
                 let listener = bind_shared(&port)?;
@@ -162,6 +165,9 @@ fn a_panicking_loop_is_an_outcome_and_the_other_loop_serves_on() {
         round_trip(&mut connect(addr), id);
     }
     assert_eq!(accepted[1].load(SeqCst), 20);
+    // On a loaded machine loop 0's thread may not have run yet: cancelling it first would make
+    // its outcome a cancellation. Its step panics right after this message.
+    breaking.recv().unwrap();
 
     loops.cancel();
     let outcomes = loops.join();
