@@ -254,6 +254,12 @@ fn reset(lp: &mut EventLoop, sleep: &SharedSleep, at: Instant) {
     lp.run_until_complete(async { sleep.borrow_mut().as_mut().reset(at) });
 }
 
+/// When the waiter woke; a bound of 100 s turns a lost wake-up into a failure, not a hang.
+fn woken_at(lp: &mut EventLoop, waiter: aioloop::Task<Instant>) -> Instant {
+    let bounded = aioloop::timeout(Duration::from_secs(100), waiter);
+    lp.run_until_complete(bounded).expect("the sleep's task was woken").unwrap()
+}
+
 fn live_timers(lp: &EventLoop) -> usize {
     lp.stats().timers - lp.stats().cancelled_timers
 }
@@ -269,7 +275,7 @@ fn sleep_reset_moves_a_waiting_sleep_earlier_and_the_task_wakes_then() {
     reset(&mut lp, &s, t0 + Duration::from_secs(3));
     assert_eq!(s.borrow().deadline(), Some(t0 + Duration::from_secs(3)));
     assert_eq!(live_timers(&lp), 1, "the 10 s timer is cancelled, not left beside the new one");
-    assert_eq!(lp.run_until_complete(waiter).unwrap(), t0 + Duration::from_secs(3));
+    assert_eq!(woken_at(&mut lp, waiter), t0 + Duration::from_secs(3));
     assert_eq!(lp.time(), t0 + Duration::from_secs(3));
 }
 
@@ -283,7 +289,7 @@ fn sleep_reset_moves_a_waiting_sleep_later_and_the_old_deadline_does_not_end_it(
     reset(&mut lp, &s, t0 + Duration::from_secs(5));
     lp.run_until_complete(aioloop::sleep_until(t0 + Duration::from_millis(4999)));
     assert!(!waiter.is_done(), "still asleep past the old 2 s deadline");
-    assert_eq!(lp.run_until_complete(waiter).unwrap(), t0 + Duration::from_secs(5));
+    assert_eq!(woken_at(&mut lp, waiter), t0 + Duration::from_secs(5));
 }
 
 #[test]
@@ -294,17 +300,17 @@ fn sleep_reset_after_completion_waits_again_and_before_the_first_poll_sets_the_d
     let s: SharedSleep = Rc::new(RefCell::new(Box::pin(aioloop::sleep(Duration::from_secs(60)))));
     reset(&mut lp, &s, t0 + Duration::from_secs(4));
     let waiter = wait_on(&mut lp, &s);
-    assert_eq!(lp.run_until_complete(waiter).unwrap(), t0 + Duration::from_secs(4));
+    assert_eq!(woken_at(&mut lp, waiter), t0 + Duration::from_secs(4));
     // Completed, then moved later: it waits again, until the new deadline.
     reset(&mut lp, &s, t0 + Duration::from_secs(9));
     let waiter = wait_on(&mut lp, &s);
-    assert_eq!(lp.run_until_complete(waiter).unwrap(), t0 + Duration::from_secs(9));
+    assert_eq!(woken_at(&mut lp, waiter), t0 + Duration::from_secs(9));
     // Moved into the past while waiting: it ends at the next iteration, at the same time.
     reset(&mut lp, &s, t0 + Duration::from_secs(100));
     let waiter = wait_on(&mut lp, &s);
     lp.run_until_complete(aioloop::yield_now());
     assert!(!waiter.is_done());
     reset(&mut lp, &s, t0);
-    assert_eq!(lp.run_until_complete(waiter).unwrap(), t0 + Duration::from_secs(9));
+    assert_eq!(woken_at(&mut lp, waiter), t0 + Duration::from_secs(9));
     assert_eq!(live_timers(&lp), 0);
 }
