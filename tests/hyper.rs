@@ -266,6 +266,42 @@ fn cancelling_an_h2_client_midway_returns_the_live_task_count_to_baseline() {
     });
 }
 
+#[test]
+fn a_panicking_h2_handler_resets_its_stream_only_and_is_reported() {
+    let mut lp = EventLoop::new().unwrap();
+    let reports = Rc::new(RefCell::new(vec![]));
+    let r = reports.clone();
+    lp.set_exception_handler(move |ctx| {
+        let payload = ctx.panic.and_then(|p| p.downcast_ref::<&str>()).copied().unwrap_or("?");
+        r.borrow_mut().push(format!("{}: {payload}", ctx.message));
+    });
+    lp.run_until_complete(async {
+        let listener = bind();
+        let addr = listener.local_addr().unwrap();
+        let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+            aioloop::yield_now().await; // the panic happens in the stream's task, mid-way
+            if req.uri().path() == "/panic" {
+                panic!("handler panicked");
+            }
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("fine"))))
+        });
+        let server = serve_h2(listener, service);
+        let h2 = h2_client(TcpStream::connect(addr).await.unwrap()).await;
+        let send = |path: &'static str| {
+            let mut h2 = h2.clone();
+            aioloop::spawn(async move { h2.send_request(get(&format!("http://localhost{path}"))).await })
+        };
+        let (bad, good) = (send("/panic"), send("/ok"));
+        assert!(bad.await.unwrap().is_err(), "the panicking stream is reset");
+        assert_eq!(text(good.await.unwrap().unwrap()).await, "fine");
+        // The connection goes on serving after the panic.
+        assert_eq!(text(send("/again").await.unwrap().unwrap()).await, "fine");
+        drop(h2);
+        assert!(server.await.unwrap().is_ok());
+    });
+    assert_eq!(*reports.borrow(), ["Task exception was never retrieved: handler panicked"]);
+}
+
 struct OnDrop(Rc<Cell<usize>>);
 
 impl Drop for OnDrop {
