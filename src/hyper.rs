@@ -71,8 +71,8 @@ use crate::Sleep;
 
 /// The most one read asks of the stream: the part of hyper's buffer zeroed before a read.
 ///
-/// hyper offers all of its buffer's spare capacity, which can be far larger than what a socket
-/// has to give; 64 KiB is a full loopback segment, and hyper grows its reads to it when they fill.
+/// hyper offers all of its buffer's spare capacity, which can be far larger than what one read
+/// returns: zeroing all of it before every read would cost more than the read.
 const READ_CHUNK: usize = 64 * 1024;
 
 pin_project! {
