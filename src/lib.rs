@@ -75,6 +75,7 @@
 //! | `dump.rs` | the task dump: [`EventLoop::tasks`], [`all_tasks`] |
 //! | `trace.rs` | [`Trace`]: every task's life as Chrome trace JSON or an SVG timeline |
 //! | `per_core.rs` | [`PerCore`]: one loop per core, each on its own thread |
+//! | `hyper.rs` | `hyper::{HyperIo, HyperExecutor, HyperTimer}`: hyper 1.x on the loop (feature `hyper`) |
 //!
 //! docs/architecture.md walks through one iteration step by step.
 //!
@@ -117,6 +118,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("aioloop packs a task key (loop, generation, slot) into a 64-bit waker pointer");
@@ -130,6 +132,12 @@ mod exception;
 mod executor;
 mod group;
 mod handle;
+// `unsafe` for one call: hyper's `ReadBufCursor::advance`, which has no safe counterpart that
+// avoids a copy (see the module's invariants and its `// SAFETY:` comment).
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+#[allow(unsafe_code)]
+pub mod hyper;
 mod interval;
 mod io;
 mod join;

@@ -157,6 +157,34 @@ impl TimerSlot {
         self.state = Arm::Done;
     }
 
+    /// Moves the timer to `deadline` (loop time). An armed timer is re-armed at once with the
+    /// waker it held, so a task parked on it wakes at the new deadline, earlier or later; one
+    /// that fired, or was never armed, is armed at its next poll.
+    pub(crate) fn reschedule(&mut self, deadline: u64) {
+        self.deadline = deadline;
+        self.state = match self.state {
+            Arm::Armed(index, seq) => {
+                // Take the waker before cancelling: cancelling drops the record. A record that
+                // already ran has woken its task, which will poll (and re-arm) anyway.
+                let moved = self.with_core(|core| {
+                    let waker = core
+                        .handles
+                        .borrow()
+                        .get(index as usize)
+                        .filter(|r| r.seq == seq)
+                        .and_then(|r| r.waker().cloned());
+                    core.cancel_handle((index, seq));
+                    waker.map(|w| core.call_at_action(deadline, None, Action::Wake(w)))
+                });
+                match moved.flatten() {
+                    Some((index, seq)) => Arm::Armed(index, seq),
+                    None => Arm::Unarmed,
+                }
+            }
+            Arm::Unarmed | Arm::Reserved(_) | Arm::Done => Arm::Unarmed,
+        };
+    }
+
     /// Returns true once the timer was armed (or fired).
     pub(crate) fn is_armed(&self) -> bool {
         matches!(self.state, Arm::Armed(..) | Arm::Done)
@@ -310,6 +338,50 @@ impl Sleep {
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
         self.when.instant()
+    }
+
+    /// Moves the deadline to `deadline`, earlier or later, whether the sleep is waiting, has
+    /// completed, or was never polled (tokio's `Sleep::reset`; hyper's `Timer::reset`).
+    ///
+    /// A task waiting on the sleep is woken at the new deadline (not at the old one), without
+    /// polling it again first; a completed sleep waits again. A deadline already passed completes
+    /// the sleep at the next iteration. The old timer is cancelled, not left to fire.
+    ///
+    /// Called while the sleep's loop is not running on this thread (between two
+    /// `run_until_complete`s), the new deadline counts from the sleep's next poll, and a task
+    /// already waiting on it is woken at the old deadline first (only its loop can move its timer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{pin::pin, time::Duration};
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+    /// let t0 = lp.time();
+    /// lp.run_until_complete(async move {
+    ///     let mut s = pin!(aioloop::sleep_until(t0 + Duration::from_secs(10)));
+    ///     // Wait one second on it, then move it earlier: it ends at 3 s, not 10 s.
+    ///     let _ = aioloop::timeout(Duration::from_secs(1), s.as_mut()).await;
+    ///     s.as_mut().reset(t0 + Duration::from_secs(3));
+    ///     s.as_mut().await;
+    ///     assert_eq!(aioloop::now() - t0, Duration::from_secs(3));
+    ///     // Completed, then moved later: it waits again.
+    ///     s.as_mut().reset(t0 + Duration::from_secs(20));
+    ///     s.await;
+    ///     assert_eq!(aioloop::now() - t0, Duration::from_secs(20));
+    /// });
+    /// ```
+    pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        // `Sleep` is `Unpin`; the pinned receiver keeps tokio's signature, so a future change
+        // to a pinned field would not break callers.
+        let this = self.get_mut();
+        this.when = When::At(deadline);
+        let Some(timer) = this.timer.as_mut() else { return }; // never polled: armed at its first poll
+        match timer.with_core(|core| core.clock.ns_of(deadline)) {
+            Some(ns) => timer.reschedule(ns),
+            // Off its loop: nothing there can be cancelled now; a new timer is made at the next
+            // poll (and polling it on another loop panics, as before).
+            None => this.timer = None,
+        }
     }
 }
 

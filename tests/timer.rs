@@ -237,3 +237,80 @@ fn call_at_in_the_past_runs_in_deadline_order_next_iteration() {
     lp.run_forever();
     assert_eq!(*log.borrow(), ["b", "a"]);
 }
+
+/// A sleep shared by the task that waits on it and the test that resets it.
+type SharedSleep = Rc<RefCell<std::pin::Pin<Box<aioloop::Sleep>>>>;
+
+fn wait_on(lp: &mut EventLoop, sleep: &SharedSleep) -> aioloop::Task<Instant> {
+    let s = sleep.clone();
+    lp.spawn(async move {
+        std::future::poll_fn(|cx| std::future::Future::poll(s.borrow_mut().as_mut(), cx)).await;
+        aioloop::now()
+    })
+}
+
+/// Resets the sleep from inside the running loop, as a task (or hyper) would.
+fn reset(lp: &mut EventLoop, sleep: &SharedSleep, at: Instant) {
+    lp.run_until_complete(async { sleep.borrow_mut().as_mut().reset(at) });
+}
+
+/// When the waiter woke; a bound of 100 s turns a lost wake-up into a failure, not a hang.
+fn woken_at(lp: &mut EventLoop, waiter: aioloop::Task<Instant>) -> Instant {
+    let bounded = aioloop::timeout(Duration::from_secs(100), waiter);
+    lp.run_until_complete(bounded).expect("the sleep's task was woken").unwrap()
+}
+
+fn live_timers(lp: &EventLoop) -> usize {
+    lp.stats().timers - lp.stats().cancelled_timers
+}
+
+#[test]
+fn sleep_reset_moves_a_waiting_sleep_earlier_and_the_task_wakes_then() {
+    let mut lp = vloop();
+    let t0 = lp.time();
+    let s: SharedSleep = Rc::new(RefCell::new(Box::pin(aioloop::sleep_until(t0 + Duration::from_secs(10)))));
+    let waiter = wait_on(&mut lp, &s);
+    lp.run_until_complete(aioloop::sleep(Duration::from_secs(1)));
+    // The task is parked on the 10 s timer; nobody polls the sleep after the reset.
+    reset(&mut lp, &s, t0 + Duration::from_secs(3));
+    assert_eq!(s.borrow().deadline(), Some(t0 + Duration::from_secs(3)));
+    assert_eq!(live_timers(&lp), 1, "the 10 s timer is cancelled, not left beside the new one");
+    assert_eq!(woken_at(&mut lp, waiter), t0 + Duration::from_secs(3));
+    assert_eq!(lp.time(), t0 + Duration::from_secs(3));
+}
+
+#[test]
+fn sleep_reset_moves_a_waiting_sleep_later_and_the_old_deadline_does_not_end_it() {
+    let mut lp = vloop();
+    let t0 = lp.time();
+    let s: SharedSleep = Rc::new(RefCell::new(Box::pin(aioloop::sleep_until(t0 + Duration::from_secs(2)))));
+    let waiter = wait_on(&mut lp, &s);
+    lp.run_until_complete(aioloop::sleep(Duration::from_secs(1)));
+    reset(&mut lp, &s, t0 + Duration::from_secs(5));
+    lp.run_until_complete(aioloop::sleep_until(t0 + Duration::from_millis(4999)));
+    assert!(!waiter.is_done(), "still asleep past the old 2 s deadline");
+    assert_eq!(woken_at(&mut lp, waiter), t0 + Duration::from_secs(5));
+}
+
+#[test]
+fn sleep_reset_after_completion_waits_again_and_before_the_first_poll_sets_the_deadline() {
+    let mut lp = vloop();
+    let t0 = lp.time();
+    // Before the first poll: a 60 s sleep becomes a 4 s one.
+    let s: SharedSleep = Rc::new(RefCell::new(Box::pin(aioloop::sleep(Duration::from_secs(60)))));
+    reset(&mut lp, &s, t0 + Duration::from_secs(4));
+    let waiter = wait_on(&mut lp, &s);
+    assert_eq!(woken_at(&mut lp, waiter), t0 + Duration::from_secs(4));
+    // Completed, then moved later: it waits again, until the new deadline.
+    reset(&mut lp, &s, t0 + Duration::from_secs(9));
+    let waiter = wait_on(&mut lp, &s);
+    assert_eq!(woken_at(&mut lp, waiter), t0 + Duration::from_secs(9));
+    // Moved into the past while waiting: it ends at the next iteration, at the same time.
+    reset(&mut lp, &s, t0 + Duration::from_secs(100));
+    let waiter = wait_on(&mut lp, &s);
+    lp.run_until_complete(aioloop::yield_now());
+    assert!(!waiter.is_done());
+    reset(&mut lp, &s, t0);
+    assert_eq!(woken_at(&mut lp, waiter), t0 + Duration::from_secs(9));
+    assert_eq!(live_timers(&lp), 0);
+}
