@@ -122,6 +122,7 @@ mod dump;
 mod error;
 mod exception;
 mod executor;
+pub mod fs;
 mod group;
 mod handle;
 mod io;
@@ -129,6 +130,7 @@ mod join;
 pub mod loom_shim;
 pub mod net;
 mod per_core;
+mod pool;
 #[allow(unsafe_code)]
 mod reactor;
 mod remote;
@@ -153,7 +155,7 @@ pub use context::{
 pub use dump::{TaskDump, TaskSnapshot, WaitingOn};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};
 pub use exception::{default_exception_handler, ExceptionContext, TaskInfo};
-pub use executor::{run_in_executor, Blocking};
+pub use executor::{run_in_executor, to_thread, Blocking, ToThread};
 pub use handle::{Handle, TimerHandle};
 pub use io::Async;
 pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
