@@ -282,3 +282,68 @@ fn virtual_time_never_jumps_over_a_quick_job() {
     assert_eq!(expired, 0, "{expired} of 5,000 one-hour timeouts expired around jobs that return at once");
     assert!(lp.time() - t0 < Duration::from_secs(3600), "virtual time jumped by {:?}", lp.time() - t0);
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "real threads")]
+fn to_thread_gives_the_value_itself_computed_on_another_thread() {
+    let loop_thread = thread::current().id();
+    let (v, job_thread): (u32, _) = aioloop::run(async {
+        aioloop::to_thread(|| {
+            thread::sleep(ms(5));
+            (6 * 7, thread::current().id())
+        })
+        .await
+    });
+    assert_eq!(v, 42);
+    assert_ne!(job_thread, loop_thread, "the function ran on a pool thread");
+}
+
+/// asyncio re-raises the function's exception in the awaiting coroutine; here the panic resumes
+/// in the awaiting task, which ends `Panicked` with the function's own payload, while the loop,
+/// the other tasks and the pool go on.
+#[test]
+#[cfg_attr(miri, ignore = "real threads")]
+fn a_panic_in_to_thread_resumes_in_the_awaiting_task() {
+    let (outcome, other, after) = aioloop::run(async {
+        let other = aioloop::spawn(async {
+            aioloop::sleep(ms(20)).await;
+            "other task done"
+        });
+        let awaiting = aioloop::spawn(async {
+            let v: u8 = aioloop::to_thread(|| panic!("to_thread failed: {}", 9)).await;
+            format!("the panic must not be swallowed, got {v}")
+        });
+        let outcome = awaiting.await;
+        (outcome, other.await.unwrap(), aioloop::to_thread(|| 1).await)
+    });
+    let payload = outcome.unwrap_err().try_into_panic().expect("Panicked, not Cancelled");
+    let text = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+    assert_eq!(text, Some("to_thread failed: 9"));
+    assert_eq!(other, "other task done");
+    assert_eq!(after, 1, "the pool still runs functions after a panic");
+}
+
+/// `to_thread` keeps `run_in_executor`'s rules: virtual time does not jump over a function in
+/// flight, and the loop's other tasks run while it blocks.
+#[test]
+#[cfg_attr(miri, ignore = "real threads")]
+fn to_thread_holds_virtual_time_and_leaves_the_loop_free() {
+    let mut lp = EventLoop::builder().virtual_time(true).build().unwrap();
+    let (release, gate) = mpsc::channel::<()>();
+    let t0 = lp.time();
+    let (v, ticks) = lp.run_until_complete(async move {
+        let job = aioloop::spawn(aioloop::to_thread(move || {
+            gate.recv().unwrap();
+            "released"
+        }));
+        let mut ticks = 0;
+        while ticks < 5 {
+            aioloop::yield_now().await;
+            ticks += 1;
+        }
+        release.send(()).unwrap();
+        (aioloop::timeout(Duration::from_secs(3600), job).await.expect("not timed out").unwrap(), ticks)
+    });
+    assert_eq!((v, ticks), ("released", 5));
+    assert!(lp.time() - t0 < Duration::from_secs(3600), "virtual time jumped over the function");
+}
