@@ -65,9 +65,11 @@
 //! | `context.rs` | the running loop of this thread; [`spawn`], [`run`], [`current_task`] |
 //! | `error.rs` | [`TaskError`], [`TimeoutError`] |
 //! | `io.rs` | readiness: [`Async`], and `add_reader`/`add_writer` callbacks |
-//! | `net/` | sockets: [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`], Unix sockets |
+//! | `net/` | sockets: [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`], Unix sockets; [`net::lookup_host`] |
 //! | `threadsafe.rs` | [`LoopHandle`]: `call_soon_threadsafe`, `spawn` from other threads |
-//! | `executor.rs` | [`run_in_executor`]: blocking work on a thread pool |
+//! | `executor.rs` | [`run_in_executor`], [`to_thread`]: blocking work on a thread pool |
+//! | `pool.rs` | the thread pools: the executor's, and the resolver's for name lookups |
+//! | `fs/` | files on the executor pool: [`fs::read`], [`fs::write`], [`fs::File`]... |
 //! | `sync.rs` | [`sync::Queue`], [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::Condition`] |
 //! | `task_group.rs` | [`TaskGroup`]: structured concurrency |
 //! | `exception.rs` | the exception handler: what the loop reports; debug mode's slow steps |
@@ -101,6 +103,9 @@
 //! | `loop.call_soon_threadsafe(f)` | [`LoopHandle::call_soon_threadsafe`] |
 //! | `run_coroutine_threadsafe(c, loop)` | [`LoopHandle::spawn`] |
 //! | `loop.run_in_executor(None, f)` | [`run_in_executor`]`(f)` |
+//! | `asyncio.to_thread(f)` | [`to_thread`]`(f)` |
+//! | `aiofiles.open(p)`, `pathlib.Path.read_bytes` | [`fs::File::open`]`(p)`, [`fs::read`]`(p)` |
+//! | `loop.getaddrinfo(host, port)` | [`net::lookup_host`]`((host, port))` |
 //! | `asyncio.Queue`, `Event`, `Lock`, `Semaphore`, `Condition` | [`sync::Queue`], [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::Condition`] |
 //! | `asyncio.TaskGroup()` | [`TaskGroup`] |
 //! | `loop.set_exception_handler(h)` | [`EventLoop::set_exception_handler`] |
