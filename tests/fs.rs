@@ -296,6 +296,7 @@ fn item_55_the_next_operation_starts_after_the_cancelled_job_finished() {
 /// Item 55: a write error (a real `ENOSPC` from `/dev/full`) surfaces, with the path, and every
 /// later write, flush and close fails with it: never a silent `Ok`. Reads are unaffected.
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs /dev/full")]
 fn item_55_a_write_error_surfaces_and_is_sticky() {
     let errors = aioloop::run(async {
         let mut f = File::open_with("/dev/full", std::fs::OpenOptions::new().read(true).write(true)).await.unwrap();
@@ -322,6 +323,7 @@ fn item_55_a_write_error_surfaces_and_is_sticky() {
 /// Item 55: the error of a write nobody awaited (its future was dropped while the job ran)
 /// surfaces at the next flush, and at every one after.
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs /dev/full")]
 fn item_55_the_error_of_a_cancelled_write_surfaces_at_the_next_flush() {
     let (attempts, kinds) = aioloop::run(async {
         // A write to /dev/full fails at once; now and then the pool finishes the job before the
