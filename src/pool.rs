@@ -72,13 +72,18 @@ impl Pool {
         Pool { state: Mutex::default(), work: Condvar::new(), max_threads, name }
     }
 
-    /// Queues `job`, and starts a thread for it if none is idle and the cap allows.
+    /// Queues `job`, and starts a thread for it if the idle ones cannot take every queued job
+    /// and the cap allows.
     pub(crate) fn submit(&'static self, job: Job) {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         s.queue.push_back(job);
         if s.idle > 0 {
             self.work.notify_one();
-        } else if s.threads < self.max_threads {
+        }
+        // Compare with the queue, not with zero: a notified worker still counts as idle until
+        // it wakes, so in a burst of submissions `idle > 0` alone would let two idle threads
+        // take all of 64 jobs, one after the other.
+        if s.queue.len() > s.idle && s.threads < self.max_threads {
             s.threads += 1;
             let spawned = std::thread::Builder::new().name(self.name.into()).spawn(move || self.worker());
             if let Err(e) = spawned {

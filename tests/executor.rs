@@ -5,7 +5,7 @@
 //! on a sleep, so the ordering does not depend on timing; the few real-time bounds are generous.
 
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -346,4 +346,43 @@ fn to_thread_holds_virtual_time_and_leaves_the_loop_free() {
     });
     assert_eq!((v, ticks), ("released", 5));
     assert!(lp.time() - t0 < Duration::from_secs(3600), "virtual time jumped over the function");
+}
+
+/// A burst of jobs gets a thread each, up to the pool's size, even when a thread is idle at
+/// the time: five jobs that each wait until all five run (the pool has at least five threads)
+/// do all run at once. (The pool used to start no thread while any was idle, and a notified
+/// thread counts as idle until it wakes: the burst then queued behind one thread.)
+#[test]
+#[cfg_attr(miri, ignore = "real threads")]
+fn a_burst_of_jobs_beside_an_idle_thread_runs_concurrently() {
+    let all_ran_together = aioloop::run(async {
+        aioloop::run_in_executor(|| ()).await.unwrap(); // a thread, idle from now on
+        let started = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let jobs: Vec<_> = (0..5)
+            .map(|_| {
+                let started = started.clone();
+                aioloop::run_in_executor(move || {
+                    let (count, cv) = &*started;
+                    let mut n = count.lock().unwrap();
+                    *n += 1;
+                    cv.notify_all();
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while *n < 5 {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return false;
+                        }
+                        n = cv.wait_timeout(n, left).unwrap().0;
+                    }
+                    true
+                })
+            })
+            .collect();
+        let mut all = true;
+        for j in jobs {
+            all &= j.await.unwrap();
+        }
+        all
+    });
+    assert!(all_ran_together, "five jobs submitted together did not all run at once");
 }
