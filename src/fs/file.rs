@@ -214,7 +214,7 @@ impl Sticky {
             Some(code) => io::Error::from_raw_os_error(code),
             None => io::Error::new(self.kind, self.message.clone()),
         };
-        let what = "an earlier write failed on";
+        let what = if path.is_some() { "an earlier write failed on" } else { "an earlier write failed" };
         io::Error::new(self.kind, PathError { what, path: path.map(Path::to_owned), source })
     }
 }
