@@ -13,7 +13,6 @@
 //!   programs ignore `SIGPIPE`, and the standard library sends with `MSG_NOSIGNAL`).
 //! - An accept loop that runs out of file descriptors (`EMFILE`, `ENFILE`) backs off with a
 //!   growing sleep (1 ms up to 1 s) instead of spinning, and resumes once descriptors are free.
-//!
 //! - Host names are resolved off the loop's thread: [`lookup_host`] (asyncio's `getaddrinfo`),
 //!   and [`TcpStream::connect`] with a name, through this module's [`ToSocketAddrs`].
 //!
