@@ -1,5 +1,5 @@
-//! [`run_in_executor`]: blocking work on a pool of threads, awaited from the loop (asyncio's
-//! `loop.run_in_executor(None, f)`).
+//! [`run_in_executor`] and [`to_thread`]: blocking work on a pool of threads, awaited from the
+//! loop (asyncio's `loop.run_in_executor(None, f)` and `asyncio.to_thread(f)`).
 //!
 //! One blocking call on the loop's thread stalls every task (the seeds' central warning). The way
 //! out is to send it to another thread and await the result: the loop keeps running, and the
@@ -8,7 +8,8 @@
 //! # The pool
 //! - One process-wide pool, asyncio's default size: `min(32, cpus + 4)` threads, started on
 //!   demand, each leaving after 10 s without work. Jobs beyond that wait in a FIFO queue.
-//! - A job that panics gives [`TaskError::Panicked`] to its awaiter; the thread survives.
+//! - A job that panics gives [`TaskError::Panicked`] to its awaiter (`to_thread`: resumes the
+//!   panic in the awaiting task); the thread survives.
 //! - Dropping the future (cancelling the awaiting task) lets a running job finish; its result is
 //!   dropped. A job still queued runs anyway (it was submitted; asyncio's executor does the same).
 //! - Closing the loop never waits for jobs: the bound on how long `close()` can be held up by
@@ -16,86 +17,18 @@
 //! - While a job submitted by a loop is in flight, that loop's virtual time does not jump: the
 //!   job's result may arrive at any real moment, and a timeout must not expire before it could.
 //!
-//! Production note: the `blocking` crate (smol's pool) was considered; its size is 500 threads
-//! and can only be changed through an environment variable, where this crate wants asyncio's
-//! default, so the pool is written here (about 100 lines).
+//! The pool itself (threads on demand, a FIFO queue, idle threads leaving) is `pool.rs`.
 
-use std::collections::VecDeque;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::io;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use crate::error::TaskError;
 use crate::remote::Remote;
-
-/// How long an idle pool thread waits for work before it exits.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The process-wide thread pool.
-struct Pool {
-    state: Mutex<PoolState>,
-    work: Condvar,
-    max_threads: usize,
-}
-
-#[derive(Default)]
-struct PoolState {
-    queue: VecDeque<Job>,
-    threads: usize,
-    idle: usize,
-}
-
-fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Pool { state: Mutex::default(), work: Condvar::new(), max_threads: (cpus + 4).min(32) }
-    })
-}
-
-impl Pool {
-    fn submit(&'static self, job: Job) {
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        s.queue.push_back(job);
-        if s.idle > 0 {
-            self.work.notify_one();
-        } else if s.threads < self.max_threads {
-            s.threads += 1;
-            let spawned = std::thread::Builder::new().name("aioloop-executor".into()).spawn(move || self.worker());
-            if let Err(e) = spawned {
-                // The job stays queued for a thread that exists or the next one started.
-                s.threads -= 1;
-                eprintln!("aioloop: cannot start an executor thread: {e}");
-            }
-        }
-    }
-
-    fn worker(&self) {
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(job) = s.queue.pop_front() {
-                drop(s);
-                job(); // never unwinds: the job catches its own panic
-                s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            s.idle += 1;
-            let (guard, timeout) = self.work.wait_timeout(s, IDLE_TIMEOUT).unwrap_or_else(PoisonError::into_inner);
-            s = guard;
-            s.idle -= 1;
-            if timeout.timed_out() && s.queue.is_empty() {
-                s.threads -= 1;
-                return;
-            }
-        }
-    }
-}
 
 /// The state a job and its future share.
 struct Slot<R> {
@@ -136,12 +69,38 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let remote = crate::context::current().remote.clone();
+    submit(crate::context::current().remote.clone(), f)
+}
+
+/// Returns the remote half of the loop running on this thread, for the crate's own blocking
+/// I/O (`fs`): no running loop is an `io::Error` rather than a panic, since a file may be polled
+/// by a foreign executor.
+pub(crate) fn running_remote() -> io::Result<Arc<Remote>> {
+    crate::context::with_running(|core| core.remote.clone()).ok_or_else(|| {
+        io::Error::other("no running event loop: aioloop's file and name-lookup futures run inside the loop")
+    })
+}
+
+/// Like [`run_in_executor`], with an `io::Error` instead of a panic when no loop is running.
+pub(crate) fn run_blocking_io<F, R>(f: F) -> io::Result<Blocking<R>>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    Ok(submit(running_remote()?, f))
+}
+
+/// Submits `f` to the executor pool on behalf of the loop whose remote half is `remote`.
+pub(crate) fn submit<F, R>(remote: Arc<Remote>, f: F) -> Blocking<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
     let slot = Arc::new(Mutex::new(Slot { outcome: None, waker: None }));
     let job_slot = slot.clone();
     let job_remote = remote.clone();
     remote.jobs_in_flight.fetch_add(1, SeqCst);
-    pool().submit(Box::new(move || {
+    crate::pool::executor().submit(Box::new(move || {
         let outcome = catch_unwind(AssertUnwindSafe(f)).map_err(TaskError::Panicked);
         let waker = {
             let mut s = job_slot.lock().unwrap_or_else(PoisonError::into_inner);
@@ -197,5 +156,80 @@ impl<R> Future for Blocking<R> {
             s.waker = Some(cx.waker().clone());
         }
         Poll::Pending
+    }
+}
+
+/// Runs the blocking function `f` on the executor's thread pool and returns a future of its
+/// value (asyncio 3.9's `asyncio.to_thread(f)`).
+///
+/// This is [`run_in_executor`] without the `Result`: the future gives `f`'s value itself, and a
+/// panic in `f` resumes, with its payload, as a panic in the task that awaits it (asyncio
+/// re-raises the function's exception in the awaiting coroutine). That task then ends with
+/// [`TaskError::Panicked`], as if it had panicked itself; the pool thread survives. Everything
+/// else is `run_in_executor`'s: the same pool, the job runs to its end if the future is
+/// dropped, closing the loop never waits for it, and virtual time does not jump while it is in
+/// flight.
+///
+/// # Panics
+///
+/// "no running event loop" outside a running loop; when awaited, whatever `f` panicked with.
+///
+/// # Examples
+///
+/// ```
+/// let n = aioloop::run(async {
+///     // A blocking call, off the loop's thread: the other tasks keep running meanwhile.
+///     aioloop::to_thread(|| std::fs::read_dir(".").map(|d| d.count()).unwrap_or(0)).await
+/// });
+/// assert!(n > 0);
+///
+/// // A panic in the function is a panic in the awaiting task.
+/// let outcome = aioloop::run(async {
+///     aioloop::spawn(async { aioloop::to_thread(|| -> u8 { panic!("bad input") }).await }).await
+/// });
+/// assert!(outcome.unwrap_err().is_panic());
+/// ```
+#[track_caller]
+pub fn to_thread<F, T>(f: F) -> ToThread<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    ToThread { job: run_in_executor(f) }
+}
+
+/// The future of [`to_thread`]: the function's value, or its panic resumed.
+///
+/// # Examples
+///
+/// ```
+/// aioloop::run(async {
+///     let job: aioloop::ToThread<u32> = aioloop::to_thread(|| 7);
+///     assert_eq!(job.await, 7);
+/// });
+/// ```
+#[must_use = "futures do nothing unless awaited (the function runs anyway)"]
+pub struct ToThread<T> {
+    job: Blocking<T>,
+}
+
+impl<T> std::fmt::Debug for ToThread<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToThread").field("job", &self.job).finish()
+    }
+}
+
+impl<T> Future for ToThread<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match Pin::new(&mut self.job).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(v)) => Poll::Ready(v),
+            // `resume_unwind` skips the panic hook: the message was printed once, by the pool
+            // thread where `f` panicked.
+            Poll::Ready(Err(TaskError::Panicked(payload))) => resume_unwind(payload),
+            Poll::Ready(Err(TaskError::Cancelled)) => unreachable!("a pool job is never cancelled, only abandoned"),
+        }
     }
 }

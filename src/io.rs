@@ -316,6 +316,21 @@ impl Core {
     }
 }
 
+/// Explains the poller's refusal of a descriptor it cannot poll: epoll's `EPERM` means a regular
+/// file or a directory (always ready, so polling them means nothing). The kind stays the OS's.
+fn unpollable(e: io::Error) -> io::Error {
+    if e.raw_os_error() != Some(rustix::io::Errno::PERM.raw_os_error()) {
+        return e;
+    }
+    io::Error::new(
+        e.kind(),
+        format!(
+            "{e}: a regular file or a directory cannot be polled (it is always ready); \
+             use aioloop::fs for files, or aioloop::to_thread for other blocking calls"
+        ),
+    )
+}
+
 /// Returns true if both descriptors refer to the same file (device and inode).
 fn same_file(a: impl AsFd, b: impl AsFd) -> bool {
     match (rustix::fs::fstat(a), rustix::fs::fstat(b)) {
@@ -372,7 +387,9 @@ impl<T: AsFd> Async<T> {
     ///
     /// If no loop is running on this thread (create I/O objects inside the loop, for example in
     /// the future given to `run_until_complete`), or if the descriptor cannot be made
-    /// non-blocking or registered (for example a regular file, which epoll refuses).
+    /// non-blocking or registered. A regular file or a directory is `PermissionDenied` (epoll's
+    /// `EPERM`) with a message that points to [`aioloop::fs`](crate::fs): files are read and
+    /// written on the executor pool, not polled.
     ///
     /// # Examples
     ///
@@ -388,13 +405,23 @@ impl<T: AsFd> Async<T> {
         let core = crate::context::with_running(Rc::clone).ok_or_else(|| {
             io::Error::other("no running event loop: create I/O objects inside the loop (in a task or the future given to run_until_complete)")
         })?;
+        // kqueue accepts regular files (always ready): refuse them as epoll does.
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        if rustix::fs::fstat(io.as_fd()).is_ok_and(|st| {
+            matches!(
+                rustix::fs::FileType::from_raw_mode(st.st_mode),
+                rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory
+            )
+        }) {
+            return Err(unpollable(rustix::io::Errno::PERM.into()));
+        }
         rustix::io::ioctl_fionbio(io.as_fd(), true)?;
         let key = core.io_insert(io.as_fd().as_raw_fd());
         match Registration::new(core.remote.clone(), io, key, Mode::Edge) {
             Ok(reg) => Ok(Async { reg: Some(reg), core, key }),
             Err(e) => {
                 core.io_remove(key);
-                Err(e)
+                Err(unpollable(e))
             }
         }
     }

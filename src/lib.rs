@@ -66,9 +66,11 @@
 //! | `context.rs` | the running loop of this thread; [`spawn`], [`run`], [`current_task`] |
 //! | `error.rs` | [`TaskError`], [`TimeoutError`] |
 //! | `io.rs` | readiness: [`Async`] (a futures-io reader and writer), and `add_reader`/`add_writer` callbacks |
-//! | `net/` | sockets: [`net::TcpListener`] (and its `incoming` stream), [`net::TcpStream`], [`net::UdpSocket`], Unix sockets |
+//! | `net/` | sockets: [`net::TcpListener`] (and its `incoming` stream), [`net::TcpStream`], [`net::UdpSocket`], Unix sockets; [`net::lookup_host`] |
 //! | `threadsafe.rs` | [`LoopHandle`]: `call_soon_threadsafe`, `spawn` from other threads |
-//! | `executor.rs` | [`run_in_executor`]: blocking work on a thread pool |
+//! | `executor.rs` | [`run_in_executor`], [`to_thread`]: blocking work on a thread pool |
+//! | `pool.rs` | the thread pools: the executor's, and the resolver's for name lookups |
+//! | `fs/` | files on the executor pool: [`fs::read`], [`fs::write`], [`fs::File`]... |
 //! | `sync/` | [`sync::Queue`] (and [`sync::LifoQueue`], [`sync::PriorityQueue`]), [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::BoundedSemaphore`], [`sync::Condition`], [`sync::Barrier`]: one file each, the shared wait list in `mod.rs` |
 //! | `task_group.rs` | [`TaskGroup`]: structured concurrency |
 //! | `exception.rs` | the exception handler: what the loop reports; debug mode's slow steps |
@@ -106,6 +108,9 @@
 //! | `loop.call_soon_threadsafe(f)` | [`LoopHandle::call_soon_threadsafe`] |
 //! | `run_coroutine_threadsafe(c, loop)` | [`LoopHandle::spawn`] |
 //! | `loop.run_in_executor(None, f)` | [`run_in_executor`]`(f)` |
+//! | `asyncio.to_thread(f)` | [`to_thread`]`(f)` |
+//! | `aiofiles.open(p)`, `pathlib.Path.read_bytes` | [`fs::File::open`]`(p)`, [`fs::read`]`(p)` |
+//! | `loop.getaddrinfo(host, port)` | [`net::lookup_host`]`((host, port))` |
 //! | `asyncio.Queue`, `LifoQueue`, `PriorityQueue` | [`sync::Queue`], [`sync::LifoQueue`], [`sync::PriorityQueue`] |
 //! | `asyncio.Event`, `Lock`, `Condition`, `Barrier` | [`sync::Event`], [`sync::Lock`], [`sync::Condition`], [`sync::Barrier`] |
 //! | `asyncio.Semaphore`, `BoundedSemaphore` | [`sync::Semaphore`], [`sync::BoundedSemaphore`] |
@@ -130,6 +135,7 @@ mod dump;
 mod error;
 mod exception;
 mod executor;
+pub mod fs;
 mod group;
 mod handle;
 // `unsafe` for one call: hyper's `ReadBufCursor::advance`, which has no safe counterpart that
@@ -144,6 +150,7 @@ mod join;
 pub mod loom_shim;
 pub mod net;
 mod per_core;
+mod pool;
 #[allow(unsafe_code)]
 mod reactor;
 mod remote;
@@ -168,7 +175,7 @@ pub use context::{
 pub use dump::{TaskDump, TaskSnapshot, WaitingOn};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};
 pub use exception::{default_exception_handler, ExceptionContext, TaskInfo};
-pub use executor::{run_in_executor, Blocking};
+pub use executor::{run_in_executor, to_thread, Blocking, ToThread};
 pub use handle::{Handle, TimerHandle};
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use io::Async;

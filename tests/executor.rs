@@ -5,7 +5,7 @@
 //! on a sleep, so the ordering does not depend on timing; the few real-time bounds are generous.
 
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -281,4 +281,108 @@ fn virtual_time_never_jumps_over_a_quick_job() {
     });
     assert_eq!(expired, 0, "{expired} of 5,000 one-hour timeouts expired around jobs that return at once");
     assert!(lp.time() - t0 < Duration::from_secs(3600), "virtual time jumped by {:?}", lp.time() - t0);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "real threads")]
+fn to_thread_gives_the_value_itself_computed_on_another_thread() {
+    let loop_thread = thread::current().id();
+    let (v, job_thread): (u32, _) = aioloop::run(async {
+        aioloop::to_thread(|| {
+            thread::sleep(ms(5));
+            (6 * 7, thread::current().id())
+        })
+        .await
+    });
+    assert_eq!(v, 42);
+    assert_ne!(job_thread, loop_thread, "the function ran on a pool thread");
+}
+
+/// asyncio re-raises the function's exception in the awaiting coroutine; here the panic resumes
+/// in the awaiting task, which ends `Panicked` with the function's own payload, while the loop,
+/// the other tasks and the pool go on.
+#[test]
+#[cfg_attr(miri, ignore = "real threads")]
+fn a_panic_in_to_thread_resumes_in_the_awaiting_task() {
+    let (outcome, other, after) = aioloop::run(async {
+        let other = aioloop::spawn(async {
+            aioloop::sleep(ms(20)).await;
+            "other task done"
+        });
+        let awaiting = aioloop::spawn(async {
+            let v: u8 = aioloop::to_thread(|| panic!("to_thread failed: {}", 9)).await;
+            format!("the panic must not be swallowed, got {v}")
+        });
+        let outcome = awaiting.await;
+        (outcome, other.await.unwrap(), aioloop::to_thread(|| 1).await)
+    });
+    let payload = outcome.unwrap_err().try_into_panic().expect("Panicked, not Cancelled");
+    let text = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+    assert_eq!(text, Some("to_thread failed: 9"));
+    assert_eq!(other, "other task done");
+    assert_eq!(after, 1, "the pool still runs functions after a panic");
+}
+
+/// `to_thread` keeps `run_in_executor`'s rules: virtual time does not jump over a function in
+/// flight, and the loop's other tasks run while it blocks.
+#[test]
+#[cfg_attr(miri, ignore = "real threads")]
+fn to_thread_holds_virtual_time_and_leaves_the_loop_free() {
+    let mut lp = EventLoop::builder().virtual_time(true).build().unwrap();
+    let (release, gate) = mpsc::channel::<()>();
+    let t0 = lp.time();
+    let (v, ticks) = lp.run_until_complete(async move {
+        let job = aioloop::spawn(aioloop::to_thread(move || {
+            gate.recv().unwrap();
+            "released"
+        }));
+        let mut ticks = 0;
+        while ticks < 5 {
+            aioloop::yield_now().await;
+            ticks += 1;
+        }
+        release.send(()).unwrap();
+        (aioloop::timeout(Duration::from_secs(3600), job).await.expect("not timed out").unwrap(), ticks)
+    });
+    assert_eq!((v, ticks), ("released", 5));
+    assert!(lp.time() - t0 < Duration::from_secs(3600), "virtual time jumped over the function");
+}
+
+/// A burst of jobs gets a thread each, up to the pool's size, even when a thread is idle at
+/// the time: five jobs that each wait until all five run (the pool has at least five threads)
+/// do all run at once. (The pool used to start no thread while any was idle, and a notified
+/// thread counts as idle until it wakes: the burst then queued behind one thread.)
+#[test]
+#[cfg_attr(miri, ignore = "real threads")]
+fn a_burst_of_jobs_beside_an_idle_thread_runs_concurrently() {
+    let all_ran_together = aioloop::run(async {
+        aioloop::run_in_executor(|| ()).await.unwrap(); // a thread, idle from now on
+        let started = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let jobs: Vec<_> = (0..5)
+            .map(|_| {
+                let started = started.clone();
+                aioloop::run_in_executor(move || {
+                    let (count, cv) = &*started;
+                    let mut n = count.lock().unwrap();
+                    *n += 1;
+                    cv.notify_all();
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while *n < 5 {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return false;
+                        }
+                        n = cv.wait_timeout(n, left).unwrap().0;
+                    }
+                    true
+                })
+            })
+            .collect();
+        let mut all = true;
+        for j in jobs {
+            all &= j.await.unwrap();
+        }
+        all
+    });
+    assert!(all_ran_together, "five jobs submitted together did not all run at once");
 }

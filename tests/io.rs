@@ -263,11 +263,12 @@ fn async_new_on_a_regular_file_is_an_error_and_the_loop_goes_on() {
         a.write_with(|mut s| s.write(b"k")).await.unwrap();
         let mut buf = [0u8; 1];
         b.read_with(|mut s| s.read(&mut buf)).await.unwrap();
-        (err.kind(), buf)
+        (err.kind(), err.to_string(), buf)
     });
     std::fs::remove_file(&path).unwrap();
     assert_eq!(r.0, io::ErrorKind::PermissionDenied, "epoll refuses regular files with EPERM");
-    assert_eq!(&r.1, b"k");
+    assert!(r.1.contains("aioloop::fs"), "the error says what to use instead: {}", r.1);
+    assert_eq!(&r.2, b"k");
 }
 
 /// Pipes (here the stdin and stdout of a `cat` child) work like sockets.

@@ -21,6 +21,8 @@
 //!   connections under load.
 //! - An accept loop that runs out of file descriptors (`EMFILE`, `ENFILE`) backs off with a
 //!   growing sleep (1 ms up to 1 s) instead of spinning, and resumes once descriptors are free.
+//! - Host names are resolved off the loop's thread: [`lookup_host`] (asyncio's `getaddrinfo`),
+//!   and [`TcpStream::connect`] with a name, through this module's [`ToSocketAddrs`].
 //!
 //! Like every `Async`, a socket must be created while a loop runs on this thread: creating one
 //! outside gives an `io::Error` saying so. Using it later from another loop, outside any loop, or
@@ -31,10 +33,16 @@
 //! BSDs, with `fcntl`/`ioctl` right after it on macOS, which has neither `SOCK_NONBLOCK` nor
 //! `SOCK_CLOEXEC` (as mio and the standard library do there).
 
+mod addr;
+mod lookup;
 mod tcp;
 mod udp;
 mod unix;
 
+pub use addr::ToSocketAddrs;
+pub use lookup::lookup_host;
+#[doc(hidden)]
+pub use lookup::{set_resolver_hook, ResolverHook};
 pub use tcp::{TcpIncoming, TcpListenOptions, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};

@@ -2,14 +2,14 @@
 //! [`TcpIncoming`], its stream of connections) and [`TcpStream`].
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs as StdToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use rustix::net::{AddressFamily, SocketType};
 
-use super::Accepting;
+use super::{Accepting, ToSocketAddrs};
 use crate::Async;
 
 /// A TCP socket listening for connections (asyncio's `start_server` socket).
@@ -61,7 +61,7 @@ impl TcpListener {
     ///     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
     /// });
     /// ```
-    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+    pub fn bind(addr: impl StdToSocketAddrs) -> io::Result<TcpListener> {
         Self::from_std(std::net::TcpListener::bind(addr)?)
     }
 
@@ -95,7 +95,7 @@ impl TcpListener {
     /// })?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn bind_with(addr: impl ToSocketAddrs, options: TcpListenOptions) -> io::Result<TcpListener> {
+    pub fn bind_with(addr: impl StdToSocketAddrs, options: TcpListenOptions) -> io::Result<TcpListener> {
         let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to");
         for a in addr.to_socket_addrs()? {
             match options.bind(a) {
@@ -399,15 +399,17 @@ super::async_stream!(TcpStream, std::net::TcpStream);
 
 impl TcpStream {
     /// Connects to an address without blocking the loop: a non-blocking `connect(2)`, then a wait
-    /// until the socket is writable. Each resolved address is tried in turn.
+    /// until the socket is writable.
     ///
-    /// Host names are resolved with the standard library's blocking resolver, on the loop's
-    /// thread; pass an IP address (or resolve with [`run_in_executor`](crate::run_in_executor))
-    /// to keep the loop responsive.
+    /// A host name (`"example.com:80"`, `("localhost", 8080)`) is first resolved with
+    /// [`lookup_host`](super::lookup_host), off the loop's thread; then each address is tried in
+    /// the resolver's order and the first connection is returned (asyncio's default for
+    /// `open_connection`). An IP address is connected to at once, without a lookup.
     ///
     /// # Errors
     ///
-    /// `ConnectionRefused`, `TimedOut`, `NetworkUnreachable`... (the last address's error), or no
+    /// `ConnectionRefused`, `TimedOut`, `NetworkUnreachable`... (when every address fails, the
+    /// last one's error), the lookup's error (`InvalidInput` for a missing or bad port), or no
     /// running loop.
     ///
     /// # Examples
@@ -420,11 +422,14 @@ impl TcpStream {
     ///     drop(l);
     ///     let err = aioloop::net::TcpStream::connect(addr).await.unwrap_err();
     ///     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    ///     // The same by name: "localhost" is looked up off the loop's thread first.
+    ///     let err = aioloop::net::TcpStream::connect(("localhost", addr.port())).await.unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
     /// });
     /// ```
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to");
-        for a in addr.to_socket_addrs()? {
+        for a in super::lookup::resolve(&addr).await? {
             match Self::connect_addr(a).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = e,
