@@ -129,10 +129,15 @@ mod join;
 pub mod loom_shim;
 pub mod net;
 mod per_core;
+pub mod process;
 #[allow(unsafe_code)]
 mod reactor;
 mod remote;
 mod runtime;
+// The signal handler calls `write(2)`, `sigaction(2)` and `raise(3)`, and registers through
+// `signal_hook_registry::register`: unsafe FFI, each block with its `// SAFETY:`.
+#[allow(unsafe_code)]
+pub mod signal;
 pub mod sync;
 mod task;
 mod task_group;
@@ -159,6 +164,7 @@ pub use io::Async;
 pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
 pub use per_core::{Loops, PerCore};
 pub use runtime::{Builder, EventLoop, Stats};
+pub use signal::{add_signal_handler, remove_signal_handler};
 pub use task::{TaskId, TaskState};
 pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};
 pub use threadsafe::{LoopClosed, LoopHandle, RemoteTask};
