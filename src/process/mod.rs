@@ -3,8 +3,8 @@
 //! without a thread per child and without leaving zombies.
 //!
 //! ```text
-//!   Command::spawn ── std::process::Command::spawn (fork/exec or posix_spawn: close-on-exec
-//!        │            pipes, signal mask and dispositions reset in the child)
+//!   Command::spawn ── std::process::Command::spawn (posix_spawn, or fork/exec: close-on-exec
+//!        │            pipes; SIGPIPE back to its default; the signal mask emptied, by aioloop)
 //!        ├─ pipes ──► ChildStdin / ChildStdout / ChildStderr: non-blocking, on the poller
 //!        └─ exit  ──► a pidfd on the poller (Linux), or the loop's SIGCHLD pass (elsewhere)
 //!   Child::wait ───► waitpid(pid, WNOHANG) when the pidfd (or a SIGCHLD) says it exited
@@ -20,6 +20,9 @@
 //!   pipes until end of file, or for at most 100 ms after the exit when a descendant holds them.
 //! - No descriptor of the loop leaks into a child: the standard library's pipes, the pidfds, the
 //!   poller, the signal doorbell and the sockets of [`net`](crate::net) are all close-on-exec.
+//! - A child starts with an empty signal mask and no signal ignored by aioloop, even when the
+//!   spawning thread blocks signals (the standard library lets the mask through; see
+//!   src/signal/mask.rs), so it dies of Ctrl-C and SIGTERM as it should.
 //! - After a child was reaped, [`Child::kill`] sends nothing (its number may belong to another
 //!   process by then) and reports `ESRCH`, asyncio's `ProcessLookupError`.
 //! - Children belong to the loop that spawned them: await them in that loop.
@@ -74,6 +77,8 @@ pub struct Command {
     kill_on_drop: bool,
     /// Which of stdin, stdout and stderr the caller configured (`output` chooses the others).
     configured: [bool; 3],
+    /// The `pre_exec` step that empties the child's signal mask was added (see src/signal/mask.rs).
+    resets_mask: bool,
 }
 
 impl fmt::Debug for Command {
@@ -84,7 +89,7 @@ impl fmt::Debug for Command {
 
 impl From<std::process::Command> for Command {
     fn from(std: std::process::Command) -> Command {
-        Command { std, kill_on_drop: false, configured: [false; 3] }
+        Command { std, kill_on_drop: false, configured: [false; 3], resets_mask: false }
     }
 }
 
@@ -312,6 +317,11 @@ impl Command {
         let core = crate::context::with_running(Rc::clone).ok_or_else(|| {
             io::Error::other("no running event loop: spawn children inside the loop (in a task or the future given to run_until_complete)")
         })?;
+        if !self.resets_mask && crate::signal::thread_blocks_signals() {
+            // The child would inherit this thread's mask (deaf to SIGINT, SIGTERM...).
+            crate::signal::reset_mask_in_child(&mut self.std);
+            self.resets_mask = true;
+        }
         let mut child = self.std.spawn()?;
         // From here on the process exists: on any failure it is killed and reaped.
         match Child::setup(&core, &mut child) {

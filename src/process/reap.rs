@@ -134,16 +134,15 @@ enum Exit {
 /// [`Wait`](crate::process::Wait) futures; the last one dropped hands a running child to the
 /// orphan reaper (killing it first with `kill_on_drop`).
 pub(crate) struct Inner {
-    /// The loop's thread-safe half (jobs in flight).
-    remote: Arc<Remote>,
+    /// The loop's thread-safe half, while the child counts as one of its jobs in flight (SIGCHLD
+    /// backend, until the exit is seen): held no longer, since it owns the loop's poller.
+    counted: RefCell<Option<Arc<Remote>>>,
     pid: u32,
     /// The standard library's handle; `None` only while `drop` hands it over.
     std: RefCell<Option<std::process::Child>>,
     exit: Exit,
     /// The status was collected (or someone else collected it): nothing more to wait for or signal.
     done: Cell<bool>,
-    /// Counted in the loop's jobs in flight (SIGCHLD backend, until the exit is seen).
-    counted: Cell<bool>,
     kill_on_drop: bool,
 }
 
@@ -160,17 +159,16 @@ impl Inner {
             None => Exit::Sigchld(RefCell::new(None)),
         };
         let inner = Rc::new(Inner {
-            remote: core.remote.clone(),
+            counted: RefCell::new(None),
             pid,
             std: RefCell::new(Some(child)),
             exit,
             done: Cell::new(false),
-            counted: Cell::new(false),
             kill_on_drop,
         });
         if matches!(inner.exit, Exit::Sigchld(_)) {
-            inner.counted.set(true);
             core.remote.jobs_in_flight.fetch_add(1, SeqCst);
+            *inner.counted.borrow_mut() = Some(core.remote.clone());
             core.os.children.add(core, &inner);
             // An exit before the loop listened to SIGCHLD raised no delivery for it: look once.
             let _ = inner.try_wait();
@@ -208,10 +206,15 @@ impl Inner {
     /// The exit was seen: stop counting as a job in flight; give the pidfd back when possible.
     fn finish(&self) {
         self.done.set(true);
-        if self.counted.replace(false) {
-            self.remote.jobs_in_flight.fetch_sub(1, SeqCst);
-        }
+        self.uncount();
         self.release_pidfd();
+    }
+
+    /// Stops counting as one of the loop's jobs in flight.
+    fn uncount(&self) {
+        if let Some(remote) = self.counted.borrow_mut().take() {
+            remote.jobs_in_flight.fetch_sub(1, SeqCst);
+        }
     }
 
     fn release_pidfd(&self) {
@@ -293,9 +296,7 @@ fn already_exited() -> io::Error {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.counted.replace(false) {
-            self.remote.jobs_in_flight.fetch_sub(1, SeqCst);
-        }
+        self.uncount();
         if self.done.get() {
             return;
         }

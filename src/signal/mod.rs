@@ -25,6 +25,7 @@
 //! listen, at the cost of one idle thread per process, started with the first listener.
 
 mod hub;
+mod mask;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ use crate::runtime::{Core, EventLoop};
 use crate::waker::TaskKey;
 
 pub(crate) use hub::{adopt_orphan, orphans, Subscriber};
+pub(crate) use mask::{reset_mask_in_child, thread_blocks_signals};
 
 /// Interrupt from the keyboard (Ctrl-C).
 pub const SIGINT: i32 = libc::SIGINT;
