@@ -14,7 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,7 +80,10 @@ fn invalid_signal_numbers_are_invalid_input_and_register_nothing() {
     let _s = serial();
     let base = Baseline::take();
     let lp = EventLoop::new().unwrap();
-    let last = if cfg!(target_os = "linux") { libc::SIGRTMAX() } else { 31 };
+    #[cfg(target_os = "linux")]
+    let last = libc::SIGRTMAX();
+    #[cfg(not(target_os = "linux"))]
+    let last = 31;
     for signum in
         [0, -1, last + 1, 1000, i32::MIN, libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGFPE, libc::SIGILL]
     {
@@ -300,6 +303,7 @@ fn item_50_allocating_threads_and_a_hundred_thousand_signals_do_not_hang() {
 #[test]
 #[cfg(target_os = "linux")]
 fn item_50_errno_survives_the_handler() {
+    use std::sync::atomic::AtomicU64;
     let _s = serial();
     let base = Baseline::take();
     let mut lp = EventLoop::new().unwrap();
