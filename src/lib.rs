@@ -74,6 +74,8 @@
 //! | `dump.rs` | the task dump: [`EventLoop::tasks`], [`all_tasks`] |
 //! | `trace.rs` | [`Trace`]: every task's life as Chrome trace JSON or an SVG timeline |
 //! | `per_core.rs` | [`PerCore`]: one loop per core, each on its own thread |
+//! | `process/` | [`process::Command`], [`process::Child`]: child processes, their pipes, reaping (pidfd or SIGCHLD) |
+//! | `signal/` | [`EventLoop::add_signal_handler`], [`signal::Signal`], [`signal::ctrl_c`]; the handler, the signal thread |
 //!
 //! docs/architecture.md walks through one iteration step by step.
 //!
@@ -106,6 +108,9 @@
 //! | `loop.set_exception_handler(h)` | [`EventLoop::set_exception_handler`] |
 //! | `asyncio.all_tasks()` | [`all_tasks`] |
 //! | `PYTHONASYNCIODEBUG=1` | `AIOLOOP_DEBUG=1`, [`Builder::debug`] |
+//! | `asyncio.create_subprocess_exec(prog, *args)` | [`process::Command::new`]`(prog).args(args).spawn()` |
+//! | `proc.communicate()`, `proc.wait()`, `proc.kill()` | [`process::Child::wait_with_output`], [`process::Child::wait`], [`process::Child::kill`] |
+//! | `loop.add_signal_handler(sig, cb)`, `remove_signal_handler` | [`EventLoop::add_signal_handler`], [`EventLoop::remove_signal_handler`] (also [`add_signal_handler`] on the running loop) |
 
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
