@@ -28,6 +28,17 @@
 //! - Children belong to the loop that spawned them: await them in that loop.
 //!
 //! See `reap.rs` for the two ways of noticing an exit (pidfd, SIGCHLD) and how one is chosen.
+//!
+//! # Examples
+//!
+//! ```
+//! use aioloop::process::Command;
+//! aioloop::run(async {
+//!     let out = Command::new("sh").args(["-c", "echo hello; exit 3"]).output().await.unwrap();
+//!     assert_eq!(out.stdout, b"hello\n");
+//!     assert_eq!(out.status.code(), Some(3));
+//! });
+//! ```
 
 mod pipe;
 mod reap;

@@ -347,10 +347,14 @@ pub(crate) fn adopt_orphan(mut child: std::process::Child) -> Result<(), std::pr
     static LISTENING: Mutex<bool> = Mutex::new(false);
     {
         let mut listening = lock(&LISTENING);
+        // (Started again in a forked child, whose copy of the thread does not exist.)
+        if start_thread().is_err() {
+            return Err(child);
+        }
         if !*listening {
             let sig = libc::SIGCHLD as usize;
             LISTENERS[sig].fetch_add(1, SeqCst);
-            if start_thread().and_then(|()| install(sig)).is_err() {
+            if install(sig).is_err() {
                 LISTENERS[sig].fetch_sub(1, SeqCst);
                 return Err(child);
             }

@@ -23,6 +23,23 @@
 //! Production note: asyncio allows signal handlers on the main thread only (its wakeup fd is
 //! per process); tokio delivers through a driver in each runtime. Here any loop on any thread may
 //! listen, at the cost of one idle thread per process, started with the first listener.
+//!
+//! # Examples
+//!
+//! A server's shutdown switch (examples/graceful_shutdown.rs has the whole server):
+//!
+//! ```
+//! use aioloop::signal::{raise_signal, SIGINT, SIGTERM};
+//! aioloop::run(async {
+//!     let stop = aioloop::sync::Event::new();
+//!     for sig in [SIGINT, SIGTERM] {
+//!         let stop = stop.clone();
+//!         aioloop::add_signal_handler(sig, move || stop.set()).unwrap();
+//!     }
+//!     raise_signal(SIGTERM).unwrap(); // as `kill <pid>` would
+//!     stop.wait().await; // ... stop accepting, drain, return
+//! });
+//! ```
 
 mod hub;
 mod mask;
