@@ -738,7 +738,7 @@ impl Builder {
     /// If the loop itself is stuck in a task that never yields, it cannot print its dump; the
     /// process-wide signal thread then prints which task the loop has been polling, and for how
     /// long (the loop publishes each poll's task and start time in two atomics while this option
-    /// is on; off, that costs one branch per poll).
+    /// is on; off, that costs a test of one field before and after each poll).
     ///
     /// # Errors
     ///

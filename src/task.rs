@@ -529,7 +529,7 @@ impl Core {
         }
         self.current.set(Some(key));
         // Builder::dump_on_signal (checklist 54 a): publish which task is polled and since when,
-        // for the signal thread to name a task that never yields. One branch when the option is off.
+        // for the signal thread to name a task that never yields. When it is off: one field test each.
         self.os.poll_started(self, key);
         let step = if is_main {
             self.step_main(key, cancel, main)

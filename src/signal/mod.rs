@@ -236,7 +236,7 @@ impl LoopSignals {
     }
 
     /// `dump_on_signal` (checklist 54 a): publishes that task `key` is being polled, for the
-    /// signal thread to report a task that never yields. One branch when the option is off.
+    /// signal thread to report a task that never yields. When it is off: one field test.
     #[inline(always)]
     pub(crate) fn poll_started(&self, core: &Core, key: TaskKey) {
         if let Some(sub) = self.watch.get() {
