@@ -78,6 +78,8 @@
 //! | `trace.rs` | [`Trace`]: every task's life as Chrome trace JSON or an SVG timeline |
 //! | `per_core.rs` | [`PerCore`]: one loop per core, each on its own thread |
 //! | `hyper.rs` | `hyper::{HyperIo, HyperExecutor, HyperTimer}`: hyper 1.x on the loop (feature `hyper`) |
+//! | `process/` | [`process::Command`], [`process::Child`]: child processes, their pipes, reaping (pidfd or SIGCHLD) |
+//! | `signal/` | [`EventLoop::add_signal_handler`], [`signal::Signal`], [`signal::ctrl_c`]; the handler, the signal thread |
 //!
 //! docs/architecture.md walks through one iteration step by step.
 //!
@@ -118,6 +120,9 @@
 //! | `loop.set_exception_handler(h)` | [`EventLoop::set_exception_handler`] |
 //! | `asyncio.all_tasks()` | [`all_tasks`] |
 //! | `PYTHONASYNCIODEBUG=1` | `AIOLOOP_DEBUG=1`, [`Builder::debug`] |
+//! | `asyncio.create_subprocess_exec(prog, *args)` | [`process::Command::new`]`(prog).args(args).spawn()` |
+//! | `proc.communicate()`, `proc.wait()`, `proc.kill()` | [`process::Child::wait_with_output`], [`process::Child::wait`], [`process::Child::kill`] |
+//! | `loop.add_signal_handler(sig, cb)`, `remove_signal_handler` | [`EventLoop::add_signal_handler`], [`EventLoop::remove_signal_handler`] (also [`add_signal_handler`] on the running loop) |
 
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -151,10 +156,15 @@ pub mod loom_shim;
 pub mod net;
 mod per_core;
 mod pool;
+pub mod process;
 #[allow(unsafe_code)]
 mod reactor;
 mod remote;
 mod runtime;
+// The signal handler calls `write(2)`, `sigaction(2)` and `raise(3)`, and registers through
+// `signal_hook_registry::register`: unsafe FFI, each block with its `// SAFETY:`.
+#[allow(unsafe_code)]
+pub mod signal;
 pub mod sync;
 mod task;
 mod task_group;
@@ -182,6 +192,7 @@ pub use io::Async;
 pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
 pub use per_core::{Loops, PerCore};
 pub use runtime::{Builder, EventLoop, Stats};
+pub use signal::{add_signal_handler, remove_signal_handler};
 pub use task::{TaskId, TaskState};
 pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};
 pub use threadsafe::{LoopClosed, LoopHandle, RemoteTask};

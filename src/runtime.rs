@@ -142,6 +142,8 @@ pub(crate) struct Core {
     pub(crate) tracer: Option<RefCell<crate::trace::Recorder>>,
     /// Scratch buffer for keys drained from the inbox.
     inbox_scratch: RefCell<Vec<u64>>,
+    /// Signal listeners and the children of the SIGCHLD backend (src/signal, src/process).
+    pub(crate) os: crate::signal::LoopSignals,
     /// A burst of wakes came through the inbox: its buffers may be large (see
     /// `release_burst_memory`).
     remote_burst: Cell<bool>,
@@ -176,6 +178,7 @@ impl Core {
             debug,
             inbox_scratch: RefCell::new(Vec::new()),
             remote_burst: Cell::new(false),
+            os: crate::signal::LoopSignals::default(),
         }))
     }
 
@@ -506,6 +509,8 @@ impl Core {
             }
         }
         self.clear_fd_callbacks();
+        // Signal callbacks go, and the signal thread stops sending this loop deliveries.
+        self.os.close(self);
         // Callbacks other threads sent and the loop will never run (their destructors run here,
         // which resolves the handles of `LoopHandle::spawn` as cancelled).
         for job in self.remote.close() {
@@ -561,7 +566,8 @@ pub(crate) fn timer_is_live(handles: &Slab<HandleRecord>, e: &TimerEntry) -> boo
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct EventLoop {
-    core: Rc<Core>,
+    /// (crate-visible for the `impl EventLoop` blocks of other modules: src/signal)
+    pub(crate) core: Rc<Core>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -630,6 +636,7 @@ pub struct Builder {
     trace: bool,
     debug: Option<bool>,
     slow_callback_duration: Option<Duration>,
+    dump_on_signal: Option<i32>,
 }
 
 impl Builder {
@@ -668,7 +675,11 @@ impl Builder {
             slow_callback_duration: self.slow_callback_duration.unwrap_or(Duration::from_millis(100)),
             spawned_at: RefCell::default(),
         });
-        Ok(EventLoop { core: Core::new(self.virtual_time, debug, self.trace)? })
+        let lp = EventLoop { core: Core::new(self.virtual_time, debug, self.trace)? };
+        if let Some(signum) = self.dump_on_signal {
+            lp.core.os.enable_dump(&lp.core, signum)?;
+        }
+        Ok(lp)
     }
 
     /// Turns debug mode on or off (asyncio's debug mode; default: on if the environment variable
@@ -716,6 +727,39 @@ impl Builder {
     /// ```
     pub fn trace(mut self, on: bool) -> Builder {
         self.trace = on;
+        self
+    }
+
+    /// Prints the loop's task dump ([`EventLoop::tasks`]: each task, its state, where it was
+    /// spawned in debug mode, and what it waits for) to stderr each time the process receives
+    /// `signum`, and keeps running: [`SIGQUIT`](crate::signal::SIGQUIT) by convention (Ctrl-\\),
+    /// as Go's runtime dumps its goroutines. The way to see where a stuck server is stuck:
+    /// `kill -QUIT <pid>`.
+    ///
+    /// If the loop itself is stuck in a task that never yields, it cannot print its dump; the
+    /// process-wide signal thread then prints which task the loop has been polling, and for how
+    /// long (the loop publishes each poll's task and start time in two atomics while this option
+    /// is on; off, that costs a test of one field before and after each poll).
+    ///
+    /// # Errors
+    ///
+    /// [`build`](Self::build) fails with `InvalidInput` for a signal that cannot be caught
+    /// (see [`EventLoop::add_signal_handler`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aioloop::signal::{raise_signal, SIGQUIT};
+    /// let mut lp = aioloop::EventLoop::builder().debug(true).dump_on_signal(SIGQUIT).build()?;
+    /// lp.run_until_complete(async {
+    ///     raise_signal(SIGQUIT).unwrap(); // stderr: "aioloop: signal 3: task dump of the loop ..."
+    ///     aioloop::sleep(std::time::Duration::from_millis(50)).await;
+    /// });
+    /// assert!(aioloop::EventLoop::builder().dump_on_signal(9).build().is_err()); // SIGKILL
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn dump_on_signal(mut self, signum: i32) -> Builder {
+        self.dump_on_signal = Some(signum);
         self
     }
 

@@ -1,0 +1,508 @@
+//! The process-wide half of signals: the handler, the doorbell, the signal thread, and the table
+//! of loops that listen.
+//!
+//! A signal is a process-wide event, delivered to whichever thread does not block it, at any
+//! instruction, possibly inside `malloc` or while that thread holds a lock. So the work is split:
+//!
+//! ```text
+//!  kernel ──► handler (any thread, async-signal-safe):  DELIVERED[sig] += 1; write 1 byte to the doorbell
+//!                 │
+//!  signal thread ◄┘ wakes on the byte; for each signal whose counter moved:
+//!                   - dump_on_signal: names the task each loop is polling right now, and for how long
+//!                   - every loop listening to it: a job through its inbox (LoopHandle's path)
+//!                   - orphaned children: waitpid(pid, WNOHANG) for each (SIGCHLD)
+//!  loop thread ◄─── the job runs in phase 6 like any callback: handlers, `Signal`s, the reap pass
+//! ```
+//!
+//! # Invariants
+//! - The handler does only async-signal-safe work: atomic loads and increments, one `write(2)` to
+//!   a non-blocking socket (its error, `EAGAIN` included, is ignored), and, for the default action,
+//!   `sigaction(2)` and `raise(3)`. `signal-hook-registry`'s own handler around it saves and
+//!   restores `errno` and first calls the handler that was installed before it (chaining).
+//! - The **counters, not the doorbell's bytes, are the queue**: a full doorbell loses bytes, never
+//!   deliveries, since the thread compares every counter with the value it last saw. Deliveries
+//!   that arrive together may be coalesced into one (as the kernel coalesces a pending signal).
+//! - A signal's handler, once installed, stays for the life of the process (signal-hook-registry
+//!   cannot put the previous disposition back). When no aioloop listener is left, a signal whose
+//!   disposition was the default one before aioloop installed its handler, and whose default action
+//!   is to terminate, gets that action: the handler resets the disposition to `SIG_DFL` and raises
+//!   the signal again, so a second Ctrl-C still kills the program once its listener is gone.
+//! - A delivery counted while a listener existed, but seen by the thread only after the last
+//!   listener went away, is raised again by the thread, so it meets the default action: a signal
+//!   reaches a listener or its default action, it is never dropped.
+//!
+//! Production note: tokio keeps one flag and one pipe per signal and a driver per runtime; asyncio
+//! writes the signal number to a per-loop wakeup fd (`signal.set_wakeup_fd`) and allows handlers
+//! on the main thread only. A thread is the simple way to serve any number of loops on any threads
+//! from one handler; its cost is one idle thread, started with the first listener.
+
+use std::io::{self, Read};
+use std::os::fd::IntoRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::remote::Remote;
+
+/// Signal numbers are below this on every supported platform (Linux's last real-time signal
+/// is 64; the BSDs and macOS use 1 to 31 here).
+pub(crate) const NSIG: usize = 65;
+
+/// How often the signal thread checks the children of the SIGCHLD backend and the orphans even
+/// without a SIGCHLD, while there are any: a safety net for a SIGCHLD that never comes (another
+/// library replaced the handler without chaining, or set SIGCHLD to `SIG_IGN`).
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Deliveries per signal, counted by the handler.
+static DELIVERED: [AtomicU64; NSIG] = [const { AtomicU64::new(0) }; NSIG];
+/// Listeners per signal in the whole process (every loop's, and the orphan reaper's SIGCHLD).
+static LISTENERS: [AtomicUsize; NSIG] = [const { AtomicUsize::new(0) }; NSIG];
+/// The signal's disposition was `SIG_DFL` before aioloop installed its handler, and its default
+/// action terminates the process: with no listener left, the handler performs it.
+static DEFAULT_KILLS: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
+/// The doorbell's write end (non-blocking), or -1 before the signal thread started.
+static DOORBELL: AtomicI32 = AtomicI32::new(-1);
+
+/// The signals whose handler is installed (guarded: installation is rare and must not race).
+static INSTALLED: Mutex<[bool; NSIG]> = Mutex::new([false; NSIG]);
+/// The pid of the process whose signal thread runs (0: none yet; another pid: we are a forked
+/// child, whose copy of the thread does not exist).
+static THREAD_PID: Mutex<u32> = Mutex::new(0);
+/// The loops with at least one listener.
+static LOOPS: Mutex<Vec<Arc<Subscriber>>> = Mutex::new(Vec::new());
+/// Children nobody can wait for any more (their `Child` was dropped before they exited).
+static ORPHANS: Mutex<Vec<std::process::Child>> = Mutex::new(Vec::new());
+/// Held by the signal thread while it looks at the counters (the doorbell test hook holds it).
+static DRAIN: Mutex<()> = Mutex::new(());
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Returns the last valid signal number of the platform.
+pub(crate) fn last_signal() -> i32 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let last = libc::SIGRTMAX();
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let last = 31;
+    last.min(NSIG as i32 - 1)
+}
+
+/// Checks a signal number: `InvalidInput` for 0, negative numbers, numbers past the platform's
+/// last signal, and the signals that cannot or must not be caught (SIGKILL and SIGSTOP never
+/// reach a handler; SIGILL, SIGFPE and SIGSEGV are faults of the thread that caused them).
+pub(crate) fn validate(signum: i32) -> io::Result<usize> {
+    let last = last_signal();
+    if signum <= 0 || signum > last {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid signal number {signum} (valid numbers are 1 to {last})"),
+        ));
+    }
+    if signal_hook_registry::FORBIDDEN.contains(&signum) || signum == libc::SIGKILL || signum == libc::SIGSTOP {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("signal {signum} cannot be caught (SIGKILL, SIGSTOP, SIGILL, SIGFPE and SIGSEGV)"),
+        ));
+    }
+    Ok(signum as usize)
+}
+
+/// Returns true if the signal's default action terminates the process (with or without a core
+/// dump), rather than ignoring it, stopping or continuing the process.
+fn default_terminates(sig: i32) -> bool {
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    ))]
+    if sig == libc::SIGINFO {
+        return false;
+    }
+    ![
+        libc::SIGCHLD,
+        libc::SIGCONT,
+        libc::SIGURG,
+        libc::SIGWINCH,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGSTOP,
+    ]
+    .contains(&sig)
+}
+
+// -------------------------------------------------------------------------------------------
+// The handler
+// -------------------------------------------------------------------------------------------
+
+/// What runs inside the signal handler (through signal-hook-registry's): async-signal-safe only.
+fn on_signal(sig: usize) {
+    if LISTENERS[sig].load(SeqCst) == 0 {
+        if DEFAULT_KILLS[sig].load(SeqCst) {
+            default_action(sig as i32);
+        }
+        return;
+    }
+    DELIVERED[sig].fetch_add(1, SeqCst);
+    ring();
+}
+
+/// Writes one byte to the doorbell; a full doorbell (`EAGAIN`) is fine: the counters are the queue.
+fn ring() {
+    let fd = DOORBELL.load(SeqCst);
+    if fd >= 0 {
+        let byte = 1u8;
+        // SAFETY: `write(2)` is async-signal-safe; `fd` is the doorbell's write end, which is never
+        // closed (see `start_thread`), and the buffer is one byte on this stack frame. The result
+        // is ignored on purpose, and signal-hook-registry restores the `errno` this may set.
+        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    }
+}
+
+/// Performs a signal's default action from inside its handler: the disposition goes back to
+/// `SIG_DFL` and the signal is raised again. It is blocked while its handler runs, so it stays
+/// pending until the handler returns, and then the kernel's default action (termination) takes it.
+fn default_action(sig: i32) {
+    // SAFETY: `sigaction(2)`, `sigemptyset(3)` and `raise(3)` are async-signal-safe; the
+    // `sigaction` struct is zeroed plain data on this stack frame, with `SIG_DFL` as its handler.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut dfl.sa_mask);
+        libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+}
+
+/// Installs aioloop's handler for `sig` (once per process), after recording whether its default
+/// action must come back when no listener is left.
+fn install(sig: usize) -> io::Result<()> {
+    let mut installed = lock(&INSTALLED);
+    if installed[sig] {
+        return Ok(());
+    }
+    // SAFETY: a zeroed `sigaction` is a valid out-parameter; a null `act` only reads the current one.
+    let current = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(sig as i32, std::ptr::null(), &mut old) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        old.sa_sigaction
+    };
+    DEFAULT_KILLS[sig].store(current == libc::SIG_DFL && default_terminates(sig as i32), SeqCst);
+    // SAFETY: signal-hook-registry requires the action to be async-signal-safe: `on_signal` does
+    // only atomic operations, `write(2)`, and `sigaction(2)` plus `raise(3)` (see its docs). The
+    // signal is not one of the registry's forbidden ones (`validate` checked).
+    unsafe { signal_hook_registry::register(sig as i32, move || on_signal(sig)) }?;
+    installed[sig] = true;
+    Ok(())
+}
+
+// -------------------------------------------------------------------------------------------
+// The loops that listen
+// -------------------------------------------------------------------------------------------
+
+/// One loop's entry in the process-wide table: how many listeners it has per signal, and what
+/// the signal thread needs to reach it and to report on it.
+pub(crate) struct Subscriber {
+    /// The loop's thread-safe half: deliveries go through its inbox.
+    remote: Arc<Remote>,
+    /// The loop's thread, for reports ("loop on thread 'main'").
+    thread: String,
+    /// Listeners of this loop per signal (handlers, `Signal`s, dump_on_signal, the reap pass).
+    counts: [AtomicU32; NSIG],
+    /// The loop's `dump_on_signal` signal (0: none).
+    dump_signal: AtomicI32,
+    /// The id of the task the loop is polling right now (0: none), published at each poll while
+    /// `dump_on_signal` is on.
+    polling: AtomicU64,
+    /// When that poll started, in nanoseconds since [`epoch`].
+    poll_started: AtomicU64,
+    /// Children of this loop on the SIGCHLD backend: the periodic re-check concerns it.
+    pub(crate) sigchld_children: AtomicUsize,
+}
+
+/// The instant the poll timestamps count from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn nanos_since_epoch() -> u64 {
+    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Subscriber {
+    /// Adds a loop to the table (with no listener yet); starts the signal thread if needed.
+    pub(crate) fn subscribe(remote: Arc<Remote>) -> io::Result<Arc<Subscriber>> {
+        start_thread()?;
+        let thread = std::thread::current();
+        let thread = thread.name().map_or_else(|| format!("{:?}", thread.id()), |n| format!("'{n}'"));
+        let sub = Arc::new(Subscriber {
+            remote,
+            thread,
+            counts: [const { AtomicU32::new(0) }; NSIG],
+            dump_signal: AtomicI32::new(0),
+            polling: AtomicU64::new(0),
+            poll_started: AtomicU64::new(0),
+            sigchld_children: AtomicUsize::new(0),
+        });
+        lock(&LOOPS).push(sub.clone());
+        Ok(sub)
+    }
+
+    /// Removes the loop from the table and gives up all its listeners.
+    pub(crate) fn unsubscribe(self: &Arc<Self>) {
+        lock(&LOOPS).retain(|s| !Arc::ptr_eq(s, self));
+        for (sig, count) in self.counts.iter().enumerate() {
+            let n = count.swap(0, SeqCst);
+            if n > 0 {
+                LISTENERS[sig].fetch_sub(n as usize, SeqCst);
+            }
+        }
+    }
+
+    /// Adds a listener of `sig` (a valid signal number) to this loop, installing the handler
+    /// the first time the process listens to it.
+    pub(crate) fn listen(&self, sig: usize) -> io::Result<()> {
+        // Counted before the handler exists: a signal arriving as it is installed is delivered.
+        self.counts[sig].fetch_add(1, SeqCst);
+        LISTENERS[sig].fetch_add(1, SeqCst);
+        if let Err(e) = install(sig) {
+            self.unlisten(sig);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Removes a listener of `sig`.
+    pub(crate) fn unlisten(&self, sig: usize) {
+        let had = self.counts[sig].fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
+        if had {
+            LISTENERS[sig].fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Makes `sig` this loop's dump signal (`Builder::dump_on_signal`).
+    pub(crate) fn set_dump_signal(&self, sig: usize) -> io::Result<()> {
+        self.listen(sig)?;
+        self.dump_signal.store(sig as i32, SeqCst);
+        Ok(())
+    }
+
+    /// Publishes that the loop starts polling task `id` (dump_on_signal on).
+    pub(crate) fn poll_started(&self, id: u64) {
+        self.poll_started.store(nanos_since_epoch(), SeqCst);
+        self.polling.store(id, SeqCst);
+    }
+
+    /// Publishes that the poll ended.
+    pub(crate) fn poll_ended(&self) {
+        self.polling.store(0, SeqCst);
+    }
+
+    /// Notes a change in this loop's number of SIGCHLD-backend children; the first one wakes
+    /// the signal thread, so that it starts its periodic re-check.
+    pub(crate) fn children_changed(&self, added: bool) {
+        if added {
+            if self.sigchld_children.fetch_add(1, SeqCst) == 0 {
+                ring();
+            }
+        } else {
+            self.sigchld_children.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// The signal thread's report for dump_on_signal: which task the loop is polling and since
+    /// when; the loop prints its whole task dump when it gets to its queue, which it never does
+    /// if that task does not yield.
+    fn report_poll(&self, sig: i32) {
+        let id = self.polling.load(SeqCst);
+        if id == 0 {
+            return;
+        }
+        let since = Duration::from_nanos(nanos_since_epoch().saturating_sub(self.poll_started.load(SeqCst)));
+        eprintln!(
+            "aioloop: signal {sig}: the loop on thread {} has been polling task {id} for {:.3} s \
+             (if this keeps growing, that task does not yield; the loop prints its task dump when it gets back to its queue)",
+            self.thread,
+            since.as_secs_f64()
+        );
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Orphans
+// -------------------------------------------------------------------------------------------
+
+/// Takes over a child nobody can wait for any more: it is reaped after it exits, on the signal
+/// thread, whatever happens to the loop that started it.
+pub(crate) fn adopt_orphan(mut child: std::process::Child) -> Result<(), std::process::Child> {
+    static LISTENING: Mutex<bool> = Mutex::new(false);
+    {
+        let mut listening = lock(&LISTENING);
+        // (Started again in a forked child, whose copy of the thread does not exist.)
+        if start_thread().is_err() {
+            return Err(child);
+        }
+        if !*listening {
+            let sig = libc::SIGCHLD as usize;
+            LISTENERS[sig].fetch_add(1, SeqCst);
+            if install(sig).is_err() {
+                LISTENERS[sig].fetch_sub(1, SeqCst);
+                return Err(child);
+            }
+            *listening = true;
+        }
+    }
+    if !matches!(child.try_wait(), Ok(None)) {
+        return Ok(()); // exited meanwhile: reaped now (or gone)
+    }
+    let mut orphans = lock(&ORPHANS);
+    orphans.push(child);
+    if orphans.len() == 1 {
+        ring(); // the thread starts its periodic re-check
+    }
+    Ok(())
+}
+
+/// Returns how many orphans are still running (not reaped yet).
+pub(crate) fn orphans() -> usize {
+    lock(&ORPHANS).len()
+}
+
+fn reap_orphans() {
+    lock(&ORPHANS).retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+}
+
+// -------------------------------------------------------------------------------------------
+// The signal thread
+// -------------------------------------------------------------------------------------------
+
+/// Starts the signal thread and its doorbell, once per process (again in a forked child, which
+/// has no copy of the thread).
+fn start_thread() -> io::Result<()> {
+    let mut pid = lock(&THREAD_PID);
+    if *pid == std::process::id() {
+        return Ok(());
+    }
+    // A socket pair: the standard library creates it close-on-exec on every platform.
+    let (rx, tx) = UnixStream::pair()?;
+    tx.set_nonblocking(true)?;
+    let seen: Vec<u64> = DELIVERED.iter().map(|c| c.load(SeqCst)).collect();
+    std::thread::Builder::new().name("aioloop-signals".into()).spawn(move || signal_thread(rx, seen))?;
+    // The write end is never closed: a handler may be about to write to the number it loaded.
+    // (In a forked child, the parent's doorbell stays open too, unused.)
+    DOORBELL.store(tx.into_raw_fd(), SeqCst);
+    *pid = std::process::id();
+    Ok(())
+}
+
+fn signal_thread(rx: UnixStream, mut seen: Vec<u64>) {
+    let mut buf = [0u8; 512];
+    let mut timeout: Option<Duration> = None;
+    loop {
+        let want = recheck_due().then_some(RECHECK);
+        if want != timeout && rx.set_read_timeout(want).is_ok() {
+            timeout = want;
+        }
+        let recheck = match (&rx).read(&mut buf) {
+            Ok(_) => false,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                // Cannot happen with a socket pair we own; do not spin if it does.
+                std::thread::sleep(Duration::from_millis(100));
+                true
+            }
+        };
+        let _drain = lock(&DRAIN);
+        let moved: Vec<usize> = (1..NSIG)
+            .filter(|&sig| {
+                let now = DELIVERED[sig].load(SeqCst);
+                std::mem::replace(&mut seen[sig], now) != now
+            })
+            .collect();
+        dispatch(&moved, recheck);
+    }
+}
+
+/// Returns true while children must be checked even without a SIGCHLD.
+fn recheck_due() -> bool {
+    !lock(&ORPHANS).is_empty() || lock(&LOOPS).iter().any(|s| s.sigchld_children.load(SeqCst) > 0)
+}
+
+/// Hands the deliveries of `moved` to every loop that listens; `recheck`: the periodic check
+/// of children (as if a SIGCHLD came).
+fn dispatch(moved: &[usize], recheck: bool) {
+    let sigchld = libc::SIGCHLD as usize;
+    let loops: Vec<Arc<Subscriber>> = lock(&LOOPS).clone();
+    let mut taken = vec![false; moved.len()];
+    for sub in &loops {
+        let dump = sub.dump_signal.load(SeqCst);
+        let mut mine = Vec::new();
+        for (i, &sig) in moved.iter().enumerate() {
+            if sub.counts[sig].load(SeqCst) > 0 {
+                taken[i] = true;
+                mine.push(sig as i32);
+                if sig as i32 == dump {
+                    sub.report_poll(dump);
+                }
+            }
+        }
+        let check_children = recheck && sub.sigchld_children.load(SeqCst) > 0;
+        if mine.is_empty() && !check_children {
+            continue;
+        }
+        // A closed loop refuses the job (it is being removed from the table).
+        let _ = sub.remote.push_job(Box::new(move || {
+            crate::context::with_running(|core| core.os.deliver(core, &mine, check_children));
+        }));
+    }
+    if recheck || moved.contains(&sigchld) {
+        reap_orphans();
+    }
+    // Deliveries counted while a listener existed, but with none left now: raised again, so
+    // they meet the default action (or a listener that came back meanwhile).
+    for (i, &sig) in moved.iter().enumerate() {
+        if !taken[i] && LISTENERS[sig].load(SeqCst) == 0 && DEFAULT_KILLS[sig].load(SeqCst) {
+            // SAFETY: `kill(2)` on our own pid with a valid signal number; no memory is involved.
+            unsafe { libc::kill(libc::getpid(), sig as i32) };
+        }
+    }
+}
+
+/// Test hook (checklist 49): fills the doorbell until `EAGAIN` while the signal thread is held
+/// off, runs `f` (which raises signals, whose bytes are then lost), and lets the thread go.
+pub(crate) fn with_doorbell_full(f: impl FnOnce()) -> io::Result<usize> {
+    let _drain = lock(&DRAIN);
+    let fd = DOORBELL.load(SeqCst);
+    if fd < 0 {
+        return Err(io::Error::other("the signal thread has not started"));
+    }
+    let mut written = 0;
+    loop {
+        let byte = 1u8;
+        // SAFETY: as in `ring`: the doorbell's write end is never closed; one byte on the stack.
+        let n = unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+        if n == 1 {
+            written += 1;
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::WouldBlock {
+            break;
+        }
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    f();
+    Ok(written)
+}
