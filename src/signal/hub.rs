@@ -478,6 +478,13 @@ fn dispatch(moved: &[usize], recheck: bool) {
     }
 }
 
+/// Waits until the signal thread is between two dispatches. A dispatch holds clones of the
+/// subscribed loops' remote halves (and with them a dropped loop's poller descriptors) until it
+/// ends, so a test counting descriptors right after dropping a loop waits here first.
+pub(crate) fn settle() {
+    drop(lock(&DRAIN));
+}
+
 /// Test hook (checklist 49): fills the doorbell until `EAGAIN` while the signal thread is held
 /// off, runs `f` (which raises signals, whose bytes are then lost), and lets the thread go.
 pub(crate) fn with_doorbell_full(f: impl FnOnce()) -> io::Result<usize> {

@@ -566,6 +566,13 @@ pub fn __with_doorbell_full(f: impl FnOnce()) -> io::Result<usize> {
     hub::with_doorbell_full(f)
 }
 
+/// Test hook: waits until the signal thread is not in the middle of a dispatch, which may hold
+/// a dropped loop's poller descriptors for its duration. Not part of the API.
+#[doc(hidden)]
+pub fn __settle() {
+    hub::settle()
+}
+
 /// Test hook: how many children dropped before they exited still wait to be reaped by the
 /// signal thread. Not part of the API.
 #[doc(hidden)]

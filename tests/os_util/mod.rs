@@ -111,6 +111,9 @@ impl Baseline {
             });
             eventually(Duration::from_secs(5), || (aioloop::signal::__orphans() > 0).then_some(())).unwrap();
         });
+        // The signal thread's dispatch in flight may still hold the previous test's loop (its
+        // poller's descriptors), closed when the dispatch ends: count after that.
+        aioloop::signal::__settle();
         Baseline {
             fds: open_fds(),
             blocked: sig_mask("thread-self", "SigBlk"),
