@@ -43,7 +43,7 @@ struct Members<T> {
     /// Members whose outcome was not taken yet.
     left: usize,
     /// The task whose `awaiting` link points at this group (gather only).
-    linker: Option<crate::waker::TaskKey>,
+    linker: Option<crate::runtime::waker::TaskKey>,
 }
 
 impl<T: 'static> Members<T> {

@@ -1,89 +1,16 @@
-//! The running loop of this thread (asyncio's `get_running_loop()`), and the free functions that
-//! use it: [`spawn`], [`try_spawn`], [`now`], [`current_task`], [`call_soon`], [`call_later`],
-//! [`call_at`], [`run`].
-//!
-//! # Invariants
-//! - At most one loop runs on a thread at a time; running a second one inside the first fails
-//!   with asyncio's message.
-//! - The thread-local is set only while a loop runs (`run_until_complete`, `run_forever`), so
-//!   a waker woken on this thread at that moment reaches the ready queue without a lock.
+//! The free functions on this thread's running loop (asyncio's module-level API): [`spawn`],
+//! [`try_spawn`], [`now`], [`current_task`], [`call_soon`], [`call_later`], [`call_at`], [`run`].
+//! The running-loop thread-local itself lives beside the engine, in `runtime/running.rs`.
 
-use std::cell::RefCell;
 use std::future::{Future, IntoFuture};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::callback_handle::{Action, Handle, TimerHandle};
 use crate::error::NoRunningLoop;
-use crate::handle::{Action, Handle, TimerHandle};
+use crate::event_loop::EventLoop;
 use crate::join::Task;
-use crate::runtime::{Core, EventLoop};
+use crate::runtime::running::{current, is_running, with_running};
 use crate::task::TaskId;
-use crate::waker::TaskKey;
-
-thread_local! {
-    /// The loop running on this thread, if any.
-    static RUNNING: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
-}
-
-/// Marks a loop as running on this thread until dropped.
-pub(crate) struct EnterGuard(());
-
-/// Makes `core` this thread's running loop.
-///
-/// # Panics
-///
-/// If a loop is already running on this thread.
-pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
-    RUNNING.with(|r| {
-        let mut r = r.borrow_mut();
-        assert!(r.is_none(), "Cannot run the event loop while another loop is running");
-        *r = Some(core.clone());
-    });
-    EnterGuard(())
-}
-
-impl Drop for EnterGuard {
-    fn drop(&mut self) {
-        let core = RUNNING.with(|r| r.borrow_mut().take());
-        drop(core);
-    }
-}
-
-/// Returns true if a loop is running on this thread.
-pub(crate) fn is_running() -> bool {
-    RUNNING.try_with(|r| r.try_borrow().is_ok_and(|r| r.is_some())).unwrap_or(false)
-}
-
-/// Calls `f` with the running loop, if any.
-pub(crate) fn with_running<R>(f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
-    RUNNING.try_with(|r| r.try_borrow().ok().and_then(|r| r.as_ref().map(f))).ok().flatten()
-}
-
-/// Returns the running loop.
-///
-/// # Panics
-///
-/// "no running event loop" if no loop is running on this thread.
-#[track_caller]
-pub(crate) fn current() -> Rc<Core> {
-    match with_running(Rc::clone) {
-        Some(core) => core,
-        None => panic!("no running event loop"),
-    }
-}
-
-/// Wakes `key` if its loop is the one running on this thread; returns false otherwise.
-pub(crate) fn wake_on_running_loop(key: TaskKey) -> bool {
-    with_running(|core| {
-        if core.remote.slot == key.slot() {
-            core.wake_local(key);
-            true
-        } else {
-            false
-        }
-    })
-    .unwrap_or(false)
-}
 
 /// Spawns a task on the running loop (asyncio's `asyncio.create_task`).
 ///

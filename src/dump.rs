@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use crate::runtime::waker::{key_of, TaskKey};
 use crate::runtime::Core;
 use crate::task::{Link, TaskEntry, TaskId, TaskState};
-use crate::waker::{key_of, TaskKey};
 
 /// What a task is waiting for, as far as the loop can tell.
 ///

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use crate::error::TaskError;
-use crate::remote::Remote;
+use crate::runtime::cross_thread::Remote;
 
 /// The state a job and its future share.
 struct Slot<R> {
@@ -69,14 +69,14 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    submit(crate::context::current().remote.clone(), f)
+    submit(crate::runtime::running::current().remote.clone(), f)
 }
 
 /// Returns the remote half of the loop running on this thread, for the crate's own blocking
 /// I/O (`fs`): no running loop is an `io::Error` rather than a panic, since a file may be polled
 /// by a foreign executor.
 pub(crate) fn running_remote() -> io::Result<Arc<Remote>> {
-    crate::context::with_running(|core| core.remote.clone()).ok_or_else(|| {
+    crate::runtime::running::with_running(|core| core.remote.clone()).ok_or_else(|| {
         io::Error::other("no running event loop: aioloop's file and name-lookup futures run inside the loop")
     })
 }

@@ -350,7 +350,8 @@ impl ::hyper::rt::Timer for HyperTimer {
 
     /// Returns the running loop's time ([`now`](crate::now)); outside a loop, `Instant::now()`.
     fn now(&self) -> Instant {
-        crate::context::with_running(|core| core.clock.instant(core.clock.now_ns())).unwrap_or_else(Instant::now)
+        crate::runtime::running::with_running(|core| core.clock.instant(core.clock.now_ns()))
+            .unwrap_or_else(Instant::now)
     }
 
     /// Moves one of this timer's sleeps to `new_deadline` (a sleep from another timer is

@@ -145,7 +145,7 @@ fn later(at: Instant, d: Duration) -> Instant {
 /// ```
 #[track_caller]
 pub fn interval(period: Duration) -> Interval {
-    let start = crate::context::with_running(|core| core.clock.instant(core.clock.now_ns()));
+    let start = crate::runtime::running::with_running(|core| core.clock.instant(core.clock.now_ns()));
     new_interval(start, period)
 }
 

@@ -40,8 +40,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use crate::handle::Action;
-use crate::reactor::{IoEvent, Mode, Registration};
+use crate::callback_handle::Action;
+use crate::runtime::reactor::{IoEvent, Mode, Registration};
 use crate::runtime::Core;
 
 /// A direction of readiness.
@@ -158,7 +158,7 @@ impl Core {
             // holds no more wakers than it has live waiters.
             if !waiters.is_empty() {
                 waiters.retain(|w| {
-                    crate::waker::key_of(w).is_none_or(|k| {
+                    crate::runtime::waker::key_of(w).is_none_or(|k| {
                         k.slot() != self.remote.slot || self.status_of(k).is_some_and(|s| !s.is_finished())
                     })
                 });
@@ -179,7 +179,7 @@ impl Core {
                  (an I/O object cannot outlive its loop; create it in the loop that uses it)",
             ));
         }
-        match crate::context::with_running(|running| std::ptr::eq(Rc::as_ptr(running), self)) {
+        match crate::runtime::running::with_running(|running| std::ptr::eq(Rc::as_ptr(running), self)) {
             Some(true) => Ok(()),
             Some(false) => Err(io::Error::other(
                 "this I/O object belongs to another event loop than the one running on this thread: \
@@ -402,7 +402,7 @@ impl<T: AsFd> Async<T> {
     /// assert!(aioloop::Async::new(a).is_err()); // no running loop
     /// ```
     pub fn new(io: T) -> io::Result<Async<T>> {
-        let core = crate::context::with_running(Rc::clone).ok_or_else(|| {
+        let core = crate::runtime::running::with_running(Rc::clone).ok_or_else(|| {
             io::Error::other("no running event loop: create I/O objects inside the loop (in a task or the future given to run_until_complete)")
         })?;
         // kqueue accepts regular files (always ready): refuse them as epoll does.

@@ -19,9 +19,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use crate::error::TaskError;
+use crate::runtime::waker::TaskKey;
 use crate::runtime::Core;
 use crate::task::{JoinSlot, Link, Status, TaskId, TaskState};
-use crate::waker::TaskKey;
 
 /// A handle to a spawned task: await it for its outcome, or cancel it.
 ///
@@ -207,7 +207,8 @@ impl<T> Task<T> {
     /// Panics if the running task is this task (it would wait for itself forever) or runs on
     /// another loop (this task's loop cannot run meanwhile).
     fn check_awaiter(&self) {
-        let foreign = crate::context::with_running(|running| !Rc::ptr_eq(running, &self.core)).unwrap_or(false);
+        let foreign =
+            crate::runtime::running::with_running(|running| !Rc::ptr_eq(running, &self.core)).unwrap_or(false);
         assert!(!foreign, "aioloop: a Task was awaited from a loop other than the one it belongs to");
         assert!(self.core.current.get() != Some(self.key), "Task cannot await on itself");
     }

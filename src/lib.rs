@@ -133,16 +133,15 @@
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("aioloop packs a task key (loop, generation, slot) into a 64-bit waker pointer");
 
-mod clock;
+mod callback_handle;
 mod combinators;
 mod context;
 mod dump;
 mod error;
-mod exception;
+mod event_loop;
 mod executor;
 pub mod fs;
 mod group;
-mod handle;
 // `unsafe` for one call: hyper's `ReadBufCursor::advance`, which has no safe counterpart that
 // avoids a copy (see the module's invariants and its `// SAFETY:` comment).
 #[cfg(feature = "hyper")]
@@ -153,13 +152,11 @@ mod interval;
 mod io;
 mod join;
 pub mod loom_shim;
+mod loop_handle;
 pub mod net;
 mod per_core;
 mod pool;
 pub mod process;
-#[allow(unsafe_code)]
-mod reactor;
-mod remote;
 mod runtime;
 // The signal handler calls `write(2)`, `sigaction(2)` and `raise(3)`, and registers through
 // `signal_hook_registry::register`: unsafe FFI, each block with its `// SAFETY:`.
@@ -168,13 +165,10 @@ pub mod signal;
 pub mod sync;
 mod task;
 mod task_group;
-mod threadsafe;
 mod time;
-mod timer;
 mod trace;
-#[allow(unsafe_code)]
-mod waker;
 
+pub use callback_handle::{Handle, TimerHandle};
 pub use combinators::{
     as_completed, gather, gather_settled, shield, wait, AsCompleted, Gather, GatherSettled, ReturnWhen, Shield, Wait,
 };
@@ -184,18 +178,18 @@ pub use context::{
 };
 pub use dump::{TaskDump, TaskSnapshot, WaitingOn};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};
-pub use exception::{default_exception_handler, ExceptionContext, TaskInfo};
+pub use event_loop::{Builder, EventLoop};
 pub use executor::{run_in_executor, to_thread, Blocking, ToThread};
-pub use handle::{Handle, TimerHandle};
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use io::Async;
 pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
+pub use loop_handle::{LoopClosed, LoopHandle, RemoteTask};
 pub use per_core::{Loops, PerCore};
-pub use runtime::{Builder, EventLoop, Stats};
+pub use runtime::exception::{default_exception_handler, ExceptionContext, TaskInfo};
+pub use runtime::stats::Stats;
 pub use signal::{add_signal_handler, remove_signal_handler};
 pub use task::{TaskId, TaskState};
 pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};
-pub use threadsafe::{LoopClosed, LoopHandle, RemoteTask};
 pub use time::{sleep, sleep_until, timeout, timeout_at, wait_for, yield_now, Sleep, Timeout, YieldNow};
 pub use trace::{Trace, TraceEvent, TraceKind};
 

@@ -1,5 +1,5 @@
 //! Loom build only (`RUSTFLAGS="--cfg loom"`): what tests/loom_wake.rs needs to drive the real
-//! cross-thread wake-up code of [`remote`](crate::remote) under loom.
+//! cross-thread wake-up code of [`remote`](crate::runtime::cross_thread) under loom.
 //!
 //! The OS poller cannot run under loom, so the loom build gives [`Remote`] a [`Park`] as well, a
 //! mutex-and-condvar flag that [`Remote::notify`] sets and that the test's loop sleeps on. It is
@@ -20,9 +20,9 @@ use std::task::Waker;
 use loom::sync::{Condvar, Mutex};
 use std::sync::atomic::{Ordering, Ordering::SeqCst};
 
-use crate::remote::Remote;
-use crate::threadsafe::LoopHandle;
-use crate::waker::{waker_for, TaskKey};
+use crate::loop_handle::LoopHandle;
+use crate::runtime::cross_thread::Remote;
+use crate::runtime::waker::{waker_for, TaskKey};
 
 /// An atomic for the loom build: a value behind a loom mutex, each access one critical section.
 ///

@@ -43,8 +43,8 @@ use pin_project_lite::pin_project;
 
 use crate::group::Group;
 use crate::join::Task;
+use crate::runtime::waker::{waker_for, TaskKey, MAX_TASKS};
 use crate::runtime::Core;
-use crate::waker::{waker_for, TaskKey, MAX_TASKS};
 
 /// The public state of a task: the four states the seeds name.
 ///
@@ -648,7 +648,7 @@ impl Core {
         });
         if is_main {
             // asyncio stops `run_until_complete` from a done-callback: one iteration later.
-            self.call_soon_action(crate::handle::Action::Stop);
+            self.call_soon_action(crate::callback_handle::Action::Stop);
         }
         let detached = removed.is_some();
         // User code from here on: destructors of the output, foreign wakers. A panic there is
@@ -672,7 +672,7 @@ impl Core {
             JoinSlot::Empty => {}
             JoinSlot::Waker(w) => self.contain(move || w.wake()),
             JoinSlot::Group(group, member) => {
-                self.call_soon_action(crate::handle::Action::Member(group, member, status));
+                self.call_soon_action(crate::callback_handle::Action::Member(group, member, status));
             }
         }
     }
@@ -680,7 +680,7 @@ impl Core {
     /// Reports the panic of a task whose outcome nobody will ever read (asyncio's
     /// "Task exception was never retrieved"), on one line of stderr.
     pub(crate) fn report_unretrieved(&self, id: u64, payload: &(dyn Any + Send)) {
-        self.report(&crate::exception::ExceptionContext {
+        self.report(&crate::runtime::exception::ExceptionContext {
             message: "Task exception was never retrieved",
             task: Some(self.task_info(id)),
             panic: Some(payload),
@@ -718,7 +718,7 @@ impl Core {
         };
         drop(old);
         if let Some(status) = finished {
-            self.call_soon_action(crate::handle::Action::Member(group.clone(), member, status));
+            self.call_soon_action(crate::callback_handle::Action::Member(group.clone(), member, status));
         }
     }
 

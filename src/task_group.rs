@@ -41,8 +41,8 @@ use pin_project_lite::pin_project;
 
 use crate::error::panic_message;
 use crate::join::Task;
+use crate::runtime::waker::TaskKey;
 use crate::task::TaskId;
-use crate::waker::TaskKey;
 
 /// A group of tasks that are joined together and fail together (asyncio's `TaskGroup`).
 ///
@@ -164,7 +164,7 @@ impl GroupState {
     fn abort(&self) {
         self.aborting.set(true);
         let running: Vec<TaskKey> = self.running.borrow().clone();
-        if let Some(core) = crate::context::with_running(Rc::clone) {
+        if let Some(core) = crate::runtime::running::with_running(Rc::clone) {
             for key in running {
                 core.cancel_task(key);
             }
@@ -231,7 +231,7 @@ impl TaskGroup {
         if self.inner.exiting.get() && self.inner.running.borrow().is_empty() {
             panic!("TaskGroup is finished: its join() saw every child finish; spawn on a new group");
         }
-        let core = crate::context::current();
+        let core = crate::runtime::running::current();
         let child = Child { fut, group: self.inner.clone(), key: Rc::new(Cell::new(None)), done: false };
         let key_slot = child.key.clone();
         let task = core.spawn_at(child, std::panic::Location::caller());
@@ -362,9 +362,9 @@ impl<F: Future> Future for Child<F> {
                     .push(Failure { task: TaskId(id), message: panic_message(&*payload).to_string() });
                 // Abort in the next iteration, like asyncio's `_on_task_done` callback: siblings
                 // already running in this iteration still finish (and may fail too).
-                if let Some(core) = crate::context::with_running(Rc::clone) {
+                if let Some(core) = crate::runtime::running::with_running(Rc::clone) {
                     let group = this.group.clone();
-                    core.call_soon_action(crate::handle::Action::Callback(Box::new(move || {
+                    core.call_soon_action(crate::callback_handle::Action::Callback(Box::new(move || {
                         if !group.aborting.get() {
                             group.abort();
                         }
@@ -372,7 +372,7 @@ impl<F: Future> Future for Child<F> {
                 }
                 if let Some(key) = this.key.get() {
                     // The group reports it (in `GroupError`): not "never retrieved".
-                    if let Some(core) = crate::context::with_running(Rc::clone) {
+                    if let Some(core) = crate::runtime::running::with_running(Rc::clone) {
                         core.set_quiet(key);
                     }
                     this.group.child_done(key);

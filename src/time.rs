@@ -1,7 +1,7 @@
 //! Time for tasks: [`sleep`], [`sleep_until`], [`yield_now`], [`timeout`], [`timeout_at`],
 //! [`wait_for`].
 //!
-//! These are the user-facing side of the timer heap ([`timer`](crate::timer)): a `Sleep` puts one
+//! These are the user-facing side of the timer heap ([`timer`](crate::runtime::timer)): a `Sleep` puts one
 //! entry in the heap whose action is "wake this task", and removes it when dropped (a cancelled
 //! sleep cancels its timer, asyncio's `test_sleep_cancel`).
 //!
@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
+use crate::callback_handle::Action;
 use crate::error::TimeoutError;
-use crate::handle::Action;
 use crate::join::Awaitable;
 use crate::runtime::Core;
 use crate::task::Link;
@@ -90,7 +90,7 @@ impl TimerSlot {
 
     /// Runs `f` with the timer's loop if it is the one running on this thread.
     fn with_core<R>(&self, f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
-        crate::context::with_running(|core| (core.remote.slot == self.slot).then(|| f(core))).flatten()
+        crate::runtime::running::with_running(|core| (core.remote.slot == self.slot).then(|| f(core))).flatten()
     }
 
     /// Returns the timer's loop, which must be running on this thread.
@@ -233,7 +233,7 @@ impl When {
     /// Fixes the deadline now if a loop is running (as asyncio does when `timeout()` is called).
     fn fix(self) -> When {
         match self {
-            When::After(d) => crate::context::with_running(|core| {
+            When::After(d) => crate::runtime::running::with_running(|core| {
                 let ns = core.deadline_after(d);
                 When::Fixed {
                     iteration: core.iterations.get() as u32,
@@ -396,7 +396,7 @@ impl Future for Sleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         if this.timer.is_none() {
-            let core = crate::context::current();
+            let core = crate::runtime::running::current();
             let deadline = this.when.deadline_ns(&core);
             // asyncio's `sleep(0)` is a bare yield, any other delay a `call_later`, even one
             // that is over by the time it is armed; only a `sleep_until` instant is compared
@@ -663,7 +663,7 @@ impl<F: Future> Future for Timeout<F> {
         let mut this = self.project();
         let when = *this.when;
         if this.timer.is_none() {
-            let core = crate::context::current();
+            let core = crate::runtime::running::current();
             let deadline = when.deadline_ns(&core);
             if let When::After(_) = when {
                 *this.when = When::At(core.clock.instant(deadline)); // for `deadline()`

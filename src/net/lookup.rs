@@ -31,7 +31,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::addr::{Resolution, Resolve};
 use super::ToSocketAddrs;
-use crate::remote::Remote;
+use crate::runtime::cross_thread::Remote;
 
 /// A resolver: a host name and a port to their socket addresses, blocking. The default is the
 /// standard library's (`getaddrinfo`); tests install slow or stuck ones with

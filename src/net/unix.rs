@@ -231,7 +231,7 @@ impl UnixStream {
                 Err(rustix::io::Errno::AGAIN) => {
                     // The listener's backlog is full: no readiness event tells when it drains.
                     // The pause is a timer of the running loop (outside one, fail as `Async::new`).
-                    if !crate::context::is_running() {
+                    if !crate::runtime::running::is_running() {
                         return Err(io::Error::other("no running event loop: connect inside the loop"));
                     }
                     crate::sleep(backoff).await;

@@ -325,7 +325,7 @@ impl Command {
     /// });
     /// ```
     pub fn spawn(&mut self) -> io::Result<Child> {
-        let core = crate::context::with_running(Rc::clone).ok_or_else(|| {
+        let core = crate::runtime::running::with_running(Rc::clone).ok_or_else(|| {
             io::Error::other("no running event loop: spawn children inside the loop (in a task or the future given to run_until_complete)")
         })?;
         if !self.resets_mask && crate::signal::thread_blocks_signals() {

@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::remote::Remote;
+use crate::runtime::cross_thread::Remote;
 
 /// Signal numbers are below this on every supported platform (Linux's last real-time signal
 /// is 64; the BSDs and macOS use 1 to 31 here).
@@ -462,7 +462,7 @@ fn dispatch(moved: &[usize], recheck: bool) {
         }
         // A closed loop refuses the job (it is being removed from the table).
         let _ = sub.remote.push_job(Box::new(move || {
-            crate::context::with_running(|core| core.os.deliver(core, &mine, check_children));
+            crate::runtime::running::with_running(|core| core.os.deliver(core, &mine, check_children));
         }));
     }
     if recheck || moved.contains(&sigchld) {

@@ -54,8 +54,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::runtime::{Core, EventLoop};
-use crate::waker::TaskKey;
+use crate::event_loop::EventLoop;
+use crate::runtime::waker::TaskKey;
+use crate::runtime::Core;
 
 pub(crate) use hub::{adopt_orphan, orphans, Subscriber};
 pub(crate) use mask::{reset_mask_in_child, thread_blocks_signals};
@@ -350,7 +351,7 @@ impl EventLoop {
 /// ```
 #[track_caller]
 pub fn add_signal_handler(signum: i32, callback: impl FnMut() + 'static) -> io::Result<()> {
-    let core = crate::context::current();
+    let core = crate::runtime::running::current();
     core.os.add_handler(&core, signum, Box::new(callback))
 }
 
@@ -365,7 +366,7 @@ pub fn add_signal_handler(signum: i32, callback: impl FnMut() + 'static) -> io::
 /// See [`add_signal_handler`].
 #[track_caller]
 pub fn remove_signal_handler(signum: i32) -> bool {
-    let core = crate::context::current();
+    let core = crate::runtime::running::current();
     core.os.remove_handler(&core, signum)
 }
 
@@ -417,7 +418,7 @@ impl Signal {
     /// });
     /// ```
     pub fn new(signum: i32) -> io::Result<Signal> {
-        let core = crate::context::with_running(Rc::clone).ok_or_else(|| {
+        let core = crate::runtime::running::with_running(Rc::clone).ok_or_else(|| {
             io::Error::other("no running event loop: create a Signal inside the loop (in a task or the future given to run_until_complete)")
         })?;
         core.os.listen(&core, signum)?;
@@ -522,7 +523,7 @@ impl Drop for Signal {
 /// });
 /// ```
 pub fn ctrl_c() -> CtrlC {
-    let signal = crate::context::is_running().then(|| Signal::new(SIGINT).map_err(Some));
+    let signal = crate::runtime::running::is_running().then(|| Signal::new(SIGINT).map_err(Some));
     CtrlC { signal }
 }
 

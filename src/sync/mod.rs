@@ -123,8 +123,8 @@ fn cancelled(waiter: &Waiter) -> bool {
 
 /// Returns true if the task this waker wakes has a cancellation pending (see [`cancelled`]).
 fn task_cancelled(waker: &Waker) -> bool {
-    crate::waker::key_of(waker)
-        .is_some_and(|key| crate::context::with_running(|core| core.cancel_requested(key)).unwrap_or(false))
+    crate::runtime::waker::key_of(waker)
+        .is_some_and(|key| crate::runtime::running::with_running(|core| core.cancel_requested(key)).unwrap_or(false))
 }
 
 impl WaitList {

@@ -7,7 +7,7 @@
 //! - **the inbox** (asyncio's `call_soon_threadsafe` queue): task keys woken from other threads,
 //!   drained by the loop at the start of every iteration;
 //! - **the registry**: a process-wide table from a loop's *slot* (the top bits of every task key,
-//!   see [`waker`](crate::waker)) to its `Remote`, so that a waker, which is only a number, can find
+//!   see [`waker`](crate::runtime::waker)) to its `Remote`, so that a waker, which is only a number, can find
 //!   its loop from any thread.
 //!
 //! # The wake-up protocol (no lost wakeups)
@@ -39,7 +39,7 @@ use std::sync::{
     Mutex,
 };
 
-use crate::reactor::Reactor;
+use crate::runtime::reactor::Reactor;
 
 /// How many loops may be alive at once in one process (the slot field of a task key is 12 bits).
 pub(crate) const MAX_LOOPS: usize = 1 << 12;

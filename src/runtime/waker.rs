@@ -16,7 +16,7 @@
 //! - *generation*: the low 26 bits of the task's id, so a waker kept after its task finished and
 //!   its slot was reused by another task does nothing (the loop compares the bits with the id of
 //!   the task now in that slot);
-//! - *loop slot*: which loop, as registered in [`remote`](crate::remote)'s process-wide registry.
+//! - *loop slot*: which loop, as registered in [`remote`](crate::runtime::cross_thread)'s process-wide registry.
 //!
 //! Cloning a waker copies the number; dropping it does nothing; so a task needs no allocation for
 //! its waker, and no atomic reference count is touched on the hot path.
@@ -44,7 +44,7 @@
 
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
-use crate::remote::Remote;
+use crate::runtime::cross_thread::Remote;
 
 /// Bits of the slab index in a task key.
 pub(crate) const INDEX_BITS: u32 = 26;
@@ -112,7 +112,7 @@ pub(crate) fn key_of(waker: &Waker) -> Option<TaskKey> {
 
 /// Wakes the task with this key: directly if its loop runs on this thread, else via the inbox.
 pub(crate) fn wake_key(key: TaskKey) {
-    if !crate::context::wake_on_running_loop(key) {
+    if !crate::runtime::running::wake_on_running_loop(key) {
         Remote::wake_from_outside(key.slot(), key.0);
     }
 }

@@ -1,7 +1,7 @@
 //! Talking to a loop from other threads: [`LoopHandle`] (asyncio's `call_soon_threadsafe` and
 //! `run_coroutine_threadsafe`) and [`RemoteTask`].
 //!
-//! Everything here goes through the loop's [`remote`](crate::remote) half: a callback from
+//! Everything here goes through the loop's [`remote`](crate::runtime::cross_thread) half: a callback from
 //! another thread is queued in the inbox and the poller is notified, so a blocked loop wakes
 //! promptly; the loop runs the callback in its next iteration, on its own thread, where it may
 //! touch the loop's single-threaded state (spawn a task, for example).
@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use crate::error::TaskError;
-use crate::remote::Remote;
-use crate::waker::TaskKey;
+use crate::runtime::cross_thread::Remote;
+use crate::runtime::waker::TaskKey;
 
 /// The loop is closed: it takes no more work (asyncio's "Event loop is closed").
 ///
@@ -188,7 +188,7 @@ impl LoopHandle {
                 // resolves the handle as cancelled).
                 return;
             }
-            let core = crate::context::current();
+            let core = crate::runtime::running::current();
             let task = core.spawn(make());
             // The wrapper delivers the outcome; cancelling it cancels `task` (it awaits it), and
             // if it is dropped unfinished (cancelled, loop closed) the completer says Cancelled.
@@ -328,7 +328,7 @@ impl<T> RemoteTask<T> {
         };
         if let Some(key) = task {
             let _ = self.remote.push_job(Box::new(move || {
-                crate::context::with_running(|core| core.cancel_task(key));
+                crate::runtime::running::with_running(|core| core.cancel_task(key));
             }));
         }
         true

@@ -176,13 +176,13 @@ pub(crate) struct Registration<T: AsFd> {
     /// The registered object; `None` only inside `into_inner` and `drop`.
     io: Option<T>,
     /// The poller it is registered with.
-    reactor: Arc<crate::remote::Remote>,
+    reactor: Arc<crate::runtime::cross_thread::Remote>,
 }
 
 impl<T: AsFd> Registration<T> {
     /// Registers `io` with the poller under `key`, interested in reading and writing.
     pub(crate) fn new(
-        remote: Arc<crate::remote::Remote>,
+        remote: Arc<crate::runtime::cross_thread::Remote>,
         io: T,
         key: usize,
         mode: Mode,

@@ -18,8 +18,8 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::task::Waker;
 use std::time::Instant;
 
+use crate::runtime::timer::TimerEntry;
 use crate::runtime::{Core, Runnable};
-use crate::timer::TimerEntry;
 
 /// What a handle record does when it runs.
 pub(crate) enum Action {

@@ -1,0 +1,635 @@
+//! The event loop: the ready queue, the waiting set, the timer heap and the poller, and
+//! `run_once`, one iteration of asyncio's `BaseEventLoop._run_once`.
+//!
+//! # One iteration
+//!
+//! ```text
+//!          ┌──────────────────────────── run_once ─────────────────────────────┐
+//!          │ 1 purge_timers     drop cancelled timers at the heap's head         │
+//!          │ 2 compute_timeout  0 if anything is ready, else the next deadline  │
+//!          │ 3 poll_io          sleep in the poller (or jump virtual time)      │
+//!          │ 4 drain_inbox      queue tasks woken by other threads              │
+//!          │ 5 fire_due_timers  move expired timers to the ready queue's tail   │
+//!          │ 6 run_ready        run exactly the entries ready *now* ("ntodo")   │
+//!          └────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! # Invariants
+//! - Only `run_ready` runs user code (task polls, callbacks, the actions of timers): "this is
+//!   the only place where callbacks are actually *called*" (CPython). What it schedules while
+//!   running goes to the tail of the ready queue and runs in the next iteration.
+//! - No `RefCell` borrow of the loop's structures is held while user code runs, so a task may
+//!   spawn, cancel, wake, set timers or drop anything from anywhere.
+//! - The loop blocks only when nothing is ready, no stop was requested and no wake from another
+//!   thread is pending; then it blocks until the head timer's deadline, so it never spins.
+//! - The future given to `run_until_complete` is an ordinary task entry (the *main task*) that
+//!   goes through the ready queue like every other; only its future lives on the caller's stack.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+pub(crate) mod clock;
+pub(crate) mod cross_thread;
+pub(crate) mod exception;
+#[allow(unsafe_code)]
+pub(crate) mod reactor;
+pub(crate) mod running;
+pub(crate) mod stats;
+pub(crate) mod timer;
+#[allow(unsafe_code)]
+pub(crate) mod waker;
+
+use self::clock::{duration_ns, Clock};
+use self::cross_thread::Remote;
+use self::stats::Stats;
+use self::timer::{TimerEntry, TimerHeap};
+use self::waker::TaskKey;
+use crate::callback_handle::{Action, HandleRecord};
+use crate::task::{Status, TaskEntry};
+
+/// The longest the loop sleeps in one go (asyncio's `MAXIMUM_SELECT_TIMEOUT`, one day): a timer
+/// further away than that is looked at again after a day.
+const MAX_SLEEP: Duration = Duration::from_secs(24 * 3600);
+
+/// While tasks keep the ready queue busy and I/O sources are registered, one iteration in this
+/// many asks the poller for I/O (with a zero timeout) instead of every iteration, because a
+/// zero-timeout wait costs several syscalls. tokio's `event_interval` is the same number, but
+/// counts task polls rather than iterations. See docs/architecture.md for why that is fair.
+const IO_POLL_INTERVAL: u32 = 61;
+
+/// Buffers (queues, slabs, the timer heap) larger than this many entries are given back once
+/// a burst drained; smaller ones are kept for reuse.
+const BURST: usize = 4096;
+
+/// Replaces a buffer that is empty but sized for more than [`BURST`] entries with a new one
+/// (a slab can only be dropped whole: its keys are indices).
+fn give_back<T: Default>(buf: &RefCell<T>, is_empty: impl Fn(&T) -> bool, capacity: impl Fn(&T) -> usize) {
+    let mut buf = buf.borrow_mut();
+    if is_empty(&buf) && capacity(&buf) > BURST {
+        let old = std::mem::take(&mut *buf);
+        drop(buf);
+        drop(old);
+    }
+}
+
+/// An entry of the ready queue: a task step, or a handle (a callback, a timer's action, a combinator's count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Runnable {
+    /// Poll this task (or drop its future if it was cancelled).
+    Task(TaskKey),
+    /// Run the handle record at `index`, if it still has this `seq` (else it was cancelled).
+    Handle { index: u32, seq: u64 },
+}
+
+/// How long phase 3 may sleep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timeout {
+    /// Do not sleep: something is ready, a stop was requested, or another thread woke a task.
+    Zero,
+    /// Sleep until this loop time (ns), the head timer's deadline.
+    Until(u64),
+    /// Sleep until an I/O event or a notification from another thread.
+    Forever,
+}
+
+/// The loop's state. Shared (`Rc`) by the [`EventLoop`], its [`Task`] handles, its callback
+/// handles, and the thread-local "running loop" while it runs.
+pub(crate) struct Core {
+    /// The ready queue (asyncio's `_ready`): what runs in the current or next iteration.
+    pub(crate) ready: RefCell<VecDeque<Runnable>>,
+    /// Every live task, by slab index. Those not in `ready` form the waiting set.
+    pub(crate) tasks: RefCell<Slab<TaskEntry>>,
+    /// The joiners and await links of the tasks that have one, by slab index (kept out of the
+    /// slab so a task entry stays 32 bytes).
+    pub(crate) extras: RefCell<crate::task::Extras>,
+    /// Callback records (asyncio's `Handle`s): `call_soon` callbacks, timers' actions, combinator counts.
+    pub(crate) handles: RefCell<Slab<HandleRecord>>,
+    /// The timer heap (asyncio's `_scheduled`), entries pointing into `handles`.
+    pub(crate) timers: RefCell<TimerHeap>,
+    /// Real or virtual time.
+    pub(crate) clock: Clock,
+    /// The thread-safe half: inbox, stop flag, poller.
+    pub(crate) remote: Arc<Remote>,
+    /// The task being polled right now (asyncio's `current_task()`).
+    pub(crate) current: Cell<Option<TaskKey>>,
+    /// The next handle sequence number (orders equal timer deadlines; detects stale handles).
+    pub(crate) next_seq: Cell<u64>,
+    /// Set by `close()`: spawned tasks are born cancelled, the loop cannot run again.
+    pub(crate) closed: Cell<bool>,
+    /// Panic payloads of finished tasks, by task id, until a handle takes them.
+    pub(crate) panics: RefCell<HashMap<u64, Box<dyn std::any::Any + Send>>>,
+    /// Names given with `Task::set_name`, by task id.
+    pub(crate) names: RefCell<HashMap<u64, String>>,
+    /// Registered I/O sources (sockets of `Async`, descriptors of `add_reader`): cached
+    /// readiness and the tasks waiting on each.
+    pub(crate) io: RefCell<Slab<crate::io::IoEntry>>,
+    /// The registrations of `add_reader`/`add_writer`, by descriptor.
+    pub(crate) fd_callbacks: RefCell<crate::io::FdCallbacks>,
+    /// Scratch buffer for the poller's events.
+    io_events: RefCell<Vec<crate::runtime::reactor::IoEvent>>,
+    /// Iterations since the poller was last asked for I/O.
+    ticks_since_io: Cell<u32>,
+    /// Counters for [`EventLoop::stats`] (iterations apart: counted every iteration, so kept
+    /// in a cell of their own).
+    stats: Cell<Stats>,
+    pub(crate) iterations: Cell<u64>,
+    /// The exception handler (`None`: the default, one line on stderr).
+    pub(crate) exception_handler: RefCell<Option<crate::runtime::exception::Handler>>,
+    /// Debug mode: slow steps are reported, and tasks remember where they were spawned.
+    debug: Option<DebugMode>,
+    /// Trace recording (`Builder::trace`): every task's life, for `EventLoop::trace`. `None`
+    /// when off, and then each hook costs one branch.
+    pub(crate) tracer: Option<RefCell<crate::trace::Recorder>>,
+    /// Scratch buffer for keys drained from the inbox.
+    inbox_scratch: RefCell<Vec<u64>>,
+    /// Signal listeners and the children of the SIGCHLD backend (src/signal, src/process).
+    pub(crate) os: crate::signal::LoopSignals,
+    /// A burst of wakes came through the inbox: its buffers may be large (see
+    /// `release_burst_memory`).
+    remote_burst: Cell<bool>,
+}
+
+impl Core {
+    pub(crate) fn new(virtual_time: bool, debug: Option<DebugMode>, trace: bool) -> io::Result<Rc<Core>> {
+        let clock = Clock::new(virtual_time);
+        // The trace counts from the loop's creation (loop time 0 lies 73 years earlier: clock.rs).
+        let tracer = trace.then(|| RefCell::new(crate::trace::Recorder::new(clock.start())));
+        Ok(Rc::new(Core {
+            ready: RefCell::new(VecDeque::new()),
+            tasks: RefCell::new(Slab::new()),
+            extras: RefCell::default(),
+            handles: RefCell::new(Slab::new()),
+            timers: RefCell::new(TimerHeap::default()),
+            clock,
+            tracer,
+            remote: Remote::register()?,
+            current: Cell::new(None),
+            next_seq: Cell::new(0),
+            closed: Cell::new(false),
+            panics: RefCell::new(HashMap::new()),
+            names: RefCell::new(HashMap::new()),
+            io: RefCell::new(Slab::new()),
+            fd_callbacks: RefCell::default(),
+            io_events: RefCell::new(Vec::new()),
+            ticks_since_io: Cell::new(0),
+            stats: Cell::new(Stats::default()),
+            iterations: Cell::new(0),
+            exception_handler: RefCell::new(None),
+            debug,
+            inbox_scratch: RefCell::new(Vec::new()),
+            remote_burst: Cell::new(false),
+            os: crate::signal::LoopSignals::default(),
+        }))
+    }
+
+    /// Runs one iteration of the loop (asyncio's `_run_once`).
+    pub(crate) fn run_once(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
+        self.iterations.set(self.iterations.get() + 1);
+        // 1. Forget cancelled timers at the head of the heap, so the timeout below is right.
+        self.purge_timers();
+        // 2. Decide how long we may sleep: not at all if anything is ready.
+        let timeout = self.compute_timeout();
+        // 3. Sleep in the poller until I/O, a notification or the timeout (virtual time: jump).
+        self.poll_io(timeout);
+        // 4. Tasks woken from other threads join the ready queue (after what was already there).
+        self.drain_inbox();
+        // 5. Timers that expired join it too, measured with the clock read *after* the sleep.
+        self.fire_due_timers();
+        // 6. Run what is ready now; whatever this schedules waits for the next iteration.
+        self.run_ready(main);
+    }
+
+    fn purge_timers(&self) {
+        let mut timers = self.timers.borrow_mut();
+        if timers.len() > 0 {
+            let handles = self.handles.borrow();
+            timers.purge(|e| timer_is_live(&handles, e));
+        }
+    }
+
+    fn compute_timeout(&self) -> Timeout {
+        if !self.ready.borrow().is_empty() || self.remote.stop.load(SeqCst) || self.remote.has_pending() {
+            return Timeout::Zero;
+        }
+        match self.timers.borrow().next_deadline() {
+            Some(deadline) if deadline <= self.clock.now_ns() => Timeout::Zero,
+            Some(deadline) => Timeout::Until(deadline),
+            None => Timeout::Forever,
+        }
+    }
+
+    fn poll_io(&self, timeout: Timeout) {
+        let sources = self.io_sources();
+        let wait = match timeout {
+            // Busy: skip the syscalls unless sockets are registered and it is their turn.
+            Timeout::Zero if sources == 0 || self.ticks_since_io.get() + 1 < IO_POLL_INTERVAL => {
+                self.ticks_since_io.set(self.ticks_since_io.get() + 1);
+                return;
+            }
+            Timeout::Zero => Some(Duration::ZERO),
+            // Virtual time: nothing can happen before the next deadline, so go there at once,
+            // unless a socket or an executor job can still produce something in real time.
+            Timeout::Until(deadline) if self.clock.is_virtual() && sources == 0 && self.jobs_in_flight() == 0 => {
+                // Re-check the inbox *after* reading the job count: a job wakes its task before
+                // it stops counting, so a job seen finished here has its wake visible here.
+                if !self.remote.has_pending() {
+                    self.clock.advance_to(deadline);
+                }
+                return;
+            }
+            Timeout::Until(deadline) => {
+                Some(Duration::from_nanos(deadline.saturating_sub(self.clock.now_ns())).min(MAX_SLEEP))
+            }
+            Timeout::Forever => None,
+        };
+        self.ticks_since_io.set(0);
+        self.bump(|s| {
+            s.polls += 1;
+            s.last_poll_timeout = wait;
+        });
+        let mut events = std::mem::take(&mut *self.io_events.borrow_mut());
+        let started = Instant::now();
+        if let Err(e) = self.remote.reactor.wait(wait, &mut events) {
+            panic!("aioloop: waiting in the poller failed: {e}");
+        }
+        if let (Timeout::Until(deadline), true) = (timeout, self.clock.is_virtual()) {
+            // Virtual time that had to wait in real time (sockets or jobs were live): if the
+            // whole wait passed, so did the virtual deadline.
+            if wait.is_some_and(|w| started.elapsed() >= w) {
+                self.clock.advance_to(deadline);
+            }
+        }
+        self.remote.clear_notified();
+        // Ready sockets wake their tasks (asyncio's `_process_events`): they join the ready queue
+        // after what was already there, before the timers of phase 5.
+        self.dispatch_io(&mut events);
+        *self.io_events.borrow_mut() = events;
+    }
+
+    fn drain_inbox(&self) {
+        if !self.remote.has_pending() {
+            return;
+        }
+        let mut keys = std::mem::take(&mut *self.inbox_scratch.borrow_mut());
+        let mut jobs = Vec::new();
+        self.remote.drain(&mut keys, &mut jobs);
+        if keys.len() > BURST {
+            self.remote_burst.set(true);
+        }
+        for key in keys.drain(..) {
+            self.wake_local(TaskKey(key));
+        }
+        // Callbacks from other threads run in phase 6 like `call_soon` ones (asyncio's
+        // `call_soon_threadsafe` appends to `_ready` too).
+        for job in jobs {
+            self.call_soon_action(Action::Callback(job));
+        }
+        *self.inbox_scratch.borrow_mut() = keys;
+    }
+
+    fn fire_due_timers(&self) {
+        if self.timers.borrow().len() == 0 {
+            return;
+        }
+        let now = self.clock.now_ns();
+        loop {
+            let due = {
+                let handles = self.handles.borrow();
+                self.timers.borrow_mut().pop_due(now, |e| timer_is_live(&handles, e))
+            };
+            let Some(entry) = due else { break };
+            self.handles.borrow_mut()[entry.index as usize].in_heap = false;
+            self.ready.borrow_mut().push_back(Runnable::Handle { index: entry.index, seq: entry.seq });
+        }
+    }
+
+    fn run_ready(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
+        // The "ntodo" rule: count first, then run exactly that many.
+        let ntodo = self.ready.borrow().len();
+        for _ in 0..ntodo {
+            let Some(next) = self.ready.borrow_mut().pop_front() else { break };
+            // Debug mode: name the step before it runs (a task may finish in it).
+            let debug = self.debug.as_ref().map(|d| (self.describe(next), Instant::now(), d.slow_callback_duration));
+            match next {
+                Runnable::Task(key) => self.run_task(key, main),
+                Runnable::Handle { index, seq } => self.run_handle(index, seq),
+            }
+            if let Some((what, started, threshold)) = debug {
+                self.report_slow(&what, started.elapsed(), threshold);
+            }
+        }
+        // Housekeeping: the ready queue's buffer after a drained burst (a length check), the
+        // rest when the loop is about to go idle (nothing ready), never on the busy path.
+        let mut ready = self.ready.borrow_mut();
+        let idle = ready.is_empty();
+        if ready.capacity() > BURST && ready.len() < ready.capacity() / 8 {
+            let keep = (ready.len() * 2).max(1024);
+            ready.shrink_to(keep);
+        }
+        drop(ready);
+        if idle {
+            self.release_burst_memory();
+        }
+    }
+
+    /// A burst (a million tasks spawned, a million timers set) leaves the ready queue, the task
+    /// and handle slabs and the timer heap with buffers sized for it; give them back once the
+    /// burst has drained, rather than hold the peak for the loop's life. A slab can only be
+    /// dropped whole, when it is empty (its keys are indices); stale keys into it stay harmless,
+    /// since every lookup checks the generation or sequence number.
+    pub(crate) fn release_burst_memory(&self) {
+        give_back(&self.tasks, Slab::is_empty, Slab::capacity);
+        give_back(&self.io, Slab::is_empty, Slab::capacity);
+        give_back(&self.handles, Slab::is_empty, Slab::capacity);
+        give_back(&self.io_events, Vec::is_empty, Vec::capacity);
+        give_back(&self.inbox_scratch, Vec::is_empty, Vec::capacity);
+        let mut extras = self.extras.borrow_mut();
+        if extras.capacity() > BURST && extras.len() < extras.capacity() / 8 {
+            let keep = extras.len() * 2;
+            extras.shrink_to(keep);
+        }
+        drop(extras);
+        self.timers.borrow_mut().release_memory(BURST);
+        // Only after a burst: locking the inbox is not free.
+        if self.remote_burst.replace(false) {
+            self.remote.release_memory(BURST);
+        }
+    }
+
+    /// Debug mode: reports a step that held the loop at least `threshold` (asyncio's
+    /// "Executing <Handle ...> took 0.150 seconds"). Measured in real time, even under virtual
+    /// time: a blocking call stalls the thread, not the virtual clock.
+    fn report_slow(&self, what: &str, took: Duration, threshold: Duration) {
+        if took < threshold {
+            return;
+        }
+        let message = format!("Executing {what} took {:.3} seconds", took.as_secs_f64());
+        self.report(&crate::runtime::exception::ExceptionContext { message: &message, task: None, panic: None });
+    }
+
+    /// Debug mode: names a ready-queue entry for a slow-step report.
+    fn describe(&self, step: Runnable) -> String {
+        match step {
+            Runnable::Task(key) => {
+                let id = self.tasks.borrow().get(key.index()).filter(|e| key.matches(e.id)).map(|e| e.id);
+                id.map_or_else(|| "<Task finished>".to_string(), |id| self.task_info(id).to_string())
+            }
+            Runnable::Handle { .. } => "<Handle callback>".to_string(),
+        }
+    }
+
+    /// Panics in a child process forked after the loop was created (documented on the `run_*`
+    /// methods): waiting on the parent's epoll instance would steal the parent's events.
+    pub(crate) fn check_not_forked(&self) {
+        if self.remote.reactor.forked() {
+            panic!(
+                "aioloop: this event loop was created before a fork and belongs to the parent process; \
+                 build a new EventLoop in the child"
+            );
+        }
+    }
+
+    /// Records a trace event for task `id` at the current loop time, if tracing is on: when it
+    /// is off, one test of a field that the branch predictor learns at once, the recording
+    /// itself kept out of line.
+    #[inline(always)]
+    pub(crate) fn trace_event(&self, id: u64, kind: impl FnOnce() -> crate::TraceKind) {
+        if let Some(tracer) = &self.tracer {
+            self.record_event(tracer, id, kind);
+        }
+    }
+
+    /// [`trace_event`](Self::trace_event) for the task with `key`, whose id is looked up only
+    /// when tracing is on (so the hot paths need not carry it).
+    #[inline(always)]
+    pub(crate) fn trace_task(&self, key: TaskKey, kind: impl FnOnce() -> crate::TraceKind) {
+        if let Some(tracer) = &self.tracer {
+            self.record_task_event(tracer, key, kind);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_task_event(
+        &self,
+        tracer: &RefCell<crate::trace::Recorder>,
+        key: TaskKey,
+        kind: impl FnOnce() -> crate::TraceKind,
+    ) {
+        let id = self.tasks.borrow().get(key.index()).filter(|e| key.matches(e.id)).map(|e| e.id);
+        if let Some(id) = id {
+            self.record_event(tracer, id, kind);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_event(&self, tracer: &RefCell<crate::trace::Recorder>, id: u64, kind: impl FnOnce() -> crate::TraceKind) {
+        let now = self.clock.instant(self.clock.now_ns());
+        let kind = kind();
+        tracer.borrow_mut().record(now, crate::TaskId(id), kind);
+    }
+
+    /// Debug mode: records where a task is spawned.
+    pub(crate) fn note_spawn_location(&self, id: u64, at: &'static std::panic::Location<'static>) {
+        if let Some(d) = &self.debug {
+            d.spawned_at.borrow_mut().insert(id, at);
+        }
+    }
+
+    /// Debug mode: where a task was spawned.
+    pub(crate) fn spawn_location(&self, id: u64) -> Option<&'static std::panic::Location<'static>> {
+        self.debug.as_ref().and_then(|d| d.spawned_at.borrow().get(&id).copied())
+    }
+
+    /// Debug mode: forgets a finished task's spawn location.
+    pub(crate) fn forget_spawn_location(&self, id: u64) {
+        if let Some(d) = &self.debug {
+            d.spawned_at.borrow_mut().remove(&id);
+        }
+    }
+
+    /// Runs iterations until a stop is requested (then clears the request).
+    pub(crate) fn run_until_stopped(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
+        loop {
+            self.run_once(main);
+            if self.remote.stop.swap(false, SeqCst) {
+                break;
+            }
+        }
+    }
+
+    /// Drops every task's future and every callback, then unregisters the loop. Idempotent.
+    ///
+    /// Destructors may spawn (the new tasks are born cancelled), cancel, wake or schedule: each
+    /// round drops what the previous round left, until nothing is left.
+    pub(crate) fn close(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
+        loop {
+            let doomed: Vec<_> = {
+                let mut tasks = self.tasks.borrow_mut();
+                let slot = self.remote.slot;
+                tasks
+                    .iter_mut()
+                    .filter(|(_, e)| !e.status.is_finished() && !e.is_main)
+                    .map(|(i, e)| {
+                        e.status = Status::Running;
+                        (TaskKey::new(slot, i, e.id), e.cell.take())
+                    })
+                    .collect()
+            };
+            if doomed.is_empty() {
+                break;
+            }
+            for (key, cell) in doomed {
+                if cell.is_some() {
+                    let id = self.tasks.borrow()[key.index()].id;
+                    self.report(&crate::runtime::exception::ExceptionContext {
+                        message: "Task was destroyed but it is pending!",
+                        task: Some(self.task_info(id)),
+                        panic: None,
+                    });
+                }
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(cell)));
+                match outcome {
+                    Ok(()) => self.finish_task(key, Status::Cancelled, None, None),
+                    Err(p) => self.finish_task(key, Status::Panicked, None, Some(p)),
+                }
+            }
+        }
+        loop {
+            let records: Vec<HandleRecord> = self.handles.borrow_mut().drain().collect();
+            if records.is_empty() {
+                break;
+            }
+            for r in records {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(r)));
+            }
+        }
+        self.clear_fd_callbacks();
+        // Signal callbacks go, and the signal thread stops sending this loop deliveries.
+        self.os.close(self);
+        // Callbacks other threads sent and the loop will never run (their destructors run here,
+        // which resolves the handles of `LoopHandle::spawn` as cancelled).
+        for job in self.remote.close() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(job)));
+        }
+        self.ready.borrow_mut().clear();
+        self.timers.borrow_mut().clear();
+        self.remote.unregister();
+    }
+
+    fn jobs_in_flight(&self) -> usize {
+        self.remote.jobs_in_flight.load(SeqCst)
+    }
+
+    fn bump(&self, f: impl FnOnce(&mut Stats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+
+    /// The loop's anatomy and counters now (for [`EventLoop::stats`](crate::EventLoop::stats)).
+    pub(crate) fn stats(&self) -> Stats {
+        let mut s = self.stats.get();
+        s.iterations = self.iterations.get();
+        s.tasks = self.tasks.borrow().len();
+        s.ready = self.ready.borrow().len();
+        let timers = self.timers.borrow();
+        s.timers = timers.len();
+        s.cancelled_timers = timers.cancelled();
+        s
+    }
+
+    /// Cancels every unfinished task and runs the loop until they are all finished (the first
+    /// half of `asyncio.run`'s shutdown). Tasks their destructors spawn are left for `close`.
+    pub(crate) fn cancel_all_tasks(self: &Rc<Self>) {
+        let keys: Vec<TaskKey> = {
+            let slot = self.remote.slot;
+            let tasks = self.tasks.borrow();
+            tasks.iter().filter(|(_, e)| !e.status.is_finished()).map(|(i, e)| TaskKey::new(slot, i, e.id)).collect()
+        };
+        for &k in &keys {
+            self.cancel_task(k);
+        }
+        let _guard = running::enter(self);
+        while keys.iter().any(|&k| self.status_of(k).is_some_and(|s| !s.is_finished())) {
+            self.run_once(&mut None);
+        }
+        self.remote.stop.store(false, SeqCst);
+    }
+
+    /// Returns the deadline `d` from now, in loop time.
+    pub(crate) fn deadline_after(&self, d: Duration) -> u64 {
+        self.clock.now_ns().saturating_add(duration_ns(d))
+    }
+}
+
+pub(crate) fn timer_is_live(handles: &Slab<HandleRecord>, e: &TimerEntry) -> bool {
+    handles.get(e.index as usize).is_some_and(|r| r.seq == e.seq && r.in_heap)
+}
+
+/// Debug mode's settings and records.
+pub(crate) struct DebugMode {
+    /// A step that takes at least this long is reported (asyncio's `slow_callback_duration`).
+    slow_callback_duration: Duration,
+    /// Where each live task was spawned.
+    spawned_at: RefCell<HashMap<u64, &'static std::panic::Location<'static>>>,
+}
+
+impl DebugMode {
+    /// Debug mode reporting steps that take at least `slow_callback_duration`.
+    pub(crate) fn new(slow_callback_duration: Duration) -> DebugMode {
+        DebugMode { slow_callback_duration, spawned_at: RefCell::default() }
+    }
+}
+
+/// The main task's slab entry, removed when `run_until_complete` returns or unwinds.
+pub(crate) struct MainTask<'a> {
+    core: &'a Rc<Core>,
+    key: TaskKey,
+}
+
+impl<'a> MainTask<'a> {
+    /// Takes charge of the main task's entry `key` (made by `insert_task` with `is_main`).
+    pub(crate) fn new(core: &'a Rc<Core>, key: TaskKey) -> MainTask<'a> {
+        MainTask { core, key }
+    }
+
+    /// Removes the entry; returns how the main task ended, and its panic's payload.
+    pub(crate) fn finish(self) -> (Status, Option<Box<dyn std::any::Any + Send>>) {
+        let mut entry = self.core.tasks.borrow_mut().remove(self.key.index());
+        let extra = crate::task::take_extra(&mut self.core.extras.borrow_mut(), &mut entry, self.key.index());
+        drop(extra);
+        if self.core.tasks.borrow().is_empty() {
+            self.core.release_burst_memory();
+        }
+        let payload = crate::task::take_by_id(&self.core.panics, entry.id);
+        std::mem::forget(self);
+        (entry.status, payload)
+    }
+}
+
+impl Drop for MainTask<'_> {
+    fn drop(&mut self) {
+        let mut tasks = self.core.tasks.borrow_mut();
+        if tasks.get(self.key.index()).is_some_and(|e| self.key.matches(e.id)) {
+            let mut entry = tasks.remove(self.key.index());
+            drop(tasks);
+            let extra = crate::task::take_extra(&mut self.core.extras.borrow_mut(), &mut entry, self.key.index());
+            drop(extra);
+            crate::task::take_by_id(&self.core.panics, entry.id);
+        }
+    }
+}
