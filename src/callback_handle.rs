@@ -34,7 +34,7 @@ pub(crate) enum Action {
     Expire(Waker, Option<crate::task::Link>),
     /// Run the `add_reader` (or `add_writer`) callback of I/O source `usize`, if it is still the
     /// one with this sequence number.
-    Io(usize, crate::io::Dir, u64),
+    Io(usize, crate::runtime::readiness::Dir, u64),
     /// Tell a combinator's group that a member finished (asyncio's done-callback of a child).
     Member(std::rc::Rc<crate::group::Group>, u32, crate::task::Status),
 }

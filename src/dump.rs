@@ -155,7 +155,7 @@ impl Core {
         }
         let io = self.io.borrow();
         match io.iter().find_map(|(_, entry)| entry.waits(&|w| key_of(w) == Some(key)).map(|d| (entry, d))) {
-            Some((entry, dir)) => WaitingOn::Io { fd: entry.fd, write: dir == crate::io::Dir::Write },
+            Some((entry, dir)) => WaitingOn::Io { fd: entry.fd, write: dir == crate::runtime::readiness::Dir::Write },
             None => WaitingOn::Other,
         }
     }

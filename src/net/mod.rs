@@ -56,7 +56,7 @@ use std::time::Duration;
 
 use rustix::net::{AddressFamily, SocketType};
 
-use crate::io::Dir;
+use crate::runtime::readiness::Dir;
 use crate::Async;
 
 /// Creates a socket in non-blocking, close-on-exec mode.

@@ -42,8 +42,8 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
-use crate::io::Dir;
 use crate::runtime::cross_thread::Remote;
+use crate::runtime::readiness::Dir;
 use crate::runtime::Core;
 use crate::Async;
 

@@ -42,6 +42,7 @@ pub(crate) mod cross_thread;
 pub(crate) mod exception;
 #[allow(unsafe_code)]
 pub(crate) mod reactor;
+pub(crate) mod readiness;
 pub(crate) mod running;
 pub(crate) mod stats;
 pub(crate) mod timer;
@@ -131,9 +132,9 @@ pub(crate) struct Core {
     pub(crate) names: RefCell<HashMap<u64, String>>,
     /// Registered I/O sources (sockets of `Async`, descriptors of `add_reader`): cached
     /// readiness and the tasks waiting on each.
-    pub(crate) io: RefCell<Slab<crate::io::IoEntry>>,
+    pub(crate) io: RefCell<Slab<crate::runtime::readiness::IoEntry>>,
     /// The registrations of `add_reader`/`add_writer`, by descriptor.
-    pub(crate) fd_callbacks: RefCell<crate::io::FdCallbacks>,
+    pub(crate) fd_callbacks: RefCell<crate::runtime::readiness::FdCallbacks>,
     /// Scratch buffer for the poller's events.
     io_events: RefCell<Vec<crate::runtime::reactor::IoEvent>>,
     /// Iterations since the poller was last asked for I/O.
