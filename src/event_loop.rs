@@ -541,7 +541,7 @@ impl EventLoop {
     /// ```
     pub fn trace(&self) -> crate::Trace {
         match &self.core.tracer {
-            Some(r) => r.borrow().trace(),
+            Some(r) => crate::Trace::recorded(&r.borrow()),
             None => crate::Trace::empty(self.core.clock.start()), // the loop's creation (clock.rs)
         }
     }

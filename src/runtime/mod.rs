@@ -43,6 +43,7 @@ pub(crate) mod exception;
 #[allow(unsafe_code)]
 pub(crate) mod reactor;
 pub(crate) mod readiness;
+pub(crate) mod recorder;
 pub(crate) mod running;
 pub(crate) mod stats;
 pub(crate) mod timer;
@@ -149,7 +150,7 @@ pub(crate) struct Core {
     debug: Option<DebugMode>,
     /// Trace recording (`Builder::trace`): every task's life, for `EventLoop::trace`. `None`
     /// when off, and then each hook costs one branch.
-    pub(crate) tracer: Option<RefCell<crate::trace::Recorder>>,
+    pub(crate) tracer: Option<RefCell<crate::runtime::recorder::Recorder>>,
     /// Scratch buffer for keys drained from the inbox.
     inbox_scratch: RefCell<Vec<u64>>,
     /// Signal listeners and the children of the SIGCHLD backend (src/signal, src/process).
@@ -163,7 +164,7 @@ impl Core {
     pub(crate) fn new(virtual_time: bool, debug: Option<DebugMode>, trace: bool) -> io::Result<Rc<Core>> {
         let clock = Clock::new(virtual_time);
         // The trace counts from the loop's creation (loop time 0 lies 73 years earlier: clock.rs).
-        let tracer = trace.then(|| RefCell::new(crate::trace::Recorder::new(clock.start())));
+        let tracer = trace.then(|| RefCell::new(crate::runtime::recorder::Recorder::new(clock.start())));
         Ok(Rc::new(Core {
             ready: RefCell::new(VecDeque::new()),
             tasks: RefCell::new(Slab::new()),
@@ -422,7 +423,7 @@ impl Core {
     #[inline(never)]
     fn record_task_event(
         &self,
-        tracer: &RefCell<crate::trace::Recorder>,
+        tracer: &RefCell<crate::runtime::recorder::Recorder>,
         key: TaskKey,
         kind: impl FnOnce() -> crate::TraceKind,
     ) {
@@ -434,7 +435,12 @@ impl Core {
 
     #[cold]
     #[inline(never)]
-    fn record_event(&self, tracer: &RefCell<crate::trace::Recorder>, id: u64, kind: impl FnOnce() -> crate::TraceKind) {
+    fn record_event(
+        &self,
+        tracer: &RefCell<crate::runtime::recorder::Recorder>,
+        id: u64,
+        kind: impl FnOnce() -> crate::TraceKind,
+    ) {
         let now = self.clock.instant(self.clock.now_ns());
         let kind = kind();
         tracer.borrow_mut().record(now, crate::TaskId(id), kind);

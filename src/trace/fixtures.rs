@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Recorder, Trace, TraceKind};
+use super::{Trace, TraceKind};
 use crate::dump::WaitingOn;
+use crate::runtime::recorder::Recorder;
 use crate::task::TaskId;
 
 /// Builds a trace from `(seconds, task, kind)` triples on a loop started at `start`.
@@ -13,7 +14,7 @@ pub(crate) fn trace_of(start: Instant, events: Vec<(f64, u64, TraceKind)>) -> Tr
     for (at, task, kind) in events {
         rec.record(start + Duration::from_secs_f64(at), TaskId(task), kind);
     }
-    rec.trace()
+    Trace::recorded(&rec)
 }
 
 pub(crate) fn spawned(name: &str) -> TraceKind {
