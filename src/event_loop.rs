@@ -119,7 +119,7 @@ impl Builder {
         let debug = debug_on.then(|| DebugMode::new(self.slow_callback_duration.unwrap_or(Duration::from_millis(100))));
         let lp = EventLoop { core: Core::new(self.virtual_time, debug, self.trace)? };
         if let Some(signum) = self.dump_on_signal {
-            lp.core.os.enable_dump(&lp.core, signum)?;
+            crate::signal::enable_dump(&lp.core, signum)?;
         }
         Ok(lp)
     }

@@ -530,13 +530,13 @@ impl Core {
         self.current.set(Some(key));
         // Builder::dump_on_signal (checklist 54 a): publish which task is polled and since when,
         // for the signal thread to name a task that never yields. When it is off: one field test each.
-        self.os.poll_started(self, key);
+        self.probe_poll_started(key);
         let step = if is_main {
             self.step_main(key, cancel, main)
         } else {
             Self::step(key, cell.expect("a pending task has its future"), cancel)
         };
-        self.os.poll_ended();
+        self.probe_poll_ended();
         self.current.set(None);
         match step {
             Step::Pending(cell) => self.park(key, cell),

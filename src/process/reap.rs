@@ -169,7 +169,7 @@ impl Inner {
         if matches!(inner.exit, Exit::Sigchld(_)) {
             core.remote.jobs_in_flight.fetch_add(1, SeqCst);
             *inner.counted.borrow_mut() = Some(core.remote.clone());
-            core.os.children.add(core, &inner);
+            crate::signal::of(core).children.add(core, &inner);
             // An exit before the loop listened to SIGCHLD raised no delivery for it: look once.
             let _ = inner.try_wait();
         }
@@ -342,9 +342,9 @@ impl Watched {
         let first = self.children.borrow().is_empty();
         self.children.borrow_mut().push(Rc::downgrade(child));
         if first {
-            match core.os.listen(core, libc::SIGCHLD) {
+            match crate::signal::of(core).listen(core, libc::SIGCHLD) {
                 Ok(_) => {
-                    if let Ok(sub) = core.os.subscriber(core) {
+                    if let Ok(sub) = crate::signal::of(core).subscriber(core) {
                         sub.children_changed(true);
                     }
                 }
@@ -384,8 +384,8 @@ impl Watched {
     }
 
     fn stop_listening(&self, core: &Core) {
-        core.os.unlisten(libc::SIGCHLD as usize);
-        if let Ok(sub) = core.os.subscriber(core) {
+        crate::signal::of(core).unlisten(libc::SIGCHLD as usize);
+        if let Ok(sub) = crate::signal::of(core).subscriber(core) {
             sub.children_changed(false);
         }
     }

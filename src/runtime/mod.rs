@@ -84,6 +84,25 @@ fn give_back<T: Default>(buf: &RefCell<T>, is_empty: impl Fn(&T) -> bool, capaci
 }
 
 /// An entry of the ready queue: a task step, or a handle (a callback, a timer's action, a combinator's count).
+/// Per-loop state of a part that lives outside the engine (the OS integration: signals and the
+/// SIGCHLD backend's children), kept by [`Core`] so that it lives and closes with the loop,
+/// without the engine depending on the part.
+pub(crate) trait OsState: std::any::Any {
+    /// The loop closes: drop callbacks, give up process-wide registrations.
+    fn close(&self, core: &Core);
+    /// `self` as `Any`, to get the concrete type back.
+    fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any>;
+}
+
+/// Told about each task poll while set (`dump_on_signal`: the signal thread reports a task that
+/// never yields). Implemented by the signal module's process-wide subscriber.
+pub(crate) trait PollProbe: Send + Sync {
+    /// Task `id` is being polled from now.
+    fn poll_started(&self, id: u64);
+    /// The poll ended.
+    fn poll_ended(&self);
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Runnable {
     /// Poll this task (or drop its future if it was cancelled).
@@ -153,8 +172,11 @@ pub(crate) struct Core {
     pub(crate) tracer: Option<RefCell<crate::runtime::recorder::Recorder>>,
     /// Scratch buffer for keys drained from the inbox.
     inbox_scratch: RefCell<Vec<u64>>,
-    /// Signal listeners and the children of the SIGCHLD backend (src/signal, src/process).
-    pub(crate) os: crate::signal::LoopSignals,
+    /// The OS integration's per-loop state (signal listeners and the children of the SIGCHLD
+    /// backend: src/signal, src/process), made by its first use; the engine only closes it.
+    os: std::cell::OnceCell<Rc<dyn OsState>>,
+    /// `dump_on_signal`'s watch of the task being polled; one field test per poll when unset.
+    probe: std::cell::OnceCell<Arc<dyn PollProbe>>,
     /// A burst of wakes came through the inbox: its buffers may be large (see
     /// `release_burst_memory`).
     remote_burst: Cell<bool>,
@@ -189,7 +211,8 @@ impl Core {
             debug,
             inbox_scratch: RefCell::new(Vec::new()),
             remote_burst: Cell::new(false),
-            os: crate::signal::LoopSignals::default(),
+            os: std::cell::OnceCell::new(),
+            probe: std::cell::OnceCell::new(),
         }))
     }
 
@@ -526,7 +549,9 @@ impl Core {
         }
         self.clear_fd_callbacks();
         // Signal callbacks go, and the signal thread stops sending this loop deliveries.
-        self.os.close(self);
+        if let Some(os) = self.os.get() {
+            os.close(self);
+        }
         // Callbacks other threads sent and the loop will never run (their destructors run here,
         // which resolves the handles of `LoopHandle::spawn` as cancelled).
         for job in self.remote.close() {
@@ -575,6 +600,41 @@ impl Core {
             self.run_once(&mut None);
         }
         self.remote.stop.store(false, SeqCst);
+    }
+
+    /// The loop's state of type `T` (made with `T::default()` by its first use).
+    ///
+    /// # Panics
+    ///
+    /// If another type's state was made first (one `OsState` type per crate: `LoopSignals`).
+    pub(crate) fn os_state<T: OsState + Default>(&self) -> Rc<T> {
+        let state = self.os.get_or_init(|| Rc::new(T::default()));
+        match state.clone().into_any().downcast::<T>() {
+            Ok(state) => state,
+            Err(_) => unreachable!("one OsState type per loop"),
+        }
+    }
+
+    /// Sets the probe told about each task poll (once; later calls keep the first).
+    pub(crate) fn set_poll_probe(&self, probe: Arc<dyn PollProbe>) {
+        let _ = self.probe.set(probe);
+    }
+
+    /// Tells the probe, if any, that the task with `key` is being polled.
+    #[inline(always)]
+    pub(crate) fn probe_poll_started(&self, key: TaskKey) {
+        if let Some(probe) = self.probe.get() {
+            let id = self.tasks.borrow().get(key.index()).map_or(0, |e| e.id);
+            probe.poll_started(id);
+        }
+    }
+
+    /// Tells the probe, if any, that the poll ended.
+    #[inline(always)]
+    pub(crate) fn probe_poll_ended(&self) {
+        if let Some(probe) = self.probe.get() {
+            probe.poll_ended();
+        }
     }
 
     /// Returns the deadline `d` from now, in loop time.

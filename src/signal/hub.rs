@@ -296,16 +296,6 @@ impl Subscriber {
         Ok(())
     }
 
-    /// Publishes that the loop starts polling task `id` (dump_on_signal on).
-    pub(crate) fn poll_started(&self, id: u64) {
-        self.poll_started.store(nanos_since_epoch(), SeqCst);
-        self.polling.store(id, SeqCst);
-    }
-
-    /// Publishes that the poll ended.
-    pub(crate) fn poll_ended(&self) {
-        self.polling.store(0, SeqCst);
-    }
 
     /// Notes a change in this loop's number of SIGCHLD-backend children; the first one wakes
     /// the signal thread, so that it starts its periodic re-check.
@@ -462,7 +452,7 @@ fn dispatch(moved: &[usize], recheck: bool) {
         }
         // A closed loop refuses the job (it is being removed from the table).
         let _ = sub.remote.push_job(Box::new(move || {
-            crate::runtime::running::with_running(|core| core.os.deliver(core, &mine, check_children));
+            crate::runtime::running::with_running(|core| super::of(core).deliver(core, &mine, check_children));
         }));
     }
     if recheck || moved.contains(&sigchld) {
@@ -512,4 +502,17 @@ pub(crate) fn with_doorbell_full(f: impl FnOnce()) -> io::Result<usize> {
     }
     f();
     Ok(written)
+}
+
+impl crate::runtime::PollProbe for Subscriber {
+    /// Publishes that task `id` is being polled (0: none), and since when.
+    fn poll_started(&self, id: u64) {
+        self.poll_started.store(nanos_since_epoch(), SeqCst);
+        self.polling.store(id, SeqCst);
+    }
+
+    /// Publishes that the poll ended.
+    fn poll_ended(&self) {
+        self.polling.store(0, SeqCst);
+    }
 }

@@ -44,7 +44,7 @@
 mod hub;
 mod mask;
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -55,8 +55,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use crate::event_loop::EventLoop;
-use crate::runtime::waker::TaskKey;
-use crate::runtime::Core;
+use crate::runtime::{Core, OsState};
 
 pub(crate) use hub::{adopt_orphan, orphans, Subscriber};
 pub(crate) use mask::{reset_mask_in_child, thread_blocks_signals};
@@ -124,13 +123,12 @@ struct StreamState {
     waker: RefCell<Option<Waker>>,
 }
 
-/// A loop's signal listeners, and the children its SIGCHLD backend watches (the loop's `os` field).
+/// A loop's signal listeners, and the children its SIGCHLD backend watches (the loop's
+/// [`OsState`], reached with [`of`]).
 #[derive(Default)]
 pub(crate) struct LoopSignals {
     /// The loop's entry in the process-wide table, created with its first listener.
     sub: RefCell<Option<Arc<Subscriber>>>,
-    /// Set when `dump_on_signal` is on: the entry whose atomics each task poll updates.
-    watch: OnceCell<Arc<Subscriber>>,
     /// `add_signal_handler` callbacks (one per signal, as in asyncio).
     handlers: RefCell<HashMap<i32, Callback>>,
     /// Live [`Signal`]s, by signal.
@@ -232,30 +230,14 @@ impl LoopSignals {
         let sub = self.subscriber(core)?;
         sub.set_dump_signal(sig)?;
         self.dump.set(signum);
-        let _ = self.watch.set(sub);
+        core.set_poll_probe(sub);
         Ok(())
     }
+}
 
-    /// `dump_on_signal` (checklist 54 a): publishes that task `key` is being polled, for the
-    /// signal thread to report a task that never yields. When it is off: one field test.
-    #[inline(always)]
-    pub(crate) fn poll_started(&self, core: &Core, key: TaskKey) {
-        if let Some(sub) = self.watch.get() {
-            let id = core.tasks.borrow().get(key.index()).map_or(0, |e| e.id);
-            sub.poll_started(id);
-        }
-    }
-
-    /// Publishes that the poll announced by [`poll_started`](Self::poll_started) ended.
-    #[inline(always)]
-    pub(crate) fn poll_ended(&self) {
-        if let Some(sub) = self.watch.get() {
-            sub.poll_ended();
-        }
-    }
-
+impl OsState for LoopSignals {
     /// The loop closes: drops the callbacks and streams' wakers, and gives up every listener.
-    pub(crate) fn close(&self, core: &Core) {
+    fn close(&self, core: &Core) {
         let handlers = std::mem::take(&mut *self.handlers.borrow_mut());
         core.contain(move || drop(handlers));
         let streams = std::mem::take(&mut *self.streams.borrow_mut());
@@ -265,6 +247,20 @@ impl LoopSignals {
             sub.unsubscribe();
         }
     }
+
+    fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any> {
+        self
+    }
+}
+
+/// The signal state of the loop `core`.
+pub(crate) fn of(core: &Core) -> Rc<LoopSignals> {
+    core.os_state::<LoopSignals>()
+}
+
+/// `Builder::dump_on_signal`: on `signum`, the loop prints its task dump.
+pub(crate) fn enable_dump(core: &Core, signum: i32) -> io::Result<()> {
+    of(core).enable_dump(core, signum)
 }
 
 impl EventLoop {
@@ -309,7 +305,7 @@ impl EventLoop {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn add_signal_handler(&self, signum: i32, callback: impl FnMut() + 'static) -> io::Result<()> {
-        self.core.os.add_handler(&self.core, signum, Box::new(callback))
+        of(&self.core).add_handler(&self.core, signum, Box::new(callback))
     }
 
     /// Removes this loop's callback for `signum`; returns true if there was one (asyncio's
@@ -322,7 +318,7 @@ impl EventLoop {
     /// assert!(!lp.remove_signal_handler(aioloop::signal::SIGHUP));
     /// ```
     pub fn remove_signal_handler(&self, signum: i32) -> bool {
-        self.core.os.remove_handler(&self.core, signum)
+        of(&self.core).remove_handler(&self.core, signum)
     }
 }
 
@@ -352,7 +348,7 @@ impl EventLoop {
 #[track_caller]
 pub fn add_signal_handler(signum: i32, callback: impl FnMut() + 'static) -> io::Result<()> {
     let core = crate::runtime::running::current();
-    core.os.add_handler(&core, signum, Box::new(callback))
+    of(&core).add_handler(&core, signum, Box::new(callback))
 }
 
 /// [`EventLoop::remove_signal_handler`] on the running loop.
@@ -367,7 +363,7 @@ pub fn add_signal_handler(signum: i32, callback: impl FnMut() + 'static) -> io::
 #[track_caller]
 pub fn remove_signal_handler(signum: i32) -> bool {
     let core = crate::runtime::running::current();
-    core.os.remove_handler(&core, signum)
+    of(&core).remove_handler(&core, signum)
 }
 
 /// The deliveries of one signal to the running loop, as a stream (tokio's `signal::unix::Signal`).
@@ -421,9 +417,9 @@ impl Signal {
         let core = crate::runtime::running::with_running(Rc::clone).ok_or_else(|| {
             io::Error::other("no running event loop: create a Signal inside the loop (in a task or the future given to run_until_complete)")
         })?;
-        core.os.listen(&core, signum)?;
+        of(&core).listen(&core, signum)?;
         let state = Rc::new(StreamState::default());
-        core.os.streams.borrow_mut().entry(signum).or_default().push(state.clone());
+        of(&core).streams.borrow_mut().entry(signum).or_default().push(state.clone());
         Ok(Signal { signum, core, state })
     }
 
@@ -488,12 +484,13 @@ impl futures_core::Stream for Signal {
 
 impl Drop for Signal {
     fn drop(&mut self) {
-        let mut streams = self.core.os.streams.borrow_mut();
+        let signals = of(&self.core);
+        let mut streams = signals.streams.borrow_mut();
         if let Some(list) = streams.get_mut(&self.signum) {
             let before = list.len();
             list.retain(|s| !Rc::ptr_eq(s, &self.state));
             if list.len() < before {
-                self.core.os.unlisten(self.signum as usize);
+                of(&self.core).unlisten(self.signum as usize);
             }
             if list.is_empty() {
                 streams.remove(&self.signum);
