@@ -296,7 +296,6 @@ impl Subscriber {
         Ok(())
     }
 
-
     /// Notes a change in this loop's number of SIGCHLD-backend children; the first one wakes
     /// the signal thread, so that it starts its periodic re-check.
     pub(crate) fn children_changed(&self, added: bool) {
