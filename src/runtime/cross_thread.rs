@@ -30,7 +30,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 // atomics wrapped so that loom models `SeqCst` as such); every other build uses the standard
 // library's. The registry stays a std lock: it is a `static`.
 #[cfg(loom)]
-use crate::loom_shim::{AtomicBool, AtomicUsize};
+use super::loom_atomics::{AtomicBool, AtomicUsize};
 #[cfg(loom)]
 use loom::sync::Mutex;
 #[cfg(not(loom))]
@@ -68,7 +68,7 @@ pub(crate) struct Remote {
     pub(crate) slot: u16,
     /// Loom build only: the stand-in for the poller that loom can see (`notify` sets it).
     #[cfg(loom)]
-    pub(crate) park: crate::loom_shim::Park,
+    pub(crate) park: super::loom_atomics::Park,
 }
 
 #[derive(Default)]
@@ -109,7 +109,7 @@ impl Remote {
             reactor,
             slot: slot as u16,
             #[cfg(loom)]
-            park: crate::loom_shim::Park::default(),
+            park: super::loom_atomics::Park::default(),
         });
         reg[slot] = Some(remote.clone());
         Ok(remote)

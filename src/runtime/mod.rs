@@ -40,6 +40,8 @@ use slab::Slab;
 pub(crate) mod clock;
 pub(crate) mod cross_thread;
 pub(crate) mod exception;
+#[cfg(loom)]
+pub(crate) mod loom_atomics;
 #[allow(unsafe_code)]
 pub(crate) mod reactor;
 pub(crate) mod readiness;
