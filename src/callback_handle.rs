@@ -31,12 +31,12 @@ pub(crate) enum Action {
     Stop,
     /// A timeout's deadline (asyncio's `Timeout._on_timeout`): cancel what the timed-out future
     /// awaits, if anything, then wake its task (or let that cancellation wake it).
-    Expire(Waker, Option<crate::task::Link>),
+    Expire(Waker, Option<crate::runtime::task::Link>),
     /// Run the `add_reader` (or `add_writer`) callback of I/O source `usize`, if it is still the
     /// one with this sequence number.
     Io(usize, crate::runtime::readiness::Dir, u64),
     /// Tell a combinator's group that a member finished (asyncio's done-callback of a child).
-    Member(std::rc::Rc<crate::group::Group>, u32, crate::task::Status),
+    Member(std::rc::Rc<crate::runtime::members::Group>, u32, crate::runtime::task::Status),
 }
 
 /// A record in the handle slab.
@@ -109,7 +109,7 @@ impl Core {
     }
 
     /// Records what a pending `Expire` record must cancel when it runs.
-    pub(crate) fn set_handle_link(&self, (index, seq): HandleKey, link: Option<crate::task::Link>) {
+    pub(crate) fn set_handle_link(&self, (index, seq): HandleKey, link: Option<crate::runtime::task::Link>) {
         let mut handles = self.handles.borrow_mut();
         if let Some(r) = handles.get_mut(index as usize).filter(|r| r.seq == seq) {
             if let Action::Expire(_, l) = &mut r.action {

@@ -2,7 +2,7 @@
 //! [`shield`] against cancellation.
 //!
 //! Each combinator owns the [`Task`] handles it waits on and registers itself as their joiner
-//! through one shared [`Group`](crate::group): a finished member costs O(1), not a scan of all
+//! through one shared [`Group`](crate::runtime::members): a finished member costs O(1), not a scan of all
 //! members, and the combinator resumes two iterations after the member that satisfied its
 //! condition finished, as asyncio's done-callbacks make it.
 //!
@@ -24,10 +24,10 @@ use std::time::Duration;
 use futures_core::Stream;
 
 use crate::error::TaskError;
-use crate::group::{Group, WakeWhen};
 use crate::join::{IntoTask, Task};
+use crate::runtime::members::{Group, WakeWhen};
+use crate::runtime::task::Link;
 use crate::runtime::Core;
-use crate::task::Link;
 use crate::time::{PastDue, TimerSlot};
 
 /// The members of a combinator and their group.
@@ -526,7 +526,7 @@ impl<T: 'static> Future for Wait<T> {
         loop {
             let Some(i) = this.group.done.borrow_mut().pop_front() else { break };
             this.finished += 1;
-            let panicked = core.status_of(this.tasks[i as usize].key()) == Some(crate::task::Status::Panicked);
+            let panicked = core.status_of(this.tasks[i as usize].key()) == Some(crate::runtime::task::Status::Panicked);
             match this.return_when {
                 ReturnWhen::FirstCompleted => this.triggered = true,
                 ReturnWhen::FirstException if panicked => this.triggered = true,

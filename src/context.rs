@@ -10,7 +10,7 @@ use crate::error::NoRunningLoop;
 use crate::event_loop::EventLoop;
 use crate::join::Task;
 use crate::runtime::running::{current, is_running, with_running};
-use crate::task::TaskId;
+use crate::runtime::task::TaskId;
 
 /// Spawns a task on the running loop (asyncio's `asyncio.create_task`).
 ///

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use crate::runtime::task::{Link, TaskEntry, TaskId, TaskState};
 use crate::runtime::waker::{key_of, TaskKey};
 use crate::runtime::Core;
-use crate::task::{Link, TaskEntry, TaskId, TaskState};
 
 /// What a task is waiting for, as far as the loop can tell.
 ///
@@ -141,7 +141,7 @@ impl Core {
             return WaitingOn::Nothing;
         }
         let extras = self.extras.borrow();
-        if let Some(link) = crate::task::extra_of(&extras, e, key.index()).and_then(|x| x.awaiting.as_ref()) {
+        if let Some(link) = crate::runtime::task::extra_of(&extras, e, key.index()).and_then(|x| x.awaiting.as_ref()) {
             return match link {
                 Link::Task(inner) => tasks
                     .get(inner.index())

@@ -20,8 +20,8 @@ use crate::callback_handle::{Action, Handle, TimerHandle};
 use crate::join::Task;
 use crate::loop_handle::LoopHandle;
 use crate::runtime::stats::Stats;
+use crate::runtime::task::Status;
 use crate::runtime::{Core, DebugMode, MainTask};
-use crate::task::Status;
 
 /// A single-threaded, asyncio-style event loop: one OS thread runs many tasks.
 ///

@@ -7,7 +7,7 @@
 //!   handle has taken the outcome or been dropped (then the task is *detached*: the loop removes
 //!   its entry when it finishes).
 //! - Polling a handle that finds the task pending records the running task as awaiting it (the
-//!   `awaiting` link of [`task`](crate::task)), so that cancelling the awaiter cancels the task;
+//!   `awaiting` link of [`task`](crate::runtime::task)), so that cancelling the awaiter cancels the task;
 //!   the record is cleared when the handle's future is dropped or completes.
 
 use std::cell::Cell;
@@ -19,9 +19,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use crate::error::TaskError;
+use crate::runtime::task::{JoinSlot, Link, Status, TaskId, TaskState};
 use crate::runtime::waker::TaskKey;
 use crate::runtime::Core;
-use crate::task::{JoinSlot, Link, Status, TaskId, TaskState};
 
 /// A handle to a spawned task: await it for its outcome, or cancel it.
 ///
@@ -277,7 +277,7 @@ impl<T> Task<T> {
                 }
                 self.unlink();
                 self.finished.set(Some(status.public()));
-                let payload = crate::task::take_by_id(&self.core.panics, removed.id);
+                let payload = crate::runtime::task::take_by_id(&self.core.panics, removed.id);
                 drop(removed);
                 Poll::Ready(match (status, out, payload) {
                     (Status::Done, Some(v), _) => Ok(v),
@@ -293,7 +293,7 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         self.unlink();
         if self.finished.get().is_some() {
-            crate::task::take_by_id(&self.core.names, self.id);
+            crate::runtime::task::take_by_id(&self.core.names, self.id);
             return;
         }
         let (removed, old_join) = {
@@ -319,8 +319,8 @@ impl<T> Drop for Task<T> {
             if self.core.tasks.borrow().is_empty() {
                 self.core.release_burst_memory();
             }
-            crate::task::take_by_id(&self.core.names, self.id);
-            let payload = crate::task::take_by_id(&self.core.panics, self.id);
+            crate::runtime::task::take_by_id(&self.core.names, self.id);
+            let payload = crate::runtime::task::take_by_id(&self.core.panics, self.id);
             if let Some(p) = payload {
                 if !entry.quiet {
                     self.core.report_unretrieved(self.id, &*p);

@@ -141,7 +141,6 @@ mod error;
 mod event_loop;
 mod executor;
 pub mod fs;
-mod group;
 // `unsafe` for one call: hyper's `ReadBufCursor::advance`, which has no safe counterpart that
 // avoids a copy (see the module's invariants and its `// SAFETY:` comment).
 #[cfg(feature = "hyper")]
@@ -163,7 +162,6 @@ mod runtime;
 #[allow(unsafe_code)]
 pub mod signal;
 pub mod sync;
-mod task;
 mod task_group;
 mod time;
 mod trace;
@@ -187,8 +185,8 @@ pub use loop_handle::{LoopClosed, LoopHandle, RemoteTask};
 pub use per_core::{Loops, PerCore};
 pub use runtime::exception::{default_exception_handler, ExceptionContext, TaskInfo};
 pub use runtime::stats::Stats;
+pub use runtime::task::{TaskId, TaskState};
 pub use signal::{add_signal_handler, remove_signal_handler};
-pub use task::{TaskId, TaskState};
 pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};
 pub use time::{sleep, sleep_until, timeout, timeout_at, wait_for, yield_now, Sleep, Timeout, YieldNow};
 pub use trace::{Trace, TraceEvent, TraceKind};

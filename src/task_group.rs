@@ -41,8 +41,8 @@ use pin_project_lite::pin_project;
 
 use crate::error::panic_message;
 use crate::join::Task;
+use crate::runtime::task::TaskId;
 use crate::runtime::waker::TaskKey;
-use crate::task::TaskId;
 
 /// A group of tasks that are joined together and fail together (asyncio's `TaskGroup`).
 ///

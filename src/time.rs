@@ -27,8 +27,8 @@ use pin_project_lite::pin_project;
 use crate::callback_handle::Action;
 use crate::error::TimeoutError;
 use crate::join::Awaitable;
+use crate::runtime::task::Link;
 use crate::runtime::Core;
-use crate::task::Link;
 
 /// One timer in the heap, owned by a future; dropping it cancels the timer.
 ///

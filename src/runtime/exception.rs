@@ -19,8 +19,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use crate::error::panic_message;
+use crate::runtime::task::TaskId;
 use crate::runtime::Core;
-use crate::task::TaskId;
 
 /// What the loop reports to its exception handler (asyncio's context dict).
 ///

@@ -42,12 +42,14 @@ pub(crate) mod cross_thread;
 pub(crate) mod exception;
 #[cfg(loom)]
 pub(crate) mod loom_atomics;
+pub(crate) mod members;
 #[allow(unsafe_code)]
 pub(crate) mod reactor;
 pub(crate) mod readiness;
 pub(crate) mod recorder;
 pub(crate) mod running;
 pub(crate) mod stats;
+pub(crate) mod task;
 pub(crate) mod timer;
 #[allow(unsafe_code)]
 pub(crate) mod waker;
@@ -58,7 +60,7 @@ use self::stats::Stats;
 use self::timer::{TimerEntry, TimerHeap};
 use self::waker::TaskKey;
 use crate::callback_handle::{Action, HandleRecord};
-use crate::task::{Status, TaskEntry};
+use crate::runtime::task::{Status, TaskEntry};
 
 /// The longest the loop sleeps in one go (asyncio's `MAXIMUM_SELECT_TIMEOUT`, one day): a timer
 /// further away than that is looked at again after a day.
@@ -133,7 +135,7 @@ pub(crate) struct Core {
     pub(crate) tasks: RefCell<Slab<TaskEntry>>,
     /// The joiners and await links of the tasks that have one, by slab index (kept out of the
     /// slab so a task entry stays 32 bytes).
-    pub(crate) extras: RefCell<crate::task::Extras>,
+    pub(crate) extras: RefCell<crate::runtime::task::Extras>,
     /// Callback records (asyncio's `Handle`s): `call_soon` callbacks, timers' actions, combinator counts.
     pub(crate) handles: RefCell<Slab<HandleRecord>>,
     /// The timer heap (asyncio's `_scheduled`), entries pointing into `handles`.
@@ -679,12 +681,12 @@ impl<'a> MainTask<'a> {
     /// Removes the entry; returns how the main task ended, and its panic's payload.
     pub(crate) fn finish(self) -> (Status, Option<Box<dyn std::any::Any + Send>>) {
         let mut entry = self.core.tasks.borrow_mut().remove(self.key.index());
-        let extra = crate::task::take_extra(&mut self.core.extras.borrow_mut(), &mut entry, self.key.index());
+        let extra = crate::runtime::task::take_extra(&mut self.core.extras.borrow_mut(), &mut entry, self.key.index());
         drop(extra);
         if self.core.tasks.borrow().is_empty() {
             self.core.release_burst_memory();
         }
-        let payload = crate::task::take_by_id(&self.core.panics, entry.id);
+        let payload = crate::runtime::task::take_by_id(&self.core.panics, entry.id);
         std::mem::forget(self);
         (entry.status, payload)
     }
@@ -696,9 +698,10 @@ impl Drop for MainTask<'_> {
         if tasks.get(self.key.index()).is_some_and(|e| self.key.matches(e.id)) {
             let mut entry = tasks.remove(self.key.index());
             drop(tasks);
-            let extra = crate::task::take_extra(&mut self.core.extras.borrow_mut(), &mut entry, self.key.index());
+            let extra =
+                crate::runtime::task::take_extra(&mut self.core.extras.borrow_mut(), &mut entry, self.key.index());
             drop(extra);
-            crate::task::take_by_id(&self.core.panics, entry.id);
+            crate::runtime::task::take_by_id(&self.core.panics, entry.id);
         }
     }
 }

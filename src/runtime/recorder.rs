@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::task::TaskId;
+use crate::runtime::task::TaskId;
 use crate::trace::{TraceEvent, TraceKind};
 
 /// The loop's recorder: appends events as they happen (see the module docs).

@@ -2,7 +2,7 @@
 //!
 //! # A waker is a number
 //!
-//! Every task lives in one slot of its loop's slab (see [`task`](crate::task)). Its waker carries
+//! Every task lives in one slot of its loop's slab (see [`task`](crate::runtime::task)). Its waker carries
 //! a 64-bit **task key** and nothing else:
 //!
 //! ```text

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{Trace, TraceKind};
 use crate::dump::WaitingOn;
 use crate::runtime::recorder::Recorder;
-use crate::task::TaskId;
+use crate::runtime::task::TaskId;
 
 /// Builds a trace from `(seconds, task, kind)` triples on a loop started at `start`.
 pub(crate) fn trace_of(start: Instant, events: Vec<(f64, u64, TraceKind)>) -> Trace {

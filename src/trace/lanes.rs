@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{Trace, TraceEvent, TraceKind};
 use crate::dump::WaitingOn;
-use crate::task::TaskId;
+use crate::runtime::task::TaskId;
 
 /// Formats loop time as seconds with milliseconds: `6.000s`.
 pub(super) fn secs(d: Duration) -> String {

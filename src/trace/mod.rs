@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use crate::dump::WaitingOn;
 use crate::runtime::recorder::Recorder;
-use crate::task::TaskId;
+use crate::runtime::task::TaskId;
 
 #[cfg(test)]
 mod fixtures;

@@ -25,9 +25,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::task::Waker;
 
+use crate::runtime::task::Status;
 use crate::runtime::waker::TaskKey;
 use crate::runtime::Core;
-use crate::task::Status;
 
 /// When a group wakes its combinator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -41,8 +41,8 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use crate::group::Group;
 use crate::join::Task;
+use crate::runtime::members::Group;
 use crate::runtime::waker::{waker_for, TaskKey, MAX_TASKS};
 use crate::runtime::Core;
 
@@ -665,7 +665,7 @@ impl Core {
             self.contain(move || drop(p));
         }
         if detached {
-            crate::task::take_by_id(&self.names, id);
+            crate::runtime::task::take_by_id(&self.names, id);
         }
         self.forget_spawn_location(id);
         match join {
