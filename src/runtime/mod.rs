@@ -57,10 +57,10 @@ pub(crate) mod waker;
 use self::clock::{duration_ns, Clock};
 use self::cross_thread::Remote;
 use self::stats::Stats;
+use self::task::{Status, TaskEntry, TaskId};
 use self::timer::{TimerEntry, TimerHeap};
 use self::waker::TaskKey;
 use crate::callback_handle::{Action, HandleRecord};
-use crate::runtime::task::{Status, TaskEntry};
 
 /// The longest the loop sleeps in one go (asyncio's `MAXIMUM_SELECT_TIMEOUT`, one day): a timer
 /// further away than that is looked at again after a day.
@@ -166,6 +166,7 @@ pub(crate) struct Core {
     /// Counters for [`EventLoop::stats`] (iterations apart: counted every iteration, so kept
     /// in a cell of their own).
     stats: Cell<Stats>,
+    /// Iterations (`run_once` calls) since the loop was created.
     pub(crate) iterations: Cell<u64>,
     /// The exception handler (`None`: the default, one line on stderr).
     pub(crate) exception_handler: RefCell<Option<crate::runtime::exception::Handler>>,
@@ -431,7 +432,7 @@ impl Core {
     /// is off, one test of a field that the branch predictor learns at once, the recording
     /// itself kept out of line.
     #[inline(always)]
-    pub(crate) fn trace_event(&self, id: u64, kind: impl FnOnce() -> crate::TraceKind) {
+    pub(crate) fn trace_event(&self, id: u64, kind: impl FnOnce() -> crate::trace::TraceKind) {
         if let Some(tracer) = &self.tracer {
             self.record_event(tracer, id, kind);
         }
@@ -440,7 +441,7 @@ impl Core {
     /// [`trace_event`](Self::trace_event) for the task with `key`, whose id is looked up only
     /// when tracing is on (so the hot paths need not carry it).
     #[inline(always)]
-    pub(crate) fn trace_task(&self, key: TaskKey, kind: impl FnOnce() -> crate::TraceKind) {
+    pub(crate) fn trace_task(&self, key: TaskKey, kind: impl FnOnce() -> crate::trace::TraceKind) {
         if let Some(tracer) = &self.tracer {
             self.record_task_event(tracer, key, kind);
         }
@@ -452,7 +453,7 @@ impl Core {
         &self,
         tracer: &RefCell<crate::runtime::recorder::Recorder>,
         key: TaskKey,
-        kind: impl FnOnce() -> crate::TraceKind,
+        kind: impl FnOnce() -> crate::trace::TraceKind,
     ) {
         let id = self.tasks.borrow().get(key.index()).filter(|e| key.matches(e.id)).map(|e| e.id);
         if let Some(id) = id {
@@ -466,11 +467,11 @@ impl Core {
         &self,
         tracer: &RefCell<crate::runtime::recorder::Recorder>,
         id: u64,
-        kind: impl FnOnce() -> crate::TraceKind,
+        kind: impl FnOnce() -> crate::trace::TraceKind,
     ) {
         let now = self.clock.instant(self.clock.now_ns());
         let kind = kind();
-        tracer.borrow_mut().record(now, crate::TaskId(id), kind);
+        tracer.borrow_mut().record(now, TaskId(id), kind);
     }
 
     /// Debug mode: records where a task is spawned.

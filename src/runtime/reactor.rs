@@ -24,6 +24,8 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use super::cross_thread::Remote;
+
 /// A readiness event: which registration, readable, writable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IoEvent {
@@ -52,8 +54,8 @@ pub(crate) struct Reactor {
 
 enum Backend {
     /// epoll/kqueue through the `polling` crate; `events` is only touched by the loop's thread.
-    #[cfg_attr(miri, allow(dead_code))]
     /// (`poller` is `None` only while a forked child drops the reactor.)
+    #[cfg_attr(miri, allow(dead_code))]
     Os { poller: Option<polling::Poller>, events: Mutex<polling::Events> },
     /// A flag and a condvar: `notify` sets the flag, `wait` sleeps until it is set or the timeout passes.
     #[cfg_attr(not(miri), allow(dead_code))]
@@ -175,25 +177,20 @@ fn poll_mode(mode: Mode) -> polling::PollMode {
 pub(crate) struct Registration<T: AsFd> {
     /// The registered object; `None` only inside `into_inner` and `drop`.
     io: Option<T>,
-    /// The poller it is registered with.
-    reactor: Arc<crate::runtime::cross_thread::Remote>,
+    /// The loop's cross-thread half, which owns the poller it is registered with.
+    remote: Arc<Remote>,
 }
 
 impl<T: AsFd> Registration<T> {
     /// Registers `io` with the poller under `key`, interested in reading and writing.
-    pub(crate) fn new(
-        remote: Arc<crate::runtime::cross_thread::Remote>,
-        io: T,
-        key: usize,
-        mode: Mode,
-    ) -> io::Result<Registration<T>> {
+    pub(crate) fn new(remote: Arc<Remote>, io: T, key: usize, mode: Mode) -> io::Result<Registration<T>> {
         let poller = remote.reactor.poller()?;
         // SAFETY: `polling::Poller::add` requires the source to be deleted from the poller before
         // it is closed. The `Registration` owns `io` from here on, never lends it mutably, and
         // deletes it from the poller in `into_inner` and `drop` before dropping it (the type's
         // invariant).
         unsafe { poller.add_with_mode(io.as_fd().as_raw_fd(), interest(key, true, true), poll_mode(mode))? };
-        Ok(Registration { io: Some(io), reactor: remote })
+        Ok(Registration { io: Some(io), remote })
     }
 
     /// Returns the registered object.
@@ -203,13 +200,13 @@ impl<T: AsFd> Registration<T> {
 
     /// Changes what the poller reports (level-triggered callbacks of `add_reader`/`add_writer`).
     pub(crate) fn set_interest(&self, key: usize, read: bool, write: bool, mode: Mode) -> io::Result<()> {
-        self.reactor.reactor.poller()?.modify_with_mode(self.get_ref(), interest(key, read, write), poll_mode(mode))
+        self.remote.reactor.poller()?.modify_with_mode(self.get_ref(), interest(key, read, write), poll_mode(mode))
     }
 
     /// Deletes the registration and gives the object back.
     pub(crate) fn into_inner(mut self) -> io::Result<T> {
         let io = self.io.take().expect("present until dropped");
-        let deleted = self.reactor.reactor.poller().and_then(|p| p.delete(&io));
+        let deleted = self.remote.reactor.poller().and_then(|p| p.delete(&io));
         deleted.map(|()| io)
     }
 }
@@ -222,7 +219,7 @@ impl<T: AsFd> Drop for Registration<T> {
             // In a forked child the epoll instance is the parent's: deleting would take the
             // parent's registration of the same socket with it. Closing the child's copy of
             // the descriptor leaves the parent's registration alone.
-            if let Some(p) = self.reactor.reactor.poller().ok().filter(|_| !self.reactor.reactor.forked()) {
+            if let Some(p) = self.remote.reactor.poller().ok().filter(|_| !self.remote.reactor.forked()) {
                 let _ = p.delete(&io);
             }
             drop(io);
