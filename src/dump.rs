@@ -153,9 +153,8 @@ impl Core {
         if let Some(&(_, deadline)) = timers.iter().filter(|(k, _)| *k == key).min_by_key(|(_, d)| *d) {
             return WaitingOn::Timer(self.clock.instant(deadline));
         }
-        let io = self.io.borrow();
-        match io.iter().find_map(|(_, entry)| entry.waits(&|w| key_of(w) == Some(key)).map(|d| (entry, d))) {
-            Some((entry, dir)) => WaitingOn::Io { fd: entry.fd, write: dir == crate::runtime::readiness::Dir::Write },
+        match self.io_waited_by(key) {
+            Some((fd, dir)) => WaitingOn::Io { fd, write: dir == crate::runtime::readiness::Dir::Write },
             None => WaitingOn::Other,
         }
     }

@@ -155,14 +155,8 @@ pub(crate) struct Core {
     /// Names given with `Task::set_name`, by task id.
     pub(crate) names: RefCell<HashMap<u64, String>>,
     /// Registered I/O sources (sockets of `Async`, descriptors of `add_reader`): cached
-    /// readiness and the tasks waiting on each.
-    pub(crate) io: RefCell<Slab<crate::runtime::readiness::IoEntry>>,
-    /// The registrations of `add_reader`/`add_writer`, by descriptor.
-    pub(crate) fd_callbacks: RefCell<crate::runtime::readiness::FdCallbacks>,
-    /// Scratch buffer for the poller's events.
-    io_events: RefCell<Vec<crate::runtime::reactor::IoEvent>>,
-    /// Iterations since the poller was last asked for I/O.
-    ticks_since_io: Cell<u32>,
+    /// readiness and the tasks waiting on each (src/runtime/readiness.rs).
+    io: readiness::IoSources,
     /// Counters for [`EventLoop::stats`] (iterations apart: counted every iteration, so kept
     /// in a cell of their own).
     stats: Cell<Stats>,
@@ -206,10 +200,7 @@ impl Core {
             closed: Cell::new(false),
             panics: RefCell::new(HashMap::new()),
             names: RefCell::new(HashMap::new()),
-            io: RefCell::new(Slab::new()),
-            fd_callbacks: RefCell::default(),
-            io_events: RefCell::new(Vec::new()),
-            ticks_since_io: Cell::new(0),
+            io: readiness::IoSources::default(),
             stats: Cell::new(Stats::default()),
             iterations: Cell::new(0),
             exception_handler: RefCell::new(None),
@@ -261,10 +252,7 @@ impl Core {
         let sources = self.io_sources();
         let wait = match timeout {
             // Busy: skip the syscalls unless sockets are registered and it is their turn.
-            Timeout::Zero if sources == 0 || self.ticks_since_io.get() + 1 < IO_POLL_INTERVAL => {
-                self.ticks_since_io.set(self.ticks_since_io.get() + 1);
-                return;
-            }
+            Timeout::Zero if !self.io.busy_turn(IO_POLL_INTERVAL) => return,
             Timeout::Zero => Some(Duration::ZERO),
             // Virtual time: nothing can happen before the next deadline, so go there at once,
             // unless a socket or an executor job can still produce something in real time.
@@ -281,12 +269,11 @@ impl Core {
             }
             Timeout::Forever => None,
         };
-        self.ticks_since_io.set(0);
         self.bump(|s| {
             s.polls += 1;
             s.last_poll_timeout = wait;
         });
-        let mut events = std::mem::take(&mut *self.io_events.borrow_mut());
+        let mut events = self.io.take_events();
         let started = Instant::now();
         if let Err(e) = self.remote.reactor.wait(wait, &mut events) {
             panic!("aioloop: waiting in the poller failed: {e}");
@@ -302,7 +289,7 @@ impl Core {
         // Ready sockets wake their tasks (asyncio's `_process_events`): they join the ready queue
         // after what was already there, before the timers of phase 5.
         self.dispatch_io(&mut events);
-        *self.io_events.borrow_mut() = events;
+        self.io.put_events(events);
     }
 
     fn drain_inbox(&self) {
@@ -378,9 +365,8 @@ impl Core {
     /// since every lookup checks the generation or sequence number.
     pub(crate) fn release_burst_memory(&self) {
         give_back(&self.tasks, Slab::is_empty, Slab::capacity);
-        give_back(&self.io, Slab::is_empty, Slab::capacity);
+        self.io.release_memory();
         give_back(&self.handles, Slab::is_empty, Slab::capacity);
-        give_back(&self.io_events, Vec::is_empty, Vec::capacity);
         give_back(&self.inbox_scratch, Vec::is_empty, Vec::capacity);
         let mut extras = self.extras.borrow_mut();
         if extras.capacity() > BURST && extras.len() < extras.capacity() / 8 {

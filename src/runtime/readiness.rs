@@ -31,7 +31,7 @@
 //!   run from the ready queue (phase 6) once per call into the poller that finds the descriptor
 //!   ready: every iteration while the loop is otherwise idle, every 61st while tasks keep it busy.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -39,6 +39,8 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use crate::callback_handle::Action;
+use slab::Slab;
+
 use crate::runtime::reactor::{IoEvent, Mode, Registration};
 use crate::runtime::Core;
 
@@ -61,7 +63,7 @@ struct IoCallback {
 
 /// The loop's record of one registered source.
 #[derive(Default)]
-pub(crate) struct IoEntry {
+struct IoEntry {
     /// Cached readiness per direction (`Dir` index): set by events, cleared by `WouldBlock`.
     ready: [bool; 2],
     /// Tasks waiting for each direction.
@@ -71,19 +73,79 @@ pub(crate) struct IoEntry {
     /// Sequence numbers of the callbacks, so a run queued for a removed one is skipped.
     callback_seq: [u64; 2],
     /// The registered descriptor's number (for the task dump).
-    pub(crate) fd: RawFd,
+    fd: RawFd,
 }
 
 impl IoEntry {
     /// Returns the direction a task with this waker waits for, if it waits here.
-    pub(crate) fn waits(&self, task: &dyn Fn(&Waker) -> bool) -> Option<Dir> {
+    fn waits(&self, task: &dyn Fn(&Waker) -> bool) -> Option<Dir> {
         [Dir::Read, Dir::Write].into_iter().find(|&d| self.waiters[d as usize].iter().any(task))
+    }
+}
+
+/// The loop's I/O registrations: one part of the loop, owned by [`Core`] as its `io` field.
+///
+/// Invariants: an entry exists in `entries` from `io_insert` until `io_remove`, and its key is
+/// the key the poller reports for it; every `add_reader`/`add_writer` registration in
+/// `callbacks` has its entry; `events` is the poller's scratch buffer, empty between polls.
+#[derive(Default)]
+pub(crate) struct IoSources {
+    /// Registered sources by key (`Async` sockets and pipes, descriptors of `add_reader`).
+    entries: RefCell<Slab<IoEntry>>,
+    /// The registrations of `add_reader`/`add_writer`, by descriptor.
+    callbacks: RefCell<FdCallbacks>,
+    /// Scratch buffer for the poller's events.
+    events: RefCell<Vec<IoEvent>>,
+    /// Iterations since the poller was last asked for I/O while the loop was busy.
+    busy_ticks: Cell<u32>,
+}
+
+impl IoSources {
+    /// How many sources are registered.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    /// A busy iteration (something is ready): returns true if sources are registered and it is
+    /// their turn to be polled (every `interval`-th busy iteration), counting it otherwise.
+    pub(crate) fn busy_turn(&self, interval: u32) -> bool {
+        let ticks = self.busy_ticks.get().saturating_add(1);
+        if self.len() == 0 || ticks < interval {
+            self.busy_ticks.set(ticks);
+            return false;
+        }
+        true
+    }
+
+    /// Takes the events buffer for a poll (restart the busy count: the poller is asked now).
+    pub(crate) fn take_events(&self) -> Vec<IoEvent> {
+        self.busy_ticks.set(0);
+        std::mem::take(&mut *self.events.borrow_mut())
+    }
+
+    /// Gives the (drained) events buffer back after a poll.
+    pub(crate) fn put_events(&self, events: Vec<IoEvent>) {
+        *self.events.borrow_mut() = events;
+    }
+
+    /// After a burst: drops the slab and the buffer if they are empty (see
+    /// `Core::release_burst_memory`).
+    pub(crate) fn release_memory(&self) {
+        super::give_back(&self.entries, Slab::is_empty, Slab::capacity);
+        super::give_back(&self.events, Vec::is_empty, Vec::capacity);
+    }
+
+    /// The registered descriptor and direction the task whose waker `is_task` recognises
+    /// waits on, if any (for the task dump).
+    pub(crate) fn waited_by(&self, is_task: &dyn Fn(&Waker) -> bool) -> Option<(RawFd, Dir)> {
+        let entries = self.entries.borrow();
+        entries.iter().find_map(|(_, entry)| entry.waits(is_task).map(|d| (entry.fd, d)))
     }
 }
 
 /// The level-triggered registrations of `add_reader`/`add_writer`, by the user's descriptor.
 #[derive(Default)]
-pub(crate) struct FdCallbacks {
+struct FdCallbacks {
     /// user's fd → (slab key, registration of our dup of it).
     by_fd: HashMap<RawFd, (usize, Registration<OwnedFd>)>,
     next_seq: u64,
@@ -96,7 +158,7 @@ impl Core {
             let mut wake: Vec<Waker> = Vec::new();
             let mut callbacks: [Option<u64>; 2] = [None, None];
             {
-                let mut io = self.io.borrow_mut();
+                let mut io = self.io.entries.borrow_mut();
                 let Some(entry) = io.get_mut(ev.key) else { continue };
                 for (dir, on) in [(Dir::Read, ev.readable), (Dir::Write, ev.writable)] {
                     if !on {
@@ -124,15 +186,20 @@ impl Core {
 
     /// Returns how many sources are registered (virtual time never jumps while any is).
     pub(crate) fn io_sources(&self) -> usize {
-        self.io.borrow().len()
+        self.io.len()
+    }
+
+    /// The descriptor and direction the task `key` waits on, if any (for the task dump).
+    pub(crate) fn io_waited_by(&self, key: crate::runtime::waker::TaskKey) -> Option<(RawFd, Dir)> {
+        self.io.waited_by(&|w| crate::runtime::waker::key_of(w) == Some(key))
     }
 
     pub(crate) fn io_insert(&self, fd: RawFd) -> usize {
-        self.io.borrow_mut().insert(IoEntry { fd, ..IoEntry::default() })
+        self.io.entries.borrow_mut().insert(IoEntry { fd, ..IoEntry::default() })
     }
 
     pub(crate) fn io_remove(&self, key: usize) {
-        let entry = self.io.borrow_mut().try_remove(key);
+        let entry = self.io.entries.borrow_mut().try_remove(key);
         drop(entry); // wakers and callbacks may run destructors: no borrow held
     }
 
@@ -140,14 +207,14 @@ impl Core {
     /// `Ready(Err)` if no wake could ever come (see [`check_can_wait`](Self::check_can_wait)).
     pub(crate) fn poll_ready(&self, key: usize, dir: Dir, waker: &Waker) -> Poll<io::Result<()>> {
         let d = dir as usize;
-        if self.io.borrow().get(key).is_some_and(|entry| entry.ready[d]) {
+        if self.io.entries.borrow().get(key).is_some_and(|entry| entry.ready[d]) {
             return Poll::Ready(Ok(()));
         }
         // Only on the way to parking: the path that succeeds at once reads no thread-local.
         if let Err(e) = self.check_can_wait() {
             return Poll::Ready(Err(e));
         }
-        let mut io = self.io.borrow_mut();
+        let mut io = self.io.entries.borrow_mut();
         let entry = io.get_mut(key).expect("a registered source has an entry");
         let waiters = &mut entry.waiters[d];
         if !waiters.iter().any(|w| w.will_wake(waker)) {
@@ -192,7 +259,7 @@ impl Core {
 
     /// Forgets a direction's readiness after `WouldBlock`.
     pub(crate) fn clear_ready(&self, key: usize, dir: Dir) {
-        if let Some(entry) = self.io.borrow_mut().get_mut(key) {
+        if let Some(entry) = self.io.entries.borrow_mut().get_mut(key) {
             entry.ready[dir as usize] = false;
         }
     }
@@ -205,7 +272,7 @@ impl Core {
     pub(crate) fn run_io_callback(&self, key: usize, dir: Dir, seq: u64) {
         let d = dir as usize;
         let f = {
-            let io = self.io.borrow();
+            let io = self.io.entries.borrow();
             match io.get(key).and_then(|e| e.callbacks[d].as_ref()) {
                 Some(cb) if cb.seq == seq => Rc::clone(&cb.f),
                 _ => return,
@@ -233,15 +300,15 @@ impl Core {
         // The same number may now name another file: the old one was closed without
         // `remove_reader` and the number reused. Its registration (a dup of the old file) is
         // stale: drop it, with its callbacks, and register the new file.
-        let stale = self.fd_callbacks.borrow().by_fd.get(&raw).is_some_and(|(_, reg)| !same_file(reg.get_ref(), fd));
+        let stale = self.io.callbacks.borrow().by_fd.get(&raw).is_some_and(|(_, reg)| !same_file(reg.get_ref(), fd));
         if stale {
-            let removed = self.fd_callbacks.borrow_mut().by_fd.remove(&raw);
+            let removed = self.io.callbacks.borrow_mut().by_fd.remove(&raw);
             if let Some((key, reg)) = removed {
                 drop(reg);
                 self.io_remove(key);
             }
         }
-        let mut fds = self.fd_callbacks.borrow_mut();
+        let mut fds = self.io.callbacks.borrow_mut();
         fds.next_seq += 1;
         let seq = fds.next_seq;
         let key = match fds.by_fd.get(&raw) {
@@ -263,7 +330,7 @@ impl Core {
             }
         };
         let old = {
-            let mut io = self.io.borrow_mut();
+            let mut io = self.io.entries.borrow_mut();
             let e = io.get_mut(key).expect("registered");
             e.callback_seq[dir as usize] = seq;
             let old = e.callbacks[dir as usize].replace(IoCallback { seq, f: Rc::new(RefCell::new(f)) });
@@ -279,10 +346,10 @@ impl Core {
 
     /// asyncio's `remove_reader`/`remove_writer`: returns true if a callback was registered.
     pub(crate) fn remove_fd_callback(&self, fd: RawFd, dir: Dir) -> bool {
-        let mut fds = self.fd_callbacks.borrow_mut();
+        let mut fds = self.io.callbacks.borrow_mut();
         let Some(&(key, _)) = fds.by_fd.get(&fd) else { return false };
         let (old, others) = {
-            let mut io = self.io.borrow_mut();
+            let mut io = self.io.entries.borrow_mut();
             let e = io.get_mut(key).expect("registered");
             let old = e.callbacks[dir as usize].take();
             e.callback_seq[dir as usize] = u64::MAX;
@@ -306,7 +373,7 @@ impl Core {
 
     /// Drops every `add_reader`/`add_writer` registration (when the loop closes).
     pub(crate) fn clear_fd_callbacks(&self) {
-        let regs: Vec<_> = self.fd_callbacks.borrow_mut().by_fd.drain().map(|(_, r)| r).collect();
+        let regs: Vec<_> = self.io.callbacks.borrow_mut().by_fd.drain().map(|(_, r)| r).collect();
         for (key, reg) in regs {
             drop(reg);
             self.io_remove(key);
