@@ -14,7 +14,6 @@
 //! - A panicking callback is reported ("Exception in callback") and the loop goes on.
 
 use std::rc::Rc;
-use std::sync::atomic::Ordering::SeqCst;
 use std::task::Waker;
 use std::time::Instant;
 
@@ -159,7 +158,7 @@ impl Core {
                 self.contain(f);
             }
             Action::Wake(w) => self.contain(move || w.wake()),
-            Action::Stop => self.remote.stop.store(true, SeqCst),
+            Action::Stop => self.remote.request_stop(),
             Action::Member(group, member, status) => group.member_finished(self, member, status),
             Action::Io(key, dir, seq) => self.run_io_callback(key, dir, seq),
             Action::Expire(waker, link) => {

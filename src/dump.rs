@@ -93,7 +93,7 @@ impl Core {
     /// Takes a dump of every unfinished task.
     pub(crate) fn dump(&self) -> TaskDump {
         let now = self.clock.instant(self.clock.now_ns());
-        let slot = self.remote.slot;
+        let slot = self.remote.slot();
         let timers = self.timer_waits();
         let tasks = self.tasks.borrow();
         let mut out: Vec<TaskSnapshot> = tasks

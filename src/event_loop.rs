@@ -13,7 +13,6 @@ use std::io;
 use std::panic::resume_unwind;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
-use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use crate::callback_handle::{Action, Handle, TimerHandle};
@@ -338,7 +337,7 @@ impl EventLoop {
     /// lp.run_forever(); // one iteration, then returns
     /// ```
     pub fn stop(&self) {
-        self.core.remote.stop.store(true, SeqCst);
+        self.core.remote.request_stop();
     }
 
     /// Closes the loop: drops every remaining task's future (cancelling it) and every pending

@@ -23,7 +23,6 @@ use std::future::Future;
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -99,7 +98,7 @@ where
     let slot = Arc::new(Mutex::new(Slot { outcome: None, waker: None }));
     let job_slot = slot.clone();
     let job_remote = remote.clone();
-    remote.jobs_in_flight.fetch_add(1, SeqCst);
+    remote.job_started();
     crate::pool::executor().submit(Box::new(move || {
         let outcome = catch_unwind(AssertUnwindSafe(f)).map_err(TaskError::Panicked);
         let waker = {
@@ -113,7 +112,7 @@ where
         if let Some(w) = waker {
             w.wake();
         }
-        job_remote.jobs_in_flight.fetch_sub(1, SeqCst);
+        job_remote.job_finished();
         // And wake the loop in any case: it may be waiting for this job to let virtual time move.
         job_remote.notify();
     }));

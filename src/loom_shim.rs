@@ -14,7 +14,6 @@
 #![cfg(loom)]
 #![doc(hidden)]
 
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -31,7 +30,7 @@ pub struct LoopSide {
 
 impl std::fmt::Debug for LoopSide {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoopSide").field("slot", &self.remote.slot).finish()
+        f.debug_struct("LoopSide").field("slot", &self.remote.slot()).finish()
     }
 }
 
@@ -54,12 +53,12 @@ impl LoopSide {
 
     /// The key of task `index` (id `id`) of this loop, as its waker carries it.
     pub fn key(&self, index: usize, id: u64) -> u64 {
-        TaskKey::new(self.remote.slot, index, id).0
+        TaskKey::new(self.remote.slot(), index, id).0
     }
 
     /// The real waker of that task: woken on a thread with no running loop, it goes to the inbox.
     pub fn waker(&self, index: usize, id: u64) -> Waker {
-        waker_for(TaskKey::new(self.remote.slot, index, id))
+        waker_for(TaskKey::new(self.remote.slot(), index, id))
     }
 
     /// Phase 2's question: did other threads queue anything not drained yet?
@@ -69,12 +68,12 @@ impl LoopSide {
 
     /// Phase 2 reads the stop flag too.
     pub fn stop_requested(&self) -> bool {
-        self.remote.stop.load(SeqCst)
+        self.remote.stop_requested()
     }
 
     /// After an iteration: takes the stop request (`run_until_stopped`).
     pub fn take_stop(&self) -> bool {
-        self.remote.stop.swap(false, SeqCst)
+        self.remote.take_stop()
     }
 
     /// Phase 3 with nothing to do and no timers: sleep in the "poller" until notified.

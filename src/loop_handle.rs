@@ -15,7 +15,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -67,7 +66,7 @@ pub struct LoopHandle {
 
 impl fmt::Debug for LoopHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoopHandle").field("slot", &self.remote.slot).finish()
+        f.debug_struct("LoopHandle").field("slot", &self.remote.slot()).finish()
     }
 }
 
@@ -88,7 +87,7 @@ impl LoopHandle {
     /// lp.run_forever();
     /// ```
     pub fn stop(&self) {
-        self.remote.stop.store(true, SeqCst);
+        self.remote.request_stop();
         self.remote.notify();
     }
 

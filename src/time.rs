@@ -78,7 +78,7 @@ pub(crate) enum PastDue {
 
 impl TimerSlot {
     pub(crate) fn new(core: &Core, deadline: u64, past_due: PastDue) -> TimerSlot {
-        TimerSlot { slot: core.remote.slot, past_due, expire: false, state: Arm::Unarmed, deadline }
+        TimerSlot { slot: core.remote.slot(), past_due, expire: false, state: Arm::Unarmed, deadline }
     }
 
     /// Takes the timer's place among equal deadlines now, without arming it yet.
@@ -90,7 +90,7 @@ impl TimerSlot {
 
     /// Runs `f` with the timer's loop if it is the one running on this thread.
     fn with_core<R>(&self, f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
-        crate::runtime::running::with_running(|core| (core.remote.slot == self.slot).then(|| f(core))).flatten()
+        crate::runtime::running::with_running(|core| (core.remote.slot() == self.slot).then(|| f(core))).flatten()
     }
 
     /// Returns the timer's loop, which must be running on this thread.
@@ -238,7 +238,7 @@ impl When {
                 When::Fixed {
                     iteration: core.iterations.get() as u32,
                     ahead: !d.is_zero(),
-                    slot: core.remote.slot,
+                    slot: core.remote.slot(),
                     ns,
                     at: core.clock.instant(ns),
                 }
@@ -250,7 +250,7 @@ impl When {
 
     fn deadline_ns(self, core: &Core) -> u64 {
         match self {
-            When::Fixed { slot, ns, .. } if slot == core.remote.slot => ns,
+            When::Fixed { slot, ns, .. } if slot == core.remote.slot() => ns,
             When::At(at) | When::Fixed { at, .. } => core.clock.ns_of(at),
             When::After(d) => core.deadline_after(d),
         }
@@ -681,7 +681,7 @@ impl<F: Future> Future for Timeout<F> {
             // whether the expiry is queued before or after what the body schedules in its first
             // poll (either way the body is interrupted at its first suspension).
             let fresh = matches!(when, When::Fixed { iteration, ahead: true, slot, .. }
-                if iteration == core.iterations.get() as u32 && slot == core.remote.slot);
+                if iteration == core.iterations.get() as u32 && slot == core.remote.slot());
             if !fresh && timer.deadline <= core.clock.now_ns() {
                 // Armed before the body first runs, as asyncio's `timeout()` is at `__aenter__`:
                 // a deadline already passed is queued now, ahead of whatever the body schedules,

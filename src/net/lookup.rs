@@ -25,7 +25,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -128,7 +127,7 @@ impl Lookup {
         let remote = crate::executor::running_remote()?;
         let resolver = HOOK.with(|h| h.borrow().clone());
         let slot = Arc::new(Mutex::new(Slot { outcome: None, waker: None, counted: true, abandoned: false }));
-        remote.jobs_in_flight.fetch_add(1, SeqCst);
+        remote.job_started();
         let (job_slot, job_remote) = (slot.clone(), Arc::downgrade(&remote));
         crate::pool::resolver().submit(Box::new(move || {
             if job_slot.lock().unwrap_or_else(PoisonError::into_inner).abandoned {
@@ -163,7 +162,7 @@ fn finish(slot: &Mutex<Slot>, remote: &Weak<Remote>, answer: io::Result<Vec<Sock
     }
     if counted {
         if let Some(remote) = remote.upgrade() {
-            remote.jobs_in_flight.fetch_sub(1, SeqCst);
+            remote.job_finished();
             // The loop may be waiting for this lookup to let virtual time move.
             remote.notify();
         }
@@ -194,7 +193,7 @@ impl Drop for Lookup {
             std::mem::take(&mut s.counted)
         };
         if counted {
-            self.remote.jobs_in_flight.fetch_sub(1, SeqCst);
+            self.remote.job_finished();
         }
     }
 }

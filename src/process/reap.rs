@@ -167,7 +167,7 @@ impl Inner {
             kill_on_drop,
         });
         if matches!(inner.exit, Exit::Sigchld(_)) {
-            core.remote.jobs_in_flight.fetch_add(1, SeqCst);
+            core.remote.job_started();
             *inner.counted.borrow_mut() = Some(core.remote.clone());
             crate::signal::of(core).children.add(core, &inner);
             // An exit before the loop listened to SIGCHLD raised no delivery for it: look once.
@@ -213,7 +213,7 @@ impl Inner {
     /// Stops counting as one of the loop's jobs in flight.
     fn uncount(&self) {
         if let Some(remote) = self.counted.borrow_mut().take() {
-            remote.jobs_in_flight.fetch_sub(1, SeqCst);
+            remote.job_finished();
         }
     }
 

@@ -55,17 +55,17 @@ pub(crate) struct Remote {
     closed: AtomicBool,
     /// `run_in_executor` jobs submitted by this loop and not finished yet: virtual time does not
     /// jump while one runs, since its result may arrive at any real moment.
-    pub(crate) jobs_in_flight: AtomicUsize,
+    jobs_in_flight: AtomicUsize,
     /// Set when the inbox is not empty; read by the loop without taking the lock.
     pending: AtomicBool,
     /// Set when a notification is already on its way to the poller; saves redundant syscalls.
     notified: AtomicBool,
     /// Set by `stop()` (from any thread); read and cleared by the loop after each iteration.
-    pub(crate) stop: AtomicBool,
+    stop: AtomicBool,
     /// The poller the loop sleeps in.
-    pub(crate) reactor: Reactor,
+    reactor: Reactor,
     /// This loop's index in the registry.
-    pub(crate) slot: u16,
+    slot: u16,
     /// Loom build only: the stand-in for the poller that loom can see (`notify` sets it).
     #[cfg(loom)]
     pub(crate) park: super::loom_atomics::Park,
@@ -113,6 +113,48 @@ impl Remote {
         });
         reg[slot] = Some(remote.clone());
         Ok(remote)
+    }
+
+    /// This loop's index in the registry (the slot field of its task keys).
+    pub(crate) fn slot(&self) -> u16 {
+        self.slot
+    }
+
+    /// The poller the loop sleeps in.
+    pub(crate) fn reactor(&self) -> &Reactor {
+        &self.reactor
+    }
+
+    /// Asks the loop to stop after the iteration in progress (from any thread; the caller
+    /// notifies the poller if the loop may be asleep).
+    pub(crate) fn request_stop(&self) {
+        self.stop.store(true, SeqCst);
+    }
+
+    /// Returns true if a stop was requested and not taken yet.
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop.load(SeqCst)
+    }
+
+    /// Takes a requested stop: returns true if one was requested, and clears it.
+    pub(crate) fn take_stop(&self) -> bool {
+        self.stop.swap(false, SeqCst)
+    }
+
+    /// A job that may wake a task of this loop at any real moment started (`run_in_executor`,
+    /// a name lookup, a child's exit watcher): virtual time does not jump until it finishes.
+    pub(crate) fn job_started(&self) {
+        self.jobs_in_flight.fetch_add(1, SeqCst);
+    }
+
+    /// A job counted by [`job_started`](Self::job_started) finished (after waking its task).
+    pub(crate) fn job_finished(&self) {
+        self.jobs_in_flight.fetch_sub(1, SeqCst);
+    }
+
+    /// How many jobs counted by [`job_started`](Self::job_started) have not finished.
+    pub(crate) fn jobs_in_flight(&self) -> usize {
+        self.jobs_in_flight.load(SeqCst)
     }
 
     /// Queues a callback from another thread; gives it back if the loop is closed.

@@ -31,7 +31,6 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -238,7 +237,7 @@ impl Core {
     }
 
     fn compute_timeout(&self) -> Timeout {
-        if !self.ready.borrow().is_empty() || self.remote.stop.load(SeqCst) || self.remote.has_pending() {
+        if !self.ready.borrow().is_empty() || self.remote.stop_requested() || self.remote.has_pending() {
             return Timeout::Zero;
         }
         match self.timers.borrow().next_deadline() {
@@ -275,7 +274,7 @@ impl Core {
         });
         let mut events = self.io.take_events();
         let started = Instant::now();
-        if let Err(e) = self.remote.reactor.wait(wait, &mut events) {
+        if let Err(e) = self.remote.reactor().wait(wait, &mut events) {
             panic!("aioloop: waiting in the poller failed: {e}");
         }
         if let (Timeout::Until(deadline), true) = (timeout, self.clock.is_virtual()) {
@@ -406,7 +405,7 @@ impl Core {
     /// Panics in a child process forked after the loop was created (documented on the `run_*`
     /// methods): waiting on the parent's epoll instance would steal the parent's events.
     pub(crate) fn check_not_forked(&self) {
-        if self.remote.reactor.forked() {
+        if self.remote.reactor().forked() {
             panic!(
                 "aioloop: this event loop was created before a fork and belongs to the parent process; \
                  build a new EventLoop in the child"
@@ -483,7 +482,7 @@ impl Core {
     pub(crate) fn run_until_stopped(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
         loop {
             self.run_once(main);
-            if self.remote.stop.swap(false, SeqCst) {
+            if self.remote.take_stop() {
                 break;
             }
         }
@@ -500,7 +499,7 @@ impl Core {
         loop {
             let doomed: Vec<_> = {
                 let mut tasks = self.tasks.borrow_mut();
-                let slot = self.remote.slot;
+                let slot = self.remote.slot();
                 tasks
                     .iter_mut()
                     .filter(|(_, e)| !e.status.is_finished() && !e.is_main)
@@ -554,7 +553,7 @@ impl Core {
     }
 
     fn jobs_in_flight(&self) -> usize {
-        self.remote.jobs_in_flight.load(SeqCst)
+        self.remote.jobs_in_flight()
     }
 
     fn bump(&self, f: impl FnOnce(&mut Stats)) {
@@ -579,7 +578,7 @@ impl Core {
     /// half of `asyncio.run`'s shutdown). Tasks their destructors spawn are left for `close`.
     pub(crate) fn cancel_all_tasks(self: &Rc<Self>) {
         let keys: Vec<TaskKey> = {
-            let slot = self.remote.slot;
+            let slot = self.remote.slot();
             let tasks = self.tasks.borrow();
             tasks.iter().filter(|(_, e)| !e.status.is_finished()).map(|(i, e)| TaskKey::new(slot, i, e.id)).collect()
         };
@@ -590,7 +589,7 @@ impl Core {
         while keys.iter().any(|&k| self.status_of(k).is_some_and(|s| !s.is_finished())) {
             self.run_once(&mut None);
         }
-        self.remote.stop.store(false, SeqCst);
+        self.remote.take_stop();
     }
 
     /// The loop's state of type `T` (made with `T::default()` by its first use).

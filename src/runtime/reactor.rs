@@ -184,7 +184,7 @@ pub(crate) struct Registration<T: AsFd> {
 impl<T: AsFd> Registration<T> {
     /// Registers `io` with the poller under `key`, interested in reading and writing.
     pub(crate) fn new(remote: Arc<Remote>, io: T, key: usize, mode: Mode) -> io::Result<Registration<T>> {
-        let poller = remote.reactor.poller()?;
+        let poller = remote.reactor().poller()?;
         // SAFETY: `polling::Poller::add` requires the source to be deleted from the poller before
         // it is closed. The `Registration` owns `io` from here on, never lends it mutably, and
         // deletes it from the poller in `into_inner` and `drop` before dropping it (the type's
@@ -200,13 +200,13 @@ impl<T: AsFd> Registration<T> {
 
     /// Changes what the poller reports (level-triggered callbacks of `add_reader`/`add_writer`).
     pub(crate) fn set_interest(&self, key: usize, read: bool, write: bool, mode: Mode) -> io::Result<()> {
-        self.remote.reactor.poller()?.modify_with_mode(self.get_ref(), interest(key, read, write), poll_mode(mode))
+        self.remote.reactor().poller()?.modify_with_mode(self.get_ref(), interest(key, read, write), poll_mode(mode))
     }
 
     /// Deletes the registration and gives the object back.
     pub(crate) fn into_inner(mut self) -> io::Result<T> {
         let io = self.io.take().expect("present until dropped");
-        let deleted = self.remote.reactor.poller().and_then(|p| p.delete(&io));
+        let deleted = self.remote.reactor().poller().and_then(|p| p.delete(&io));
         deleted.map(|()| io)
     }
 }
@@ -219,7 +219,7 @@ impl<T: AsFd> Drop for Registration<T> {
             // In a forked child the epoll instance is the parent's: deleting would take the
             // parent's registration of the same socket with it. Closing the child's copy of
             // the descriptor leaves the parent's registration alone.
-            if let Some(p) = self.remote.reactor.poller().ok().filter(|_| !self.remote.reactor.forked()) {
+            if let Some(p) = self.remote.reactor().poller().ok().filter(|_| !self.remote.reactor().forked()) {
                 let _ = p.delete(&io);
             }
             drop(io);

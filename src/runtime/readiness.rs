@@ -224,7 +224,7 @@ impl Core {
             if !waiters.is_empty() {
                 waiters.retain(|w| {
                     crate::runtime::waker::key_of(w).is_none_or(|k| {
-                        k.slot() != self.remote.slot || self.status_of(k).is_some_and(|s| !s.is_finished())
+                        k.slot() != self.remote.slot() || self.status_of(k).is_some_and(|s| !s.is_finished())
                     })
                 });
             }

@@ -68,7 +68,7 @@ pub(crate) fn current() -> Rc<Core> {
 /// Wakes `key` if its loop is the one running on this thread; returns false otherwise.
 pub(crate) fn wake_on_running_loop(key: TaskKey) -> bool {
     with_running(|core| {
-        if core.remote.slot == key.slot() {
+        if core.remote.slot() == key.slot() {
             core.wake_local(key);
             true
         } else {

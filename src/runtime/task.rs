@@ -395,7 +395,7 @@ impl Core {
         let entry = tasks.vacant_entry();
         let index = entry.key();
         assert!(index < MAX_TASKS, "aioloop: more than {MAX_TASKS} live tasks on one loop");
-        let key = TaskKey::new(self.remote.slot, index, id);
+        let key = TaskKey::new(self.remote.slot(), index, id);
         debug_assert!(!self.extras.borrow().contains_key(&index), "a stale Extra for a reused slab index");
         let pending = status == Status::Idle;
         entry.insert(TaskEntry {
