@@ -119,6 +119,7 @@
 //! | `asyncio.TaskGroup()` | [`TaskGroup`] |
 //! | `loop.set_exception_handler(h)` | [`EventLoop::set_exception_handler`] |
 //! | `asyncio.all_tasks()` | [`all_tasks`] |
+//! | `asyncio.current_task()`, `.set_name(n)` | [`current_task`], [`set_current_task_name`]`(n)` |
 //! | `PYTHONASYNCIODEBUG=1` | `AIOLOOP_DEBUG=1`, [`Builder::debug`] |
 //! | `asyncio.create_subprocess_exec(prog, *args)` | [`process::Command::new`]`(prog).args(args).spawn()` |
 //! | `proc.communicate()`, `proc.wait()`, `proc.kill()` | [`process::Child::wait_with_output`], [`process::Child::wait`], [`process::Child::kill`] |
@@ -180,7 +181,7 @@ pub use combinators::{
 };
 pub use context::{
     add_reader, add_writer, all_tasks, call_at, call_later, call_soon, current_task, now, remove_reader, remove_writer,
-    run, spawn, try_spawn,
+    run, set_current_task_name, spawn, try_spawn,
 };
 pub use dump::{TaskDump, TaskSnapshot, WaitingOn};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};

@@ -317,7 +317,8 @@ impl Trace {
         let moved = |at: Instant| self.start + offset + at.saturating_duration_since(later.start);
         for mut e in later.events {
             e.at += offset;
-            if let TraceKind::Parked(WaitingOn::Timer(due)) = &mut e.kind {
+            if let TraceKind::Parked(WaitingOn::Timer(due) | WaitingOn::Tasks { timeout: Some(due), .. }) = &mut e.kind
+            {
                 *due = moved(*due);
             }
             self.events.push(e);
@@ -364,7 +365,7 @@ impl Trace {
     /// Each task is a thread track (`tid` = task id, named after the task). On it, a `poll` slice
     /// for each poll, a slice for each stretch of time the task was ready or waiting (`waiting
     /// on timer`, `waiting on I/O`, `waiting on task`, `waiting on gather`, `waiting on
-    /// something else`), and instant events when it was spawned, woken, and finished, and where
+    /// tasks`, `waiting on something else`), and instant events when it was spawned, woken, and finished, and where
     /// a timer it waited on was due. Timestamps are microseconds of loop time.
     ///
     /// # Examples
@@ -393,7 +394,7 @@ impl Trace {
     /// One row per task, labelled with its name, along a time axis in seconds. A row is colored
     /// by what the task was doing: ready (queued), running (a poll: a thin dark mark, which is
     /// all a poll is on virtual time), or waiting, with a color for each thing it can wait on
-    /// (a timer, I/O, another task, a gather, something else). A small tick shows where each
+    /// (a timer, I/O, another task, a gather, the tasks of a `wait`, something else). A small tick shows where each
     /// timer the task waited on was due, even one it never reached. A green dot ends a task that
     /// completed, a red ✕ one that was cancelled, a magenta diamond one that panicked. Hovering
     /// over a segment shows its times. A legend explains the colors.
@@ -469,6 +470,13 @@ impl Trace {
             WaitingOn::Io { fd, write: true } => format!("fd {fd} writable"),
             WaitingOn::Task(id) => self.name(*id),
             WaitingOn::Gather(n) => format!("a gather of {n}"),
+            WaitingOn::Tasks { count, timeout } => {
+                let tasks = if *count == 1 { "1 task".to_string() } else { format!("{count} tasks") };
+                match timeout {
+                    Some(at) => format!("{tasks} or a timer due at {}", secs(self.offset(*at))),
+                    None => tasks,
+                }
+            }
             WaitingOn::Other => "something else".to_string(),
         }
     }
@@ -507,6 +515,8 @@ enum Wait {
     Io,
     Task,
     Gather,
+    /// The tasks of a `wait`, `as_completed` or `shield`.
+    Tasks,
     Other,
 }
 
@@ -531,6 +541,7 @@ impl State {
             State::Waiting(Wait::Io) => "waiting on I/O",
             State::Waiting(Wait::Task) => "waiting on task",
             State::Waiting(Wait::Gather) => "waiting on gather",
+            State::Waiting(Wait::Tasks) => "waiting on tasks",
             State::Waiting(Wait::Other) => "waiting on something else",
         }
     }
@@ -620,7 +631,7 @@ impl Lane {
                 self.enter(Some((State::Running, None)), at);
             }
             TraceKind::Parked(on) => {
-                if let WaitingOn::Timer(due) = on {
+                if let WaitingOn::Timer(due) | WaitingOn::Tasks { timeout: Some(due), .. } = on {
                     let due = trace.offset(*due);
                     if self.deadlines.last() != Some(&due) {
                         self.deadlines.push(due);
@@ -632,6 +643,7 @@ impl Lane {
                     WaitingOn::Io { .. } => Some(Wait::Io),
                     WaitingOn::Task(_) => Some(Wait::Task),
                     WaitingOn::Gather(_) => Some(Wait::Gather),
+                    WaitingOn::Tasks { .. } => Some(Wait::Tasks),
                     WaitingOn::Other => Some(Wait::Other),
                 };
                 match wait {
