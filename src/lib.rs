@@ -27,8 +27,9 @@
 //!
 //! - the **ready queue** (`runtime.rs`, asyncio's `_ready`): task steps and callbacks to run;
 //! - the **waiting set** (`task.rs`): every task lives in a slab slot; those not in the ready
-//!   queue are parked until a waker, which is just the slot's number (`waker.rs`), names them;
-//! - the **timer heap** (`timer.rs`, asyncio's `_scheduled`): a binary min-heap of deadlines;
+//!   queue are parked until a waker, a number naming the loop, the slot and its generation
+//!   (`waker.rs`), names them;
+//! - the **timer heap** (`timer.rs`, asyncio's `_scheduled`): a 4-ary min-heap of deadlines;
 //! - the **poller** (`reactor.rs`, asyncio's selector): epoll/kqueue, where the loop sleeps.
 //!
 //! One iteration, `run_once`, is asyncio's `_run_once`:
@@ -81,7 +82,7 @@
 //! | `process/` | [`process::Command`], [`process::Child`]: child processes, their pipes, reaping (pidfd or SIGCHLD) |
 //! | `signal/` | [`EventLoop::add_signal_handler`], [`signal::Signal`], [`signal::ctrl_c`]; the handler, the signal thread |
 //!
-//! docs/architecture.md walks through one iteration step by step.
+//! The book's chapter 3 (docs/src/anatomy.md) walks through one iteration step by step.
 //!
 //! # asyncio names
 //!

@@ -54,7 +54,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(24 * 3600);
 /// While tasks keep the ready queue busy and I/O sources are registered, one iteration in this
 /// many asks the poller for I/O (with a zero timeout) instead of every iteration, because a
 /// zero-timeout wait costs several syscalls. tokio's `event_interval` is the same number, but
-/// counts task polls rather than iterations. See docs/architecture.md for why that is fair.
+/// counts task polls rather than iterations. The book's chapter 3 (docs/src/anatomy.md) says why that is fair.
 const IO_POLL_INTERVAL: u32 = 61;
 
 /// Buffers (queues, slabs, the timer heap) larger than this many entries are given back once
@@ -999,7 +999,7 @@ impl EventLoop {
     /// Runs `callback` whenever the loop finds `fd` readable (asyncio's `add_reader`), until
     /// [`remove_reader`](Self::remove_reader): at most once per iteration; in every iteration
     /// while the loop is otherwise idle, and at least every 61 iterations while tasks keep it
-    /// busy (see docs/architecture.md). Replaces a previous reader callback of the same
+    /// busy (see docs/src/anatomy.md). Replaces a previous reader callback of the same
     /// descriptor. Inside a callback, the free functions [`remove_reader`](crate::remove_reader)
     /// and friends reach the running loop.
     ///
