@@ -12,7 +12,7 @@
 //! Run with: `cargo run --example crawl` (18 s of real time), or
 //! `cargo run --example crawl -- --fast` (virtual time: the same lines and costs, at once).
 //! Add `--trace crawl.svg` to save a timeline of the three versions, one after the other (or
-//! `--trace crawl.json` for Perfetto): docs/crawl.svg is that picture.
+//! `--trace crawl.json` for Perfetto): `--trace docs/src/crawl.svg` redraws the book's picture.
 
 use std::future::Future;
 use std::time::Duration;
@@ -70,7 +70,11 @@ fn timed(fast: bool, trace: &mut Option<Trace>, main: impl Future<Output = ()>) 
     let mut lp =
         EventLoop::builder().virtual_time(fast).trace(trace.is_some()).build().expect("cannot create the event loop");
     let start = lp.time();
-    lp.run_until_complete(main);
+    lp.run_until_complete(async {
+        // asyncio's `asyncio.current_task().set_name("main")`: labels main's row in a picture.
+        aioloop::set_current_task_name("main");
+        main.await
+    });
     let cost = lp.time() - start;
     if let Some(trace) = trace {
         trace.append(lp.trace());

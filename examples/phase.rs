@@ -13,7 +13,7 @@
 //! Run with: `cargo run --example phase` (16 s of real time), or
 //! `cargo run --example phase -- --fast` (virtual time: the same lines and costs, at once).
 //! Add `--trace phase.svg` to save a timeline of both parts, one after the other (or
-//! `--trace phase.json` for Perfetto): docs/phase.svg is that picture.
+//! `--trace phase.json` for Perfetto): `--trace docs/src/phase.svg` redraws the book's picture.
 
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ async fn phase(i: u64) -> String {
 }
 
 /// Names a task (asyncio's `create_task(coro, name=...)`): the name labels its row in a
-/// `--trace` picture, where `main` keeps asyncio's default name, `Task-<id>`.
+/// `--trace` picture.
 fn named<T>(name: String, task: aioloop::Task<T>) -> aioloop::Task<T> {
     task.set_name(name);
     task
@@ -83,7 +83,11 @@ async fn wait_with_timeout(num_phases: u64) {
 fn timed(fast: bool, tracing: bool, main: impl std::future::Future<Output = ()>) -> Option<Trace> {
     let mut lp = EventLoop::builder().virtual_time(fast).trace(tracing).build().expect("cannot create the event loop");
     let start = lp.time();
-    lp.run_until_complete(main);
+    lp.run_until_complete(async {
+        // asyncio's `asyncio.current_task().set_name("main")`: labels main's row in a picture.
+        aioloop::set_current_task_name("main");
+        main.await
+    });
     let cost = lp.time() - start;
     let trace = tracing.then(|| lp.trace());
     lp.close();

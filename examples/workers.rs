@@ -24,7 +24,7 @@
 //! Run with: `cargo run --example workers` (2 s of real time), or
 //! `cargo run --example workers -- --fast` (virtual time: the same lines, at once).
 //! Add `--trace workers.svg` to save a timeline of the run (or `--trace workers.json` for
-//! Perfetto): docs/workers.svg is that picture.
+//! Perfetto): `--trace docs/src/workers.svg` redraws the book's picture.
 
 use std::time::Duration;
 
@@ -44,6 +44,8 @@ async fn worker_2() {
 
 /// The seed's `main()`: `create_task` twice, then `await` each task in turn.
 async fn run_workers() {
+    // asyncio's `asyncio.current_task().set_name("main")`: labels main's row in a picture.
+    aioloop::set_current_task_name("main");
     let task1 = aioloop::spawn(worker_1());
     let task2 = aioloop::spawn(worker_2());
     // asyncio's `create_task(coro, name=...)`: the names label the rows of a `--trace` picture.

@@ -1,6 +1,7 @@
 //! The free functions on this thread's running loop (asyncio's module-level API): [`spawn`],
-//! [`try_spawn`], [`now`], [`current_task`], [`call_soon`], [`call_later`], [`call_at`], [`run`].
-//! The running-loop thread-local itself lives beside the engine, in `runtime/running.rs`.
+//! [`try_spawn`], [`now`], [`current_task`], [`set_current_task_name`], [`call_soon`],
+//! [`call_later`], [`call_at`], [`run`]. The running-loop thread-local itself lives beside the
+//! engine, in `runtime/running.rs`.
 
 use std::future::{Future, IntoFuture};
 use std::time::{Duration, Instant};
@@ -281,6 +282,39 @@ pub fn current_task() -> Option<crate::TaskId> {
         core.tasks.borrow().get(key.index()).map(|e| TaskId(e.id))
     })
     .flatten()
+}
+
+/// Names the task being polled on this thread's running loop (asyncio's
+/// `asyncio.current_task().set_name(name)`), as [`Task::set_name`] does through a handle.
+///
+/// This is how the main task of [`EventLoop::run_until_complete`] or [`run`], which has no
+/// handle, gets a name in task dumps, exception reports and traces.
+///
+/// # Panics
+///
+/// "no running task" outside a task of a running loop.
+///
+/// # Examples
+///
+/// ```
+/// let mut lp = aioloop::EventLoop::builder().trace(true).build().unwrap();
+/// let id = lp.run_until_complete(async {
+///     aioloop::set_current_task_name("main");
+///     aioloop::current_task().unwrap()
+/// });
+/// assert_eq!(lp.trace().name(id), "main");
+/// ```
+#[track_caller]
+pub fn set_current_task_name(name: impl Into<String>) {
+    let named = with_running(|core| {
+        let key = core.current.get()?;
+        let id = core.tasks.borrow().get(key.index()).map(|e| e.id)?;
+        core.set_task_name(id, name.into());
+        Some(())
+    });
+    if named.flatten().is_none() {
+        panic!("no running task");
+    }
 }
 
 /// Runs `fut` to completion on a fresh loop, then cancels every task left, runs the loop until

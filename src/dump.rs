@@ -2,18 +2,21 @@
 //! (asyncio's `all_tasks()` and the repr of each task), printed as a table.
 //!
 //! What a task waits for is read off the loop's own structures: the timer heap (a record whose
-//! action wakes the task), the I/O slab (a source whose waiters include the task), and the
-//! task's await link (another task, or a gather). A task parked on something else (a channel, a
-//! foreign future) shows as waiting on "something else". Building a dump scans those structures:
-//! it is a debugging aid, not for hot paths.
+//! action wakes the task), the I/O slab (a source whose waiters include the task), the task's
+//! await link (another task, or a gather), and the groups of `wait`, `as_completed` and `shield`
+//! (a group whose waker is the task, found through the members that have it as their joiner). A
+//! task parked on something else (a channel, a foreign future) shows as waiting on "something
+//! else". Building a dump scans those structures: it is a debugging aid, not for hot paths. With
+//! tracing on, each park scans them too, for that one task.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::runtime::task::{Link, TaskEntry, TaskId, TaskState};
+use crate::runtime::task::{JoinSlot, Link, TaskEntry, TaskId, TaskState};
 use crate::runtime::waker::{key_of, TaskKey};
 use crate::runtime::Core;
 
@@ -40,6 +43,38 @@ pub enum WaitingOn {
     Task(TaskId),
     /// The members of a `gather` (how many).
     Gather(usize),
+    /// Tasks of a [`wait`](crate::wait), [`as_completed`](crate::as_completed) or
+    /// [`shield`](crate::shield) (how many of them are still running), and the timer that ends
+    /// the wait early, if the task has one (the `timeout` of `wait`, or a `sleep` or `timeout`
+    /// around it): whichever comes first wakes the task.
+    ///
+    /// # Examples
+    ///
+    /// A task inside `wait`, with a 2 s timeout, for three tasks that sleep 1, 2 and 3 s:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aioloop::{ReturnWhen, WaitingOn};
+    ///
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+    /// let start = lp.time();
+    /// let waiter = lp.spawn(async {
+    ///     let sleepers: Vec<_> = (1..=3).map(|i| aioloop::spawn(aioloop::sleep(Duration::from_secs(i)))).collect();
+    ///     aioloop::wait(sleepers, Some(Duration::from_secs(2)), ReturnWhen::AllCompleted).await
+    /// });
+    /// lp.run_until_complete(aioloop::yield_now()); // the waiter runs once and parks in `wait`
+    /// let dump = lp.tasks();
+    /// let snapshot = dump.tasks.iter().find(|t| t.id == waiter.id()).unwrap();
+    /// let timeout = Some(start + Duration::from_secs(2));
+    /// assert_eq!(snapshot.waiting_on, WaitingOn::Tasks { count: 3, timeout });
+    /// assert!(dump.to_string().contains("3 tasks or timer in 2.000s"));
+    /// ```
+    Tasks {
+        /// How many of the tasks have not finished.
+        count: usize,
+        /// When the task's earliest timer is due, if it has one.
+        timeout: Option<Instant>,
+    },
     /// Something the loop does not track (a channel, a lock, a foreign future).
     Other,
 }
@@ -95,6 +130,7 @@ impl Core {
         let now = self.clock.instant(self.clock.now_ns());
         let slot = self.remote.slot();
         let timers = self.timer_waits();
+        let groups = self.group_waits();
         let tasks = self.tasks.borrow();
         let mut out: Vec<TaskSnapshot> = tasks
             .iter()
@@ -104,7 +140,7 @@ impl Core {
                 name: self.task_name(e.id),
                 state: e.status.public(),
                 spawned_at: self.spawn_location(e.id),
-                waiting_on: self.classify(&tasks, &timers, TaskKey::new(slot, index, e.id), e),
+                waiting_on: self.classify(&tasks, &timers, &groups, TaskKey::new(slot, index, e.id), e),
             })
             .collect();
         out.sort_by_key(|t| t.id);
@@ -114,9 +150,10 @@ impl Core {
     /// What one task waits for (for the trace, when it parks); `Nothing` for a stale key.
     pub(crate) fn waiting_on(&self, key: TaskKey) -> WaitingOn {
         let timers = self.timer_waits();
+        let groups = self.group_waits();
         let tasks = self.tasks.borrow();
         match tasks.get(key.index()).filter(|e| key.matches(e.id)) {
-            Some(e) => self.classify(&tasks, &timers, key, e),
+            Some(e) => self.classify(&tasks, &timers, &groups, key, e),
             None => WaitingOn::Nothing,
         }
     }
@@ -134,9 +171,33 @@ impl Core {
             .collect()
     }
 
-    /// What task `key` (entry `e`) waits for: a task or gather it awaits, else its earliest
-    /// timer, else a descriptor, else something the loop does not track.
-    fn classify(&self, tasks: &Slab<TaskEntry>, timers: &[(TaskKey, u64)], key: TaskKey, e: &TaskEntry) -> WaitingOn {
+    /// Which tasks wait on the members of a group (`wait`, `as_completed`, `shield`, and a
+    /// `gather` too), and on how many unfinished members: a scan of the joiners. A member that
+    /// finished has no joiner any more, so each group is counted once per unfinished member.
+    fn group_waits(&self) -> HashMap<TaskKey, usize> {
+        let extras = self.extras.borrow();
+        let mut waits = HashMap::new();
+        for extra in extras.values() {
+            if let JoinSlot::Group(group, _) = &extra.join {
+                if let Some(waiter) = group.waker_key() {
+                    *waits.entry(waiter).or_insert(0) += 1;
+                }
+            }
+        }
+        waits
+    }
+
+    /// What task `key` (entry `e`) waits for: a task or gather it awaits, else the tasks of a
+    /// `wait` (with its earliest timer), else its earliest timer, else a descriptor, else
+    /// something the loop does not track.
+    fn classify(
+        &self,
+        tasks: &Slab<TaskEntry>,
+        timers: &[(TaskKey, u64)],
+        groups: &HashMap<TaskKey, usize>,
+        key: TaskKey,
+        e: &TaskEntry,
+    ) -> WaitingOn {
         if e.scheduled || e.status.public() == TaskState::Running {
             return WaitingOn::Nothing;
         }
@@ -150,8 +211,12 @@ impl Core {
                 Link::Group(g) => WaitingOn::Gather(g.members()),
             };
         }
-        if let Some(&(_, deadline)) = timers.iter().filter(|(k, _)| *k == key).min_by_key(|(_, d)| *d) {
-            return WaitingOn::Timer(self.clock.instant(deadline));
+        let timer = timers.iter().filter(|(k, _)| *k == key).map(|&(_, d)| self.clock.instant(d)).min();
+        if let Some(&count) = groups.get(&key) {
+            return WaitingOn::Tasks { count, timeout: timer };
+        }
+        if let Some(at) = timer {
+            return WaitingOn::Timer(at);
         }
         match self.io_waited_by(key) {
             Some((fd, dir)) => WaitingOn::Io { fd, write: dir == crate::runtime::readiness::Dir::Write },
@@ -180,6 +245,15 @@ impl fmt::Display for TaskDump {
                 WaitingOn::Io { fd, write: true } => format!("fd {fd} writable"),
                 WaitingOn::Task(id) => format!("Task-{id}"),
                 WaitingOn::Gather(n) => format!("gather of {n}"),
+                WaitingOn::Tasks { count, timeout } => {
+                    let tasks = if *count == 1 { "1 task".to_string() } else { format!("{count} tasks") };
+                    match timeout {
+                        Some(at) => {
+                            format!("{tasks} or timer in {:.3}s", at.saturating_duration_since(self.now).as_secs_f64())
+                        }
+                        None => tasks,
+                    }
+                }
                 WaitingOn::Other => "something else".to_string(),
             };
             let at = t.spawned_at.map_or_else(|| "-".to_string(), |l| l.to_string());

@@ -440,7 +440,7 @@ impl EventLoop {
     /// Runs `callback` whenever the loop finds `fd` readable (asyncio's `add_reader`), until
     /// [`remove_reader`](Self::remove_reader): at most once per iteration; in every iteration
     /// while the loop is otherwise idle, and at least every 61 iterations while tasks keep it
-    /// busy (see docs/architecture.md). Replaces a previous reader callback of the same
+    /// busy (see docs/src/anatomy.md). Replaces a previous reader callback of the same
     /// descriptor. Inside a callback, the free functions [`remove_reader`](crate::remove_reader)
     /// and friends reach the running loop.
     ///

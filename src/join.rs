@@ -190,11 +190,7 @@ impl<T> Task<T> {
     /// assert_eq!(t.name(), "worker-1");
     /// ```
     pub fn set_name(&self, name: impl Into<String>) {
-        let name = name.into();
-        if let Some(tracer) = &self.core.tracer {
-            tracer.borrow_mut().rename(crate::TaskId(self.id), &name);
-        }
-        self.core.names.borrow_mut().insert(self.id, name);
+        self.core.set_task_name(self.id, name.into());
     }
 
     /// Clears the awaiting link this handle's poll set in the task that awaits it.

@@ -27,8 +27,9 @@
 //!
 //! - the **ready queue** (`runtime.rs`, asyncio's `_ready`): task steps and callbacks to run;
 //! - the **waiting set** (`task.rs`): every task lives in a slab slot; those not in the ready
-//!   queue are parked until a waker, which is just the slot's number (`waker.rs`), names them;
-//! - the **timer heap** (`timer.rs`, asyncio's `_scheduled`): a binary min-heap of deadlines;
+//!   queue are parked until a waker, a number naming the loop, the slot and its generation
+//!   (`waker.rs`), names them;
+//! - the **timer heap** (`timer.rs`, asyncio's `_scheduled`): a 4-ary min-heap of deadlines;
 //! - the **poller** (`reactor.rs`, asyncio's selector): epoll/kqueue, where the loop sleeps.
 //!
 //! One iteration, `run_once`, is asyncio's `_run_once`:
@@ -81,7 +82,7 @@
 //! | `process/` | [`process::Command`], [`process::Child`]: child processes, their pipes, reaping (pidfd or SIGCHLD) |
 //! | `signal/` | [`EventLoop::add_signal_handler`], [`signal::Signal`], [`signal::ctrl_c`]; the handler, the signal thread |
 //!
-//! docs/architecture.md walks through one iteration step by step.
+//! The book's chapter 3 (docs/src/anatomy.md) walks through one iteration step by step.
 //!
 //! # asyncio names
 //!
@@ -119,6 +120,7 @@
 //! | `asyncio.TaskGroup()` | [`TaskGroup`] |
 //! | `loop.set_exception_handler(h)` | [`EventLoop::set_exception_handler`] |
 //! | `asyncio.all_tasks()` | [`all_tasks`] |
+//! | `asyncio.current_task()`, `.set_name(n)` | [`current_task`], [`set_current_task_name`]`(n)` |
 //! | `PYTHONASYNCIODEBUG=1` | `AIOLOOP_DEBUG=1`, [`Builder::debug`] |
 //! | `asyncio.create_subprocess_exec(prog, *args)` | [`process::Command::new`]`(prog).args(args).spawn()` |
 //! | `proc.communicate()`, `proc.wait()`, `proc.kill()` | [`process::Child::wait_with_output`], [`process::Child::wait`], [`process::Child::kill`] |
@@ -172,7 +174,7 @@ pub use combinators::{
 };
 pub use context::{
     add_reader, add_writer, all_tasks, call_at, call_later, call_soon, current_task, now, remove_reader, remove_writer,
-    run, spawn, try_spawn,
+    run, set_current_task_name, spawn, try_spawn,
 };
 pub use dump::{TaskDump, TaskSnapshot, WaitingOn};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};

@@ -59,3 +59,58 @@ fn a_task_reading_a_socket_waits_on_its_descriptor_and_all_tasks_sees_the_caller
         reader.cancel();
     });
 }
+
+/// The seeds' `phase` program: `main` inside `wait` waits on its three phases and on the 6 s
+/// timeout (not on "something else"); as phases finish, the count goes down; `as_completed` and
+/// `shield` are named the same way, without a timer.
+#[test]
+fn a_task_inside_wait_waits_on_its_tasks_and_its_timeout() {
+    use aioloop::ReturnWhen;
+    let mut lp = EventLoop::builder().virtual_time(true).build().unwrap();
+    let start = lp.time();
+    let main = lp.spawn(async {
+        aioloop::set_current_task_name("main");
+        let phases: Vec<_> = (0..3).map(|i| aioloop::spawn(aioloop::sleep(Duration::from_secs(5 * i)))).collect();
+        aioloop::wait(phases, Some(Duration::from_secs(6)), ReturnWhen::AllCompleted).await
+    });
+    let plain = lp.spawn(async {
+        let t = aioloop::spawn(aioloop::sleep(Duration::from_secs(8)));
+        aioloop::wait(vec![t], None, ReturnWhen::AllCompleted).await
+    });
+    plain.set_name("plain");
+    let stream = lp.spawn(async {
+        let mut s = aioloop::as_completed((1..=2u64).map(|i| aioloop::sleep(Duration::from_secs(i))));
+        while s.next().await.is_some() {}
+    });
+    stream.set_name("stream");
+    let inner = lp.spawn(aioloop::sleep(Duration::from_secs(3)));
+    let shielded = lp.spawn(aioloop::shield(inner));
+    shielded.set_name("shielded");
+    // One iteration for every task to park; phase 0 (`sleep(0)` yields once) has not finished.
+    let dump = lp.run_until_complete(async {
+        aioloop::yield_now().await;
+        aioloop::all_tasks()
+    });
+    let of = |name: &str| dump.tasks.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name}:\n{dump}"));
+    let six = Some(start + Duration::from_secs(6));
+    assert_eq!(of("main").waiting_on, WaitingOn::Tasks { count: 3, timeout: six });
+    assert_eq!(of("plain").waiting_on, WaitingOn::Tasks { count: 1, timeout: None });
+    assert_eq!(of("stream").waiting_on, WaitingOn::Tasks { count: 2, timeout: None });
+    assert_eq!(of("shielded").waiting_on, WaitingOn::Tasks { count: 1, timeout: None });
+    let table = dump.to_string();
+    let row = |name: &str| table.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{name}:\n{table}"));
+    assert!(row(" main ").contains("waiting   3 tasks or timer in 6.000s"), "{table}");
+    assert!(row(" plain ").contains("waiting   1 task "), "{table}");
+    assert!(row(" stream ").contains("waiting   2 tasks "), "{table}");
+    assert!(!table.contains("something else"), "{table}");
+
+    // At 5 s, phases 0 and 1 have finished: main waits on one task, still with its timeout.
+    lp.run_until_complete(aioloop::sleep(Duration::from_millis(5500)));
+    let dump = lp.tasks();
+    let main_row = dump.tasks.iter().find(|t| t.id == main.id()).unwrap();
+    assert_eq!(main_row.waiting_on, WaitingOn::Tasks { count: 1, timeout: six });
+    assert!(dump.to_string().contains("1 task or timer in 0.500s"), "{dump}");
+
+    let (done, pending) = lp.run_until_complete(main).unwrap();
+    assert_eq!((done.len(), pending.len()), (2, 1));
+}

@@ -1,5 +1,6 @@
-//! The examples, run with `--fast` (virtual time), print exactly what the asyncio programs they
-//! port print, line by line.
+//! The examples, run with `--fast` (virtual time), print the lines of the asyncio programs they
+//! port, in CPython's order. Where a port's words differ from its seed's (`phase` takes PyMOTW's
+//! and adds thread ids and result lines), docs/src/examples.md says how and why.
 //!
 //! Each test runs `cargo run --quiet --example NAME -- --fast` (Cargo builds no binary path for
 //! examples that a test could use, unlike `CARGO_BIN_EXE_<name>` for binaries) and compares the
@@ -250,6 +251,27 @@ fn crawl_prints_asyncio_order_and_costs() {
     let (lines, ids) = mask_thread_ids(&run_example("crawl"));
     assert_lines("crawl", &lines, CRAWL);
     assert!(ids.len() <= 1, "one thread runs every task, saw threads {ids:?}");
+}
+
+/// The book's pictures are what the examples draw now: on virtual time a drawing is the same on
+/// every run, so a change to the trace or to its SVG shows up here until they are redrawn.
+#[test]
+fn the_books_pictures_are_what_the_examples_draw() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("aioloop-tests-pictures-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["phase", "workers", "crawl"] {
+        let path = dir.join(format!("{name}.svg"));
+        run_example_with(name, &["--fast", "--trace", path.to_str().expect("a UTF-8 temp dir")]);
+        let drawn = std::fs::read_to_string(&path).unwrap();
+        let book = std::fs::read_to_string(root.join(format!("docs/src/{name}.svg"))).unwrap();
+        assert!(
+            drawn == book,
+            "docs/src/{name}.svg is not what the example draws now; redraw it with \
+             `cargo run --example {name} -- --fast --trace docs/src/{name}.svg`"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Runs a Python program with `SCALE=0.01` and returns its stdout lines.

@@ -14,9 +14,9 @@
 //! The model is asyncio 3.12's `_run_once` (asyncio-semantics.md 1.4) with futures and done
 //! callbacks: a FIFO ready queue, timers by `(deadline, seq)`, a task woken in one iteration runs
 //! in the next, `wait`'s and `gather`'s callbacks as in `tasks.py`. Where aioloop differs from
-//! asyncio by design (docs/architecture.md section 7), the model does what aioloop does, and the
-//! comment there says so: cancellation is a drop (the scripts never catch it), and wakes from
-//! other threads join the ready queue when the loop drains its inbox.
+//! asyncio by design (docs/architecture.md, "Deliberate differences"), the model does what
+//! aioloop does, and the comment there says so: cancellation is a drop (the scripts never catch
+//! it), and wakes from other threads join the ready queue when the loop drains its inbox.
 //!
 //! The model itself is checked against CPython 3.11: `the_model_agrees_with_cpython` (ignored by
 //! default, needs python3) runs 2,000 random programs through tests/model_cpython.py.

@@ -30,8 +30,8 @@ use util::{run_once, vloop, DropCounter, Log};
 #[global_allocator]
 static ALLOC: util::CountingAlloc = util::CountingAlloc;
 
-/// Bits of the slab index and of the generation in a waker's task key (docs/architecture.md,
-/// section 4: `loop slot (12) | generation (26) | slab index (26)`).
+/// Bits of the slab index and of the generation in a waker's task key (docs/src/anatomy.md,
+/// "Wakers: a task is a number": `loop slot (12) | generation (26) | slab index (26)`).
 const INDEX_BITS: u32 = 26;
 const GEN_BITS: u32 = 26;
 
@@ -135,8 +135,8 @@ const WRAP_CHILD: &str = "AIOLOOP_TEST_GENERATION_WRAP_CHILD";
 /// (it would need a change in src/), so this spends 2^26 real task ids, in a child process
 /// (a single thread, so its ids are consecutive): A leaves a stale waker in slot s; a holder
 /// keeps s while 2^26 - 1 fillers go through other slots; then X, whose id equals A's modulo
-/// 2^26, takes s. A's waker now names X: the documented limit (docs/architecture.md, section
-/// 4) is one spurious poll, which X tolerates; nothing else happens.
+/// 2^26, takes s. A's waker now names X: the documented limit (docs/src/anatomy.md, "Wakers: a
+/// task is a number") is one spurious poll, which X tolerates; nothing else happens.
 #[test]
 #[ignore = "slow: 2^26 tasks (about 60 s in a debug build); run with --ignored"]
 fn item_01_stale_waker_at_generation_wrap_costs_at_most_one_spurious_poll() {

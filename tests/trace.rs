@@ -87,6 +87,18 @@ fn a_sleeping_task_is_spawned_polled_parked_woken_polled_and_done() {
 }
 
 #[test]
+fn main_inside_wait_parks_on_its_three_tasks_and_the_timeout() {
+    let (trace, ids) = phase_run();
+    let main = trace.events().iter().find(|e| !ids.contains(&e.task)).expect("main's events").task;
+    let parks: Vec<&TraceKind> =
+        of(&trace, main).into_iter().map(|e| &e.kind).filter(|k| matches!(k, TraceKind::Parked(_))).collect();
+    let timeout = Some(trace.start() + secs(6));
+    assert_eq!(parks, [&TraceKind::Parked(WaitingOn::Tasks { count: 3, timeout })], "{trace}");
+    let line = format!("  0.000s Task-{main} waits on 3 tasks or a timer due at 6.000s\n");
+    assert!(trace.to_string().contains(&line), "{trace}");
+}
+
+#[test]
 fn events_are_in_time_order() {
     let (trace, _) = phase_run();
     assert!(trace.events().len() >= 3 * 4, "{trace}");

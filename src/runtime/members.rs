@@ -96,6 +96,11 @@ impl Group {
         self.members.borrow_mut().push(key);
     }
 
+    /// Returns the task the group wakes (its combinator's task), if its waker is a task's.
+    pub(crate) fn waker_key(&self) -> Option<TaskKey> {
+        self.waker.borrow().as_ref().and_then(crate::runtime::waker::key_of)
+    }
+
     /// Returns how many members joined the group.
     pub(crate) fn members(&self) -> usize {
         self.members.borrow().len()

@@ -68,7 +68,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(24 * 3600);
 /// While tasks keep the ready queue busy and I/O sources are registered, one iteration in this
 /// many asks the poller for I/O (with a zero timeout) instead of every iteration, because a
 /// zero-timeout wait costs several syscalls. tokio's `event_interval` is the same number, but
-/// counts task polls rather than iterations. See docs/architecture.md for why that is fair.
+/// counts task polls rather than iterations. The book's chapter 3 (docs/src/anatomy.md) says why that is fair.
 const IO_POLL_INTERVAL: u32 = 61;
 
 /// Buffers (queues, slabs, the timer heap) larger than this many entries are given back once

@@ -687,6 +687,14 @@ impl Core {
         });
     }
 
+    /// Names a task (for reports, dumps and the trace).
+    pub(crate) fn set_task_name(&self, id: u64, name: String) {
+        if let Some(tracer) = &self.tracer {
+            tracer.borrow_mut().rename(TaskId(id), &name);
+        }
+        self.names.borrow_mut().insert(id, name);
+    }
+
     pub(crate) fn task_name(&self, id: u64) -> String {
         self.names.borrow().get(&id).cloned().unwrap_or_else(|| format!("Task-{id}"))
     }

@@ -23,6 +23,8 @@ pub(super) enum Wait {
     Io,
     Task,
     Gather,
+    /// The tasks of a `wait`, `as_completed` or `shield`.
+    Tasks,
     Other,
 }
 
@@ -47,6 +49,7 @@ impl State {
             State::Waiting(Wait::Io) => "waiting on I/O",
             State::Waiting(Wait::Task) => "waiting on task",
             State::Waiting(Wait::Gather) => "waiting on gather",
+            State::Waiting(Wait::Tasks) => "waiting on tasks",
             State::Waiting(Wait::Other) => "waiting on something else",
         }
     }
@@ -136,7 +139,7 @@ impl Lane {
                 self.enter(Some((State::Running, None)), at);
             }
             TraceKind::Parked(on) => {
-                if let WaitingOn::Timer(due) = on {
+                if let WaitingOn::Timer(due) | WaitingOn::Tasks { timeout: Some(due), .. } = on {
                     let due = trace.offset(*due);
                     if self.deadlines.last() != Some(&due) {
                         self.deadlines.push(due);
@@ -148,6 +151,7 @@ impl Lane {
                     WaitingOn::Io { .. } => Some(Wait::Io),
                     WaitingOn::Task(_) => Some(Wait::Task),
                     WaitingOn::Gather(_) => Some(Wait::Gather),
+                    WaitingOn::Tasks { .. } => Some(Wait::Tasks),
                     WaitingOn::Other => Some(Wait::Other),
                 };
                 match wait {

@@ -294,7 +294,8 @@ impl Trace {
         let moved = |at: Instant| self.start + offset + at.saturating_duration_since(later.start);
         for mut e in later.events {
             e.at += offset;
-            if let TraceKind::Parked(WaitingOn::Timer(due)) = &mut e.kind {
+            if let TraceKind::Parked(WaitingOn::Timer(due) | WaitingOn::Tasks { timeout: Some(due), .. }) = &mut e.kind
+            {
                 *due = moved(*due);
             }
             self.events.push(e);
@@ -341,7 +342,7 @@ impl Trace {
     /// Each task is a thread track (`tid` = task id, named after the task). On it, a `poll` slice
     /// for each poll, a slice for each stretch of time the task was ready or waiting (`waiting
     /// on timer`, `waiting on I/O`, `waiting on task`, `waiting on gather`, `waiting on
-    /// something else`), and instant events when it was spawned, woken, and finished, and where
+    /// tasks`, `waiting on something else`), and instant events when it was spawned, woken, and finished, and where
     /// a timer it waited on was due. Timestamps are microseconds of loop time.
     ///
     /// # Examples
@@ -370,7 +371,7 @@ impl Trace {
     /// One row per task, labelled with its name, along a time axis in seconds. A row is colored
     /// by what the task was doing: ready (queued), running (a poll: a thin dark mark, which is
     /// all a poll is on virtual time), or waiting, with a color for each thing it can wait on
-    /// (a timer, I/O, another task, a gather, something else). A small tick shows where each
+    /// (a timer, I/O, another task, a gather, the tasks of a `wait`, something else). A small tick shows where each
     /// timer the task waited on was due, even one it never reached. A green dot ends a task that
     /// completed, a red ✕ one that was cancelled, a magenta diamond one that panicked. Hovering
     /// over a segment shows its times. A legend explains the colors.
@@ -446,6 +447,13 @@ impl Trace {
             WaitingOn::Io { fd, write: true } => format!("fd {fd} writable"),
             WaitingOn::Task(id) => self.name(*id),
             WaitingOn::Gather(n) => format!("a gather of {n}"),
+            WaitingOn::Tasks { count, timeout } => {
+                let tasks = if *count == 1 { "1 task".to_string() } else { format!("{count} tasks") };
+                match timeout {
+                    Some(at) => format!("{tasks} or a timer due at {}", secs(self.offset(*at))),
+                    None => tasks,
+                }
+            }
             WaitingOn::Other => "something else".to_string(),
         }
     }

@@ -23,6 +23,7 @@ const TIMER: &str = "#9dc3e6";
 const IO: &str = "#a8d5a2";
 const TASK: &str = "#c9b3e0";
 const GATHER: &str = "#f5b7a5";
+const TASKS: &str = "#f2c4e0";
 const OTHER: &str = "#cfcfcf";
 const DUE: &str = "#1f4e9a";
 const DONE: &str = "#2e9e44";
@@ -37,6 +38,7 @@ fn color(state: State) -> &'static str {
         State::Waiting(Wait::Io) => IO,
         State::Waiting(Wait::Task) => TASK,
         State::Waiting(Wait::Gather) => GATHER,
+        State::Waiting(Wait::Tasks) => TASKS,
         State::Waiting(Wait::Other) => OTHER,
     }
 }
@@ -409,6 +411,7 @@ fn legend(out: &mut String, y: f64) {
         ("on I/O", IO),
         ("on a task", TASK),
         ("on a gather", GATHER),
+        ("on tasks", TASKS),
         ("on something else", OTHER),
     ];
     let mut x = 12.0;
@@ -464,7 +467,9 @@ mod tests {
         assert!(svg.contains("stroke=\"#d62728\""), "the cancelled mark's color");
         assert!(text.contains("Task-3: done at 5.000s"));
         assert_eq!(svg.matches("><title>Task-4: poll, 0.000s to 0.000s</title>").count(), 1, "a zero-length poll");
-        for label in ["ready", "running (a poll)", "waiting on a timer", "on a gather", "timer due", "panicked"] {
+        for label in
+            ["ready", "running (a poll)", "waiting on a timer", "on a gather", "on tasks", "timer due", "panicked"]
+        {
             assert!(text.contains(label), "legend {label}");
         }
     }
