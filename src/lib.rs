@@ -138,7 +138,6 @@ compile_error!("aioloop packs a task key (loop, generation, slot) into a 64-bit 
 mod callback_handle;
 mod combinators;
 mod context;
-mod dump;
 mod error;
 mod event_loop;
 mod executor;
@@ -176,7 +175,6 @@ pub use context::{
     add_reader, add_writer, all_tasks, call_at, call_later, call_soon, current_task, now, remove_reader, remove_writer,
     run, set_current_task_name, spawn, try_spawn,
 };
-pub use dump::{TaskDump, TaskSnapshot, WaitingOn};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};
 pub use event_loop::{Builder, EventLoop};
 pub use executor::{run_in_executor, to_thread, Blocking, ToThread};
@@ -185,13 +183,15 @@ pub use io::Async;
 pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
 pub use loop_handle::{LoopClosed, LoopHandle, RemoteTask};
 pub use per_core::{Loops, PerCore};
+pub use runtime::dump::{TaskDump, TaskSnapshot, WaitingOn};
 pub use runtime::exception::{default_exception_handler, ExceptionContext, TaskInfo};
+pub use runtime::recorder::{TraceEvent, TraceKind};
 pub use runtime::stats::Stats;
 pub use runtime::task::{TaskId, TaskState};
 pub use signal::{add_signal_handler, remove_signal_handler};
 pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};
 pub use time::{sleep, sleep_until, timeout, timeout_at, wait_for, yield_now, Sleep, Timeout, YieldNow};
-pub use trace::{Trace, TraceEvent, TraceKind};
+pub use trace::Trace;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -38,6 +38,7 @@ use slab::Slab;
 
 pub(crate) mod clock;
 pub(crate) mod cross_thread;
+pub(crate) mod dump;
 pub(crate) mod exception;
 #[cfg(loom)]
 pub(crate) mod loom_atomics;
@@ -417,7 +418,7 @@ impl Core {
     /// is off, one test of a field that the branch predictor learns at once, the recording
     /// itself kept out of line.
     #[inline(always)]
-    pub(crate) fn trace_event(&self, id: u64, kind: impl FnOnce() -> crate::trace::TraceKind) {
+    pub(crate) fn trace_event(&self, id: u64, kind: impl FnOnce() -> crate::runtime::recorder::TraceKind) {
         if let Some(tracer) = &self.tracer {
             self.record_event(tracer, id, kind);
         }
@@ -426,7 +427,7 @@ impl Core {
     /// [`trace_event`](Self::trace_event) for the task with `key`, whose id is looked up only
     /// when tracing is on (so the hot paths need not carry it).
     #[inline(always)]
-    pub(crate) fn trace_task(&self, key: TaskKey, kind: impl FnOnce() -> crate::trace::TraceKind) {
+    pub(crate) fn trace_task(&self, key: TaskKey, kind: impl FnOnce() -> crate::runtime::recorder::TraceKind) {
         if let Some(tracer) = &self.tracer {
             self.record_task_event(tracer, key, kind);
         }
@@ -438,7 +439,7 @@ impl Core {
         &self,
         tracer: &RefCell<crate::runtime::recorder::Recorder>,
         key: TaskKey,
-        kind: impl FnOnce() -> crate::trace::TraceKind,
+        kind: impl FnOnce() -> crate::runtime::recorder::TraceKind,
     ) {
         let id = self.tasks.borrow().get(key.index()).filter(|e| key.matches(e.id)).map(|e| e.id);
         if let Some(id) = id {
@@ -452,7 +453,7 @@ impl Core {
         &self,
         tracer: &RefCell<crate::runtime::recorder::Recorder>,
         id: u64,
-        kind: impl FnOnce() -> crate::trace::TraceKind,
+        kind: impl FnOnce() -> crate::runtime::recorder::TraceKind,
     ) {
         let now = self.clock.instant(self.clock.now_ns());
         let kind = kind();

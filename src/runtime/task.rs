@@ -411,7 +411,7 @@ impl Core {
             is_main,
         });
         drop(tasks);
-        self.trace_event(id, || crate::trace::TraceKind::Spawned { name: self.task_name(id) });
+        self.trace_event(id, || crate::runtime::recorder::TraceKind::Spawned { name: self.task_name(id) });
         if pending {
             self.ready.borrow_mut().push_back(crate::runtime::Runnable::Task(key));
         }
@@ -427,7 +427,7 @@ impl Core {
                 e.scheduled = true;
                 drop(tasks);
                 self.ready.borrow_mut().push_back(crate::runtime::Runnable::Task(key));
-                self.trace_task(key, || crate::trace::TraceKind::Woken);
+                self.trace_task(key, || crate::runtime::recorder::TraceKind::Woken);
             }
         }
     }
@@ -525,7 +525,7 @@ impl Core {
         };
         drop(stale);
         if !cancel {
-            self.trace_task(key, || crate::trace::TraceKind::Polled);
+            self.trace_task(key, || crate::runtime::recorder::TraceKind::Polled);
         }
         self.current.set(Some(key));
         // Builder::dump_on_signal (checklist 54 a): publish which task is polled and since when,
@@ -595,7 +595,7 @@ impl Core {
             }
             e.cancel_requested && !e.scheduled
         };
-        self.trace_task(key, || crate::trace::TraceKind::Parked(self.waiting_on(key)));
+        self.trace_task(key, || crate::runtime::recorder::TraceKind::Parked(self.waiting_on(key)));
         if cancel {
             self.cancel_task(key);
         }
@@ -642,9 +642,9 @@ impl Core {
             }
         };
         self.trace_event(id, || match status {
-            Status::Done => crate::trace::TraceKind::Done,
-            Status::Panicked => crate::trace::TraceKind::Panicked,
-            _ => crate::trace::TraceKind::Cancelled,
+            Status::Done => crate::runtime::recorder::TraceKind::Done,
+            Status::Panicked => crate::runtime::recorder::TraceKind::Panicked,
+            _ => crate::runtime::recorder::TraceKind::Cancelled,
         });
         if is_main {
             // asyncio stops `run_until_complete` from a done-callback: one iteration later.

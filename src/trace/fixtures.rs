@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Trace, TraceKind};
-use crate::dump::WaitingOn;
+use crate::runtime::dump::WaitingOn;
 use crate::runtime::recorder::Recorder;
 use crate::runtime::task::TaskId;
 

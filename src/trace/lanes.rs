@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::{Trace, TraceEvent, TraceKind};
-use crate::dump::WaitingOn;
+use crate::runtime::dump::WaitingOn;
 use crate::runtime::task::TaskId;
 
 /// Formats loop time as seconds with milliseconds: `6.000s`.

@@ -446,9 +446,10 @@ fn legend(out: &mut String, y: f64) {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use crate::dump::WaitingOn;
+    use crate::runtime::dump::WaitingOn;
+    use crate::runtime::recorder::TraceKind;
     use crate::trace::fixtures::*;
-    use crate::trace::{Trace, TraceKind};
+    use crate::trace::Trace;
 
     #[test]
     fn svg_is_well_formed_with_a_row_per_task_and_marks() {
