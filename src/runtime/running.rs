@@ -10,7 +10,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::waker::TaskKey;
 use super::Core;
 
 thread_local! {
@@ -63,17 +62,4 @@ pub(crate) fn current() -> Rc<Core> {
         Some(core) => core,
         None => panic!("no running event loop"),
     }
-}
-
-/// Wakes `key` if its loop is the one running on this thread; returns false otherwise.
-pub(crate) fn wake_on_running_loop(key: TaskKey) -> bool {
-    with_running(|core| {
-        if core.remote.slot() == key.slot() {
-            core.wake_local(key);
-            true
-        } else {
-            false
-        }
-    })
-    .unwrap_or(false)
 }

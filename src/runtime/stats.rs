@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// A snapshot of the loop's anatomy and counters, from [`EventLoop::stats`].
+/// A snapshot of the loop's anatomy and counters, from [`EventLoop::stats`](crate::EventLoop::stats).
 ///
 /// # Examples
 ///

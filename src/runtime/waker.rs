@@ -112,7 +112,7 @@ pub(crate) fn key_of(waker: &Waker) -> Option<TaskKey> {
 
 /// Wakes the task with this key: directly if its loop runs on this thread, else via the inbox.
 pub(crate) fn wake_key(key: TaskKey) {
-    if !crate::runtime::running::wake_on_running_loop(key) {
+    if !wake_on_running_loop(key) {
         Remote::wake_from_outside(key.slot(), key.0);
     }
 }
@@ -133,4 +133,17 @@ mod tests {
         assert!(w.will_wake(&w.clone()));
         assert!(!w.will_wake(&waker_for(TaskKey::new(4095, 0, 7))));
     }
+}
+
+/// Wakes `key` if its loop is the one running on this thread; returns false otherwise.
+pub(crate) fn wake_on_running_loop(key: TaskKey) -> bool {
+    super::running::with_running(|core| {
+        if core.remote.slot() == key.slot() {
+            core.wake_local(key);
+            true
+        } else {
+            false
+        }
+    })
+    .unwrap_or(false)
 }
