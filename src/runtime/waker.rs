@@ -117,6 +117,19 @@ pub(crate) fn wake_key(key: TaskKey) {
     }
 }
 
+/// Wakes `key` if its loop is the one running on this thread; returns false otherwise.
+pub(crate) fn wake_on_running_loop(key: TaskKey) -> bool {
+    super::running::with_running(|core| {
+        if core.remote.slot() == key.slot() {
+            core.wake_local(key);
+            true
+        } else {
+            false
+        }
+    })
+    .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,17 +146,4 @@ mod tests {
         assert!(w.will_wake(&w.clone()));
         assert!(!w.will_wake(&waker_for(TaskKey::new(4095, 0, 7))));
     }
-}
-
-/// Wakes `key` if its loop is the one running on this thread; returns false otherwise.
-pub(crate) fn wake_on_running_loop(key: TaskKey) -> bool {
-    super::running::with_running(|core| {
-        if core.remote.slot() == key.slot() {
-            core.wake_local(key);
-            true
-        } else {
-            false
-        }
-    })
-    .unwrap_or(false)
 }
