@@ -318,13 +318,14 @@ impl<T> Drop for Task<T> {
             if self.core.tasks.borrow().is_empty() {
                 self.core.release_burst_memory();
             }
-            crate::task::take_by_id(&self.core.names, self.id);
             let payload = crate::task::take_by_id(&self.core.panics, self.id);
             if let Some(p) = payload {
                 if !entry.quiet {
+                    // Before the name is forgotten: the report names the task by it.
                     self.core.report_unretrieved(self.id, &*p);
                 }
             }
+            crate::task::take_by_id(&self.core.names, self.id);
             drop(entry);
         }
     }
