@@ -166,17 +166,17 @@ where
     items.into_iter().map(IntoTask::into_task).collect()
 }
 
-/// Runs tasks (or futures, which it spawns) concurrently and returns their values in argument
-/// order (asyncio's `gather`).
+/// Waits for tasks running concurrently and returns their values in argument order (asyncio's
+/// `gather`).
 ///
 /// The first member that fails (panics, or is cancelled) completes the gather with that error;
 /// the other members keep running. Dropping a gather that has not completed cancels all its
 /// members (so cancelling the task that awaits it cancels them). `gather` of nothing gives
 /// `Ok(vec![])`.
 ///
-/// # Panics
-///
-/// Plain futures are spawned on the running loop: "no running event loop" outside one.
+/// The members are [`Task`]s, each used as itself; spawn plain futures first
+/// (`futs.map(aioloop::spawn)`), as asyncio's `gather` wraps each coroutine in a task (see
+/// [`IntoTask`]).
 ///
 /// # Examples
 ///
@@ -184,9 +184,11 @@ where
 /// use std::time::Duration;
 /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
 /// let v = lp.run_until_complete(async {
-///     aioloop::gather((1..=3u64).map(|i| async move {
-///         aioloop::sleep(Duration::from_secs(4 - i)).await; // finish in reverse order
-///         i * 10
+///     aioloop::gather((1..=3u64).map(|i| {
+///         aioloop::spawn(async move {
+///             aioloop::sleep(Duration::from_secs(4 - i)).await; // finish in reverse order
+///             i * 10
+///         })
 ///     }))
 ///     .await
 /// });
@@ -213,7 +215,7 @@ where
 ///
 /// ```
 /// aioloop::run(async {
-///     let g: aioloop::Gather<i32> = aioloop::gather((1..=2).map(|i| async move { i }));
+///     let g: aioloop::Gather<i32> = aioloop::gather((1..=2).map(|i| aioloop::spawn(async move { i })));
 ///     assert_eq!(g.await.unwrap(), [1, 2]);
 /// });
 /// ```
@@ -341,7 +343,7 @@ where
 ///
 /// ```
 /// aioloop::run(async {
-///     let g: aioloop::GatherSettled<i32> = aioloop::gather_settled(vec![async { 1 }]);
+///     let g: aioloop::GatherSettled<i32> = aioloop::gather_settled(vec![aioloop::spawn(async { 1 })]);
 ///     assert_eq!(g.await[0].as_ref().unwrap(), &1);
 /// });
 /// ```
@@ -564,15 +566,12 @@ impl<T> Drop for Wait<T> {
     }
 }
 
-/// Returns the outcomes of tasks (or futures, which it spawns) in the order they finish
-/// (asyncio's `as_completed`), as a [`Stream`]; [`AsCompleted::next`] awaits the next one.
+/// Returns the outcomes of tasks in the order they finish (asyncio's `as_completed`), as a
+/// [`Stream`]; [`AsCompleted::next`] awaits the next one.
 ///
-/// Dropping it leaves the remaining tasks running. For a deadline, wrap `next()` in a
-/// [`timeout`](crate::timeout).
-///
-/// # Panics
-///
-/// Plain futures are spawned on the running loop: "no running event loop" outside one.
+/// Dropping it leaves the remaining tasks running. For an overall deadline (asyncio's
+/// `as_completed(fs, timeout=...)`), see [`AsCompleted::with_timeout`]. Spawn plain futures
+/// first, as for [`gather`].
 ///
 /// # Examples
 ///
@@ -580,9 +579,11 @@ impl<T> Drop for Wait<T> {
 /// use std::time::Duration;
 /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
 /// let order = lp.run_until_complete(async {
-///     let mut s = aioloop::as_completed([3u64, 1, 2].map(|i| async move {
-///         aioloop::sleep(Duration::from_secs(i)).await;
-///         i
+///     let mut s = aioloop::as_completed([3u64, 1, 2].map(|i| {
+///         aioloop::spawn(async move {
+///             aioloop::sleep(Duration::from_secs(i)).await;
+///             i
+///         })
 ///     }));
 ///     let mut order = vec![];
 ///     while let Some(r) = s.next().await {
@@ -607,7 +608,7 @@ where
 ///
 /// ```
 /// aioloop::run(async {
-///     let mut s: aioloop::AsCompleted<u8> = aioloop::as_completed(vec![async { 1u8 }]);
+///     let mut s: aioloop::AsCompleted<u8> = aioloop::as_completed(vec![aioloop::spawn(async { 1u8 })]);
 ///     assert_eq!(s.next().await.unwrap().unwrap(), 1);
 ///     assert!(s.next().await.is_none());
 /// });
@@ -630,7 +631,7 @@ impl<T: 'static> AsCompleted<T> {
     ///
     /// ```
     /// aioloop::run(async {
-    ///     let mut s = aioloop::as_completed(vec![async { 'x' }]);
+    ///     let mut s = aioloop::as_completed(vec![aioloop::spawn(async { 'x' })]);
     ///     assert_eq!(s.next().await.unwrap().unwrap(), 'x');
     /// });
     /// ```
@@ -644,7 +645,7 @@ impl<T: 'static> AsCompleted<T> {
     ///
     /// ```
     /// aioloop::run(async {
-    ///     let s = aioloop::as_completed((0..2).map(|i| async move { i }));
+    ///     let s = aioloop::as_completed((0..2).map(|i| aioloop::spawn(async move { i })));
     ///     assert_eq!(s.remaining(), 2);
     /// });
     /// ```
@@ -665,12 +666,9 @@ impl<T: 'static> Stream for AsCompleted<T> {
     }
 }
 
-/// Awaits a task (or a future, which it spawns) without passing cancellation on to it (asyncio's
-/// `shield`): if the task awaiting the shield is cancelled, the shielded task keeps running.
-///
-/// # Panics
-///
-/// A plain future is spawned on the running loop: "no running event loop" outside one.
+/// Awaits a task without passing cancellation on to it (asyncio's `shield`): if the task
+/// awaiting the shield is cancelled, the shielded task keeps running. Spawn a plain future
+/// first, as for [`gather`] (asyncio's `shield(coro)` wraps it in a task too).
 ///
 /// # Examples
 ///
@@ -698,7 +696,7 @@ pub fn shield<A: IntoTask>(aw: A) -> Shield<A::Output> {
 ///
 /// ```
 /// aioloop::run(async {
-///     let s: aioloop::Shield<i32> = aioloop::shield(async { 3 });
+///     let s: aioloop::Shield<i32> = aioloop::shield(aioloop::spawn(async { 3 }));
 ///     assert_eq!(s.await.unwrap(), 3);
 /// });
 /// ```
@@ -716,7 +714,7 @@ impl<T> Shield<T> {
     ///
     /// ```
     /// aioloop::run(async {
-    ///     let s = aioloop::shield(async { 3 });
+    ///     let s = aioloop::shield(aioloop::spawn(async { 3 }));
     ///     assert!(!s.task().is_done());
     /// });
     /// ```

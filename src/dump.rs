@@ -148,6 +148,7 @@ impl Core {
                     .filter(|i| inner.matches(i.id))
                     .map_or(WaitingOn::Other, |i| WaitingOn::Task(TaskId(i.id))),
                 Link::Group(g) => WaitingOn::Gather(g.members()),
+                Link::Several => WaitingOn::Other,
             };
         }
         if let Some(&(_, deadline)) = timers.iter().filter(|(k, _)| *k == key).min_by_key(|(_, d)| *d) {

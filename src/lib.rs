@@ -52,7 +52,7 @@
 //! |---|---|
 //! | `runtime.rs` | [`EventLoop`], the ready queue, `run_once` and its six phases |
 //! | `task.rs` | task states, the waiting set's entries, running, cancelling and finishing a task |
-//! | `join.rs` | [`Task`], the handle: awaiting a task, [`IntoTask`], [`Awaitable`] |
+//! | `join.rs` | [`Task`], the handle: a future of the task's outcome; [`AbortHandle`]; [`IntoTask`] |
 //! | `group.rs` | how [`wait`], [`gather`] and [`as_completed`] learn that their tasks finished |
 //! | `waker.rs` | how a `Waker` becomes "push this task onto the ready queue" |
 //! | `remote.rs` | the thread-safe half: the inbox for wakes from other threads |
@@ -189,7 +189,7 @@ pub use executor::{run_in_executor, to_thread, Blocking, ToThread};
 pub use handle::{Handle, TimerHandle};
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use io::Async;
-pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
+pub use join::{AbortHandle, IntoTask, Task};
 pub use per_core::{Loops, PerCore};
 pub use runtime::{Builder, EventLoop, Stats};
 pub use signal::{add_signal_handler, remove_signal_handler};

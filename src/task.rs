@@ -175,6 +175,10 @@ pub(crate) enum Link {
     Task(TaskKey),
     /// The members of a `gather`.
     Group(Rc<Group>),
+    /// Several tasks or gathers found pending in one step (a `join_all`, a `select!`): the task
+    /// awaits none of them in particular, so cancelling it cancels only it (dropping its future
+    /// drops their handles, which detaches them; asyncio's `wait` leaves its tasks alone too).
+    Several,
 }
 
 impl Link {
@@ -183,7 +187,18 @@ impl Link {
         match (self, other) {
             (Link::Task(a), Link::Task(b)) => a == b,
             (Link::Group(a), Link::Group(b)) => Rc::ptr_eq(a, b),
+            (Link::Several, Link::Several) => true,
             _ => false,
+        }
+    }
+
+    /// Returns the link of a step that awaited `self` and then `other`: `other` if they are the
+    /// same, else [`Link::Several`].
+    fn and(self, other: Link) -> Link {
+        if self.same(&other) {
+            other
+        } else {
+            Link::Several
         }
     }
 }
@@ -760,14 +775,21 @@ impl Core {
     }
 
     /// Records that the running task is awaiting `link` (for cancellation propagation); returns
-    /// the running task, to [`unlink`](Self::unlink) it later.
+    /// the running task, to [`unlink`](Self::unlink) it later. A link set earlier in the same
+    /// step to something else makes it [`Link::Several`] (links are cleared at each step).
     pub(crate) fn set_awaiting_of_current(&self, link: Link) -> Option<TaskKey> {
         let cur = self.current.get()?;
         let old = {
             let mut tasks = self.tasks.borrow_mut();
             let e = tasks.get_mut(cur.index())?;
             e.awaits = true;
-            extra_mut(&mut self.extras.borrow_mut(), e, cur.index()).awaiting.replace(link)
+            let mut extras = self.extras.borrow_mut();
+            let x = extra_mut(&mut extras, e, cur.index());
+            let link = match x.awaiting.take() {
+                Some(old) => old.and(link),
+                None => link,
+            };
+            x.awaiting.replace(link)
         };
         drop(old);
         Some(cur)
@@ -777,17 +799,6 @@ impl Core {
     pub(crate) fn take_awaiting_of_current(&self) -> Option<Link> {
         let cur = self.current.get()?;
         self.update_extra_of(cur, |x| x.awaiting.take()).and_then(|(link, _)| link)
-    }
-
-    /// Sets the running task's awaiting link.
-    pub(crate) fn restore_awaiting_of_current(&self, link: Option<Link>) {
-        let Some(cur) = self.current.get() else { return };
-        match link {
-            Some(link) => {
-                self.set_awaiting_of_current(link);
-            }
-            None => drop(self.update_extra_of(cur, |x| x.awaiting.take())),
-        }
     }
 
     /// Clears `task`'s awaiting link if it is still `link` (the future that set it is gone, so a

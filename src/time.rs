@@ -26,7 +26,6 @@ use pin_project_lite::pin_project;
 
 use crate::error::TimeoutError;
 use crate::handle::Action;
-use crate::join::Awaitable;
 use crate::runtime::Core;
 use crate::task::Link;
 
@@ -523,8 +522,9 @@ pub fn timeout_at<F: IntoFuture>(deadline: Instant, fut: F) -> Timeout<F::IntoFu
 ///
 /// A plain future runs inside the caller's task. With a zero timeout a plain future never
 /// starts, and a task is cancelled at once unless it already finished, in which case its
-/// outcome is returned (asyncio's `wait_for(x, 0)`). Awaiting a [`Task`](crate::Task) gives
-/// `Result<T, TaskError>` inside the `Ok`.
+/// outcome is returned (asyncio's `wait_for(x, 0)`); "a task" is a [`Task`](crate::Task) or a
+/// `&mut Task` (not a future that wraps one). Awaiting a `Task` gives `Result<T, TaskError>`
+/// inside the `Ok`.
 ///
 /// # Panics
 ///
@@ -542,13 +542,13 @@ pub fn timeout_at<F: IntoFuture>(deadline: Instant, fut: F) -> Timeout<F::IntoFu
 ///     assert!(t.is_cancelled()); // cancelled, and finished before wait_for returned
 /// });
 /// ```
-pub fn wait_for<A: Awaitable>(aw: A, timeout: Duration) -> Timeout<A::Future> {
-    let zero = match (timeout.is_zero(), A::IS_TASK) {
+pub fn wait_for<F: IntoFuture>(fut: F, timeout: Duration) -> Timeout<F::IntoFuture> {
+    let zero = match (timeout.is_zero(), crate::join::is_task_handle::<F::IntoFuture>()) {
         (false, _) => Zero::No,
         (true, true) => Zero::Task,
         (true, false) => Zero::Future,
     };
-    Timeout::new(When::After(timeout).fix(), aw.into_awaitable(), zero)
+    Timeout::new(When::After(timeout).fix(), fut.into_future(), zero)
 }
 
 /// `wait_for` with a zero timeout (asyncio 3.12's `timeout <= 0` path).
@@ -645,6 +645,8 @@ fn link_finished(core: &Core, link: &Link) -> bool {
     match link {
         Link::Task(t) => core.status_of(*t).is_none_or(|s| s.is_finished()),
         Link::Group(g) => g.outer_done(),
+        // Nothing in particular to wait for: the inner future is dropped with its handles.
+        Link::Several => true,
     }
 }
 
@@ -653,6 +655,7 @@ pub(crate) fn cancel_link(core: &Core, link: &Link) -> bool {
     match link {
         Link::Task(t) => core.cancel_task(*t),
         Link::Group(g) => g.cancel_members(core),
+        Link::Several => false,
     }
 }
 
@@ -731,9 +734,10 @@ impl<F: Future> Future for Timeout<F> {
             let before = core.take_awaiting_of_current();
             let polled = this.inner.as_mut().as_pin_mut().expect("inner future present while active").poll(cx);
             let linked = core.take_awaiting_of_current();
-            if linked.is_some() || before.is_some() {
-                // (With neither, the link is unset already: it was just taken.)
-                core.restore_awaiting_of_current(linked.clone().or(before));
+            // The step's link is both what was linked before the inner poll and what it linked
+            // (`Several` if they differ); with neither, it is unset already: it was just taken.
+            for link in [before, linked.clone()].into_iter().flatten() {
+                core.set_awaiting_of_current(link);
             }
             *this.linked = linked;
             return match polled {

@@ -135,7 +135,7 @@ fn as_completed_is_a_stream() {
     use futures_lite::StreamExt;
     let mut lp = new_loop();
     let got: Vec<u64> = lp.run_until_complete(async {
-        let s = as_completed([30u64, 10, 20].map(|d| after(ms(d), d)));
+        let s = as_completed([30u64, 10, 20].map(|d| spawn(after(ms(d), d))));
         StreamExt::map(s, Result::unwrap).collect().await
     });
     assert_eq!(got, [10, 20, 30]);
