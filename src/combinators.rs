@@ -1,5 +1,5 @@
-//! Waiting on many tasks: [`gather`], [`gather_settled`], [`wait`], [`as_completed`], and
-//! [`shield`] against cancellation.
+//! Waiting on many tasks: [`gather`], [`gather_settled`], [`wait`], [`as_completed`] (with an
+//! overall deadline: [`AsCompleted::with_timeout`]), and [`shield`] against cancellation.
 //!
 //! Each combinator owns the [`Task`] handles it waits on and registers itself as their joiner
 //! through one shared [`Group`](crate::group): a finished member costs O(1), not a scan of all
@@ -15,6 +15,7 @@
 //! - Members that already finished when `gather` is first polled are collected without a loop
 //!   iteration (asyncio 3.12); `wait`, `as_completed` and `shield` still take two iterations.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -23,8 +24,9 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
-use crate::error::TaskError;
+use crate::error::{TaskError, TimeoutError};
 use crate::group::{Group, WakeWhen};
+use crate::handle::{Action, TimerHandle};
 use crate::join::{IntoTask, Task};
 use crate::runtime::Core;
 use crate::task::Link;
@@ -652,6 +654,57 @@ impl<T: 'static> AsCompleted<T> {
     pub fn remaining(&self) -> usize {
         self.members.left
     }
+
+    /// Gives the stream an overall deadline, `timeout` from now (asyncio's
+    /// `as_completed(fs, timeout=...)`): outcomes of tasks that finished before the deadline
+    /// come as `Ok(outcome)`, in finishing order, even when taken after it; then each task still
+    /// running at the deadline gives one `Err(TimeoutError)`, at once, and the stream ends.
+    ///
+    /// The tasks still running are not cancelled (asyncio's either); dropping the stream detaches
+    /// them. The deadline counts from this call, as in asyncio 3.13, whose `as_completed` is an
+    /// object that starts its timer when it is created (3.11's generator starts it at the first
+    /// iteration, the same moment in `for f in as_completed(...)`). Finishing order is watched
+    /// from this call on too, so a task that finishes before the deadline counts even if the
+    /// stream is first polled after it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aioloop::TimeoutError;
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+    /// let got = lp.run_until_complete(async {
+    ///     let tasks = [3u64, 1, 2].map(|s| {
+    ///         aioloop::spawn(async move {
+    ///             aioloop::sleep(Duration::from_secs(s)).await;
+    ///             s
+    ///         })
+    ///     });
+    ///     let mut s = aioloop::as_completed(tasks).with_timeout(Duration::from_millis(1500));
+    ///     let mut got = vec![];
+    ///     while let Some(r) = s.next().await {
+    ///         got.push(r.map(|outcome| outcome.unwrap()));
+    ///     }
+    ///     got
+    /// });
+    /// assert_eq!(got, [Ok(1), Err(TimeoutError), Err(TimeoutError)]);
+    /// ```
+    pub fn with_timeout(mut self, timeout: Duration) -> AsCompletedTimeout<T> {
+        let cutoff: Rc<Cell<Option<usize>>> = Rc::default();
+        let timer = self.members.core.clone().map(|core| {
+            // Finishing order is recorded from now on (asyncio adds its done-callbacks here).
+            self.members.register();
+            let deadline = core.deadline_after(timeout);
+            let (group, cut) = (self.members.group.clone(), cutoff.clone());
+            // asyncio's `_on_timeout`: what finished so far is returned, the rest time out.
+            let on_timeout = move || {
+                cut.set(Some(group.done.borrow().len()));
+                group.wake_combinator();
+            };
+            TimerHandle::new(&core, deadline, Action::Callback(Box::new(on_timeout)))
+        });
+        AsCompletedTimeout { members: self.members, cutoff, timer, released: false }
+    }
 }
 
 impl<T: 'static> Stream for AsCompleted<T> {
@@ -663,6 +716,135 @@ impl<T: 'static> Stream for AsCompleted<T> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.members.left, Some(self.members.left))
+    }
+}
+
+/// The stream of [`AsCompleted::with_timeout`]: `Ok(outcome)` for each task that finished before
+/// the deadline, then `Err(TimeoutError)` for each task still running at it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// aioloop::run(async {
+///     let t = aioloop::spawn(aioloop::sleep(Duration::from_secs(60)));
+///     let mut s: aioloop::AsCompletedTimeout<()> =
+///         aioloop::as_completed([t]).with_timeout(Duration::from_millis(10));
+///     assert_eq!(s.remaining(), 1);
+///     assert_eq!(s.next().await.unwrap().unwrap_err(), aioloop::TimeoutError);
+///     assert!(s.next().await.is_none());
+/// });
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct AsCompletedTimeout<T> {
+    members: Members<T>,
+    /// Set by the deadline's callback: how many finished members were queued (not returned yet)
+    /// when it ran; counts down as they are returned. `None` before the deadline.
+    cutoff: Rc<Cell<Option<usize>>>,
+    /// The deadline's callback (`None` without members).
+    timer: Option<TimerHandle>,
+    /// The members no longer report to the group (the deadline passed).
+    released: bool,
+}
+
+impl<T> std::fmt::Debug for AsCompletedTimeout<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsCompletedTimeout")
+            .field("left", &self.members.left)
+            .field("expired", &self.cutoff.get().is_some())
+            .finish()
+    }
+}
+
+impl<T: 'static> AsCompletedTimeout<T> {
+    /// Waits for the next outcome: `Ok` with a task's outcome, `Err(TimeoutError)` for a task
+    /// the deadline left running; `None` when every task was accounted for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// aioloop::run(async {
+    ///     let mut s = aioloop::as_completed([aioloop::spawn(async { 'x' })]).with_timeout(Duration::from_secs(1));
+    ///     assert_eq!(s.next().await.unwrap().unwrap().unwrap(), 'x');
+    ///     assert!(s.next().await.is_none());
+    /// });
+    /// ```
+    pub async fn next(&mut self) -> Option<Result<Result<T, TaskError>, TimeoutError>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Returns how many items are still to come.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// aioloop::run(async {
+    ///     let tasks = (0..2).map(|i| aioloop::spawn(async move { i }));
+    ///     let s = aioloop::as_completed(tasks).with_timeout(Duration::from_secs(1));
+    ///     assert_eq!(s.remaining(), 2);
+    /// });
+    /// ```
+    pub fn remaining(&self) -> usize {
+        self.members.left
+    }
+
+    /// Cancels the deadline's callback (everything was returned).
+    fn stop_timer(&mut self) {
+        if let Some(t) = self.timer.take() {
+            t.cancel();
+        }
+    }
+}
+
+impl<T: 'static> Stream for AsCompletedTimeout<T> {
+    type Item = Result<Result<T, TaskError>, TimeoutError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let Some(cutoff) = this.cutoff.get() else {
+            // Before the deadline: as `as_completed`.
+            return match this.members.poll_next_done(cx) {
+                Poll::Ready(Some((_, r))) => Poll::Ready(Some(Ok(r))),
+                Poll::Ready(None) => {
+                    this.stop_timer();
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        };
+        if !this.released {
+            // Members that finish from now on are timed out: they report nowhere.
+            this.released = true;
+            this.members.release();
+        }
+        if this.members.left == 0 {
+            return Poll::Ready(None);
+        }
+        // First what had finished when the deadline passed, in finishing order (asyncio's
+        // queue holds them before the `None`s of the timeout).
+        if cutoff > 0 {
+            let next = this.members.group.done.borrow_mut().pop_front();
+            this.cutoff.set(Some(cutoff - 1));
+            if let Some(r) = next.and_then(|i| this.members.take(i as usize)) {
+                return Poll::Ready(Some(Ok(r)));
+            }
+        }
+        this.members.left -= 1;
+        Poll::Ready(Some(Err(TimeoutError)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.members.left, Some(self.members.left))
+    }
+}
+
+impl<T> Drop for AsCompletedTimeout<T> {
+    fn drop(&mut self) {
+        if let Some(t) = self.timer.take() {
+            t.cancel();
+        }
     }
 }
 

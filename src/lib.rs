@@ -176,7 +176,8 @@ mod trace;
 mod waker;
 
 pub use combinators::{
-    as_completed, gather, gather_settled, shield, wait, AsCompleted, Gather, GatherSettled, ReturnWhen, Shield, Wait,
+    as_completed, gather, gather_settled, shield, wait, AsCompleted, AsCompletedTimeout, Gather, GatherSettled,
+    ReturnWhen, Shield, Wait,
 };
 pub use context::{
     add_reader, add_writer, all_tasks, call_at, call_later, call_soon, current_task, now, remove_reader, remove_writer,
