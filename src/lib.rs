@@ -181,7 +181,7 @@ pub use combinators::{
 };
 pub use context::{
     add_reader, add_writer, all_tasks, call_at, call_later, call_soon, current_task, now, remove_reader, remove_writer,
-    run, spawn, try_spawn,
+    run, spawn, spawn_eager, try_spawn,
 };
 pub use dump::{TaskDump, TaskSnapshot, WaitingOn};
 pub use error::{NoRunningLoop, TaskError, TimeoutError};

@@ -397,6 +397,39 @@ impl Core {
         Task::new(self.clone(), key, id)
     }
 
+    /// Spawns a task and runs its first step now, before returning (asyncio 3.12's eager tasks,
+    /// `eager_task_factory`): a task that finishes in that step never enters the ready queue.
+    ///
+    /// The step runs as the loop would run it (a panic is the task's outcome, `current_task()`
+    /// names the new task), nested in whatever called this: the spawning task, if any, is the
+    /// current task again afterwards (asyncio's `_swap_current_task`). On a closed loop the task
+    /// is born cancelled, as with `spawn`.
+    pub(crate) fn spawn_eager_at<F>(
+        self: &Rc<Self>,
+        fut: F,
+        at: &'static std::panic::Location<'static>,
+    ) -> Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        if self.closed.get() {
+            return self.spawn_at(fut, at);
+        }
+        let cell: Pin<Box<dyn TaskCell>> = Box::pin(Stage::Running { fut });
+        let (key, id) = self.insert_task_as(Some(cell), false, Status::Idle, false);
+        self.note_spawn_location(id, at);
+        let task = Task::new(self.clone(), key, id);
+        let spawner = self.current.get();
+        self.run_task(key, &mut None);
+        self.current.set(spawner);
+        if let Some(spawner) = spawner {
+            // Builder::dump_on_signal: the spawner's poll goes on (its clock restarts here).
+            self.os.poll_started(self, spawner);
+        }
+        task
+    }
+
     /// Inserts a task entry and, unless it is born finished, queues its first step; returns the
     /// task's key and id.
     pub(crate) fn insert_task(
@@ -405,6 +438,18 @@ impl Core {
         is_main: bool,
         status: Status,
     ) -> (TaskKey, u64) {
+        self.insert_task_as(cell, is_main, status, true)
+    }
+
+    /// [`insert_task`](Self::insert_task); `queue` false leaves a pending task out of the ready
+    /// queue (its first step is run by the caller).
+    pub(crate) fn insert_task_as(
+        &self,
+        cell: Option<Pin<Box<dyn TaskCell>>>,
+        is_main: bool,
+        status: Status,
+        queue: bool,
+    ) -> (TaskKey, u64) {
         let id = next_task_id();
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
@@ -412,7 +457,7 @@ impl Core {
         assert!(index < MAX_TASKS, "aioloop: more than {MAX_TASKS} live tasks on one loop");
         let key = TaskKey::new(self.remote.slot, index, id);
         debug_assert!(!self.extras.borrow().contains_key(&index), "a stale Extra for a reused slab index");
-        let pending = status == Status::Idle;
+        let pending = status == Status::Idle && queue;
         entry.insert(TaskEntry {
             cell,
             id,
