@@ -197,7 +197,9 @@ pub use signal::{add_signal_handler, remove_signal_handler};
 pub use task::{TaskId, TaskState};
 pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};
 pub use threadsafe::{LoopClosed, LoopHandle, RemoteTask};
-pub use time::{sleep, sleep_until, timeout, timeout_at, wait_for, yield_now, Sleep, Timeout, YieldNow};
+pub use time::{
+    sleep, sleep_until, timeout, timeout_at, timeout_with, wait_for, yield_now, Sleep, Timeout, TimeoutHandle, YieldNow,
+};
 pub use trace::{Trace, TraceEvent, TraceKind};
 
 #[cfg(doctest)]
