@@ -333,14 +333,14 @@ async fn connect_all(addr: &str, n: usize) -> io::Result<Vec<TcpStream>> {
         let wave = CONNECT_WAVE.min(n - conns.len());
         let connects = (0..wave).map(|_| {
             let addr = addr.to_string();
-            async move {
+            aioloop::spawn(async move {
                 let mut conn = TcpStream::connect(addr.as_str()).await?;
                 conn.set_nodelay(true)?;
                 let mut hello = [0u8; REQUEST_SIZE];
                 conn.write_all(&hello).await?;
                 read_exact(&conn, &mut hello).await?;
                 Ok::<_, io::Error>(conn)
-            }
+            })
         });
         for conn in aioloop::gather(connects).await.map_err(task_error)? {
             conns.push(conn.map_err(|e| explain_connect_error(e, addr, conns.len()))?);

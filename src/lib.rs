@@ -53,18 +53,18 @@
 //! |---|---|
 //! | `runtime.rs` | [`EventLoop`], the ready queue, `run_once` and its six phases |
 //! | `task.rs` | task states, the waiting set's entries, running, cancelling and finishing a task |
-//! | `join.rs` | [`Task`], the handle: awaiting a task, [`IntoTask`], [`Awaitable`] |
+//! | `join.rs` | [`Task`], the handle: a future of the task's outcome; [`AbortHandle`]; [`IntoTask`] |
 //! | `group.rs` | how [`wait`], [`gather`] and [`as_completed`] learn that their tasks finished |
 //! | `waker.rs` | how a `Waker` becomes "push this task onto the ready queue" |
 //! | `remote.rs` | the thread-safe half: the inbox for wakes from other threads |
 //! | `timer.rs` | the timer heap with lazy cancellation |
-//! | `time.rs` | [`sleep`], [`timeout`], [`wait_for`], [`yield_now`] |
+//! | `time.rs` | [`sleep`], [`timeout`] (and [`TimeoutHandle`]), [`wait_for`], [`yield_now`] |
 //! | `interval.rs` | [`interval`]: periodic ticks without drift, [`MissedTickBehavior`] |
 //! | `handle.rs` | [`EventLoop::call_soon`] / [`call_later`](EventLoop::call_later) handles |
-//! | `combinators.rs` | [`gather`], [`wait`], [`as_completed`], [`shield`] |
+//! | `combinators.rs` | [`gather`], [`wait`], [`as_completed`] (and [`AsCompleted::with_timeout`]), [`shield`] |
 //! | `reactor.rs` | the poller |
 //! | `clock.rs` | real and virtual time |
-//! | `context.rs` | the running loop of this thread; [`spawn`], [`run`], [`current_task`] |
+//! | `context.rs` | the running loop of this thread; [`spawn`], [`spawn_eager`], [`run`], [`current_task`] |
 //! | `error.rs` | [`TaskError`], [`TimeoutError`] |
 //! | `io.rs` | readiness: [`Async`] (a futures-io reader and writer), and `add_reader`/`add_writer` callbacks |
 //! | `net/` | sockets: [`net::TcpListener`] (and its `incoming` stream), [`net::TcpStream`], [`net::UdpSocket`], Unix sockets; [`net::lookup_host`] |
@@ -91,20 +91,28 @@
 //! | `asyncio.run(main())` | [`run`]`(main())` |
 //! | `loop.run_until_complete(f)` | [`EventLoop::run_until_complete`] |
 //! | `asyncio.create_task(c)` | [`spawn`]`(c)` |
+//! | `loop.set_task_factory(asyncio.eager_task_factory)`; `create_task(c)` | [`spawn_eager`]`(c)` (also [`LoopHandle::spawn_eager`]) |
 //! | `task.cancel()`, `task.done()` | [`Task::cancel`], [`Task::is_done`] |
+//! | `task.cancel()` from a callback or another task | [`Task::abort_handle`]: [`AbortHandle::cancel`], [`AbortHandle::is_done`] |
+//! | dropping the last reference to a task | [`Task::detach`] (or dropping the [`Task`]): it keeps running |
+//! | a task in a combinator | a [`Task`] is a `Future`: futures' `join_all`, `FuturesUnordered`, `select!` take it |
+//! | `task.set_name(n)`, `get_name()` | [`Task::set_name`], [`Task::name`] (reports name the task by it) |
 //! | `asyncio.sleep(d)`, `sleep(0)` | [`sleep`]`(d)`, [`yield_now`]`()` |
 //! | `asyncio.wait(fs, timeout, return_when)` | [`wait`]`(tasks, timeout, ReturnWhen::..)` |
 //! | `asyncio.wait_for(aw, t)` | [`wait_for`]`(aw, t)` |
-//! | `asyncio.timeout(d)` | [`timeout`]`(d, fut)` |
-//! | `asyncio.gather(*aws)` | [`gather`]`(aws)` |
+//! | `asyncio.timeout(d)`, `timeout(None)` | [`timeout`]`(d, fut)`, `timeout(None, fut)` |
+//! | `cm.when()`, `cm.reschedule(w)`, `cm.expired()` of `async with timeout(d) as cm` | [`timeout_with`]`(d, body)` (or [`Timeout::handle`]): [`TimeoutHandle::when`], [`TimeoutHandle::reschedule`], [`TimeoutHandle::expired`] |
+//! | `asyncio.gather(*aws)` | [`gather`]`(tasks)` (spawn plain futures first: see [`IntoTask`]) |
 //! | `gather(..., return_exceptions=True)` | [`gather_settled`] |
-//! | `asyncio.as_completed(fs)` | [`as_completed`] |
+//! | `asyncio.as_completed(fs)`, `as_completed(fs, timeout=t)` | [`as_completed`], [`AsCompleted::with_timeout`] |
 //! | `asyncio.shield(aw)` | [`shield`] |
-//! | `loop.call_soon` / `call_later` / `call_at` | [`EventLoop::call_soon`] / [`call_later`](EventLoop::call_later) / [`call_at`](EventLoop::call_at) |
+//! | `loop.call_soon` / `call_later` / `call_at` | [`EventLoop::call_soon`] / [`call_later`](EventLoop::call_later) / [`call_at`](EventLoop::call_at) (a past `Instant` keeps deadline order) |
 //! | `get_running_loop().call_soon(f)` | [`call_soon`]`(f)` (also [`call_later`], [`call_at`]) |
 //! | `while True: await asyncio.sleep(p)` (drifts) | [`interval`]`(p)`, [`Interval::tick`] (no drift) |
 //! | `CancelledError` | [`TaskError::Cancelled`] |
+//! | "Task was destroyed but it is pending!" | the same report when a loop closes: the first 10 such tasks, then one line with how many more |
 //! | `loop.add_reader(fd, cb)` | [`EventLoop::add_reader`] (also [`add_reader`] on the running loop) |
+//! | `loop.remove_reader(fd)` | [`EventLoop::remove_reader`]: `true` from inside the reader's own callback too |
 //! | `asyncio.open_connection`, `start_server` | [`net::TcpStream::connect`], [`net::TcpListener::bind`] |
 //! | `start_server(cb)`: `cb` per connection | [`net::TcpListener::incoming`] (also [`net::UnixListener::incoming`]) |
 //! | `reader.read(n)`, `writer.write(b)` | `futures_io::AsyncRead`/`AsyncWrite` of the streams and of [`Async`], with futures-lite's `AsyncReadExt`/`AsyncWriteExt` |
@@ -117,7 +125,7 @@
 //! | `asyncio.Queue`, `LifoQueue`, `PriorityQueue` | [`sync::Queue`], [`sync::LifoQueue`], [`sync::PriorityQueue`] |
 //! | `asyncio.Event`, `Lock`, `Condition`, `Barrier` | [`sync::Event`], [`sync::Lock`], [`sync::Condition`], [`sync::Barrier`] |
 //! | `asyncio.Semaphore`, `BoundedSemaphore` | [`sync::Semaphore`], [`sync::BoundedSemaphore`] |
-//! | `asyncio.TaskGroup()` | [`TaskGroup`] |
+//! | `asyncio.TaskGroup()` | [`TaskGroup`] ([`TaskGroup::spawn`] on a finished group panics: asyncio's `RuntimeError`) |
 //! | `loop.set_exception_handler(h)` | [`EventLoop::set_exception_handler`] |
 //! | `asyncio.all_tasks()` | [`all_tasks`] |
 //! | `asyncio.current_task()`, `.set_name(n)` | [`current_task`], [`set_current_task_name`]`(n)` |
@@ -169,18 +177,19 @@ mod trace;
 
 pub use callback_handle::{Handle, TimerHandle};
 pub use combinators::{
-    as_completed, gather, gather_settled, shield, wait, AsCompleted, Gather, GatherSettled, ReturnWhen, Shield, Wait,
+    as_completed, gather, gather_settled, shield, wait, AsCompleted, AsCompletedTimeout, Gather, GatherSettled,
+    ReturnWhen, Shield, Wait,
 };
 pub use context::{
     add_reader, add_writer, all_tasks, call_at, call_later, call_soon, current_task, now, remove_reader, remove_writer,
-    run, set_current_task_name, spawn, try_spawn,
+    run, set_current_task_name, spawn, spawn_eager, try_spawn,
 };
 pub use error::{NoRunningLoop, TaskError, TimeoutError};
 pub use event_loop::{Builder, EventLoop};
 pub use executor::{run_in_executor, to_thread, Blocking, ToThread};
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use io::Async;
-pub use join::{Awaitable, IntoTask, Join, JoinRef, Task};
+pub use join::{AbortHandle, IntoTask, Task};
 pub use loop_handle::{LoopClosed, LoopHandle, RemoteTask};
 pub use per_core::{Loops, PerCore};
 pub use runtime::dump::{TaskDump, TaskSnapshot, WaitingOn};
@@ -190,7 +199,9 @@ pub use runtime::stats::Stats;
 pub use runtime::task::{TaskId, TaskState};
 pub use signal::{add_signal_handler, remove_signal_handler};
 pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};
-pub use time::{sleep, sleep_until, timeout, timeout_at, wait_for, yield_now, Sleep, Timeout, YieldNow};
+pub use time::{
+    sleep, sleep_until, timeout, timeout_at, timeout_with, wait_for, yield_now, Sleep, Timeout, TimeoutHandle, YieldNow,
+};
 pub use trace::Trace;
 
 #[cfg(doctest)]

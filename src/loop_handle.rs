@@ -177,6 +177,44 @@ impl LoopHandle {
         F: Future + 'static,
         F::Output: Send + 'static,
     {
+        self.spawn_on_loop(make, false)
+    }
+
+    /// Like [`spawn`](Self::spawn), with an eager start ([`spawn_eager`](crate::spawn_eager)):
+    /// on the loop's thread, the task's first step runs as soon as the task is created (in the
+    /// loop's next iteration), and a task that finishes in it resolves the handle at once,
+    /// without entering the ready queue (asyncio's `run_coroutine_threadsafe` on a loop whose
+    /// task factory is `eager_task_factory`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lp = aioloop::EventLoop::new().unwrap();
+    /// let h = lp.handle();
+    /// let worker = std::thread::spawn(move || {
+    ///     let t = h.spawn_eager(async { 6 * 7 });
+    ///     let v = futures_lite::future::block_on(t).unwrap();
+    ///     h.stop();
+    ///     v
+    /// });
+    /// lp.run_forever();
+    /// assert_eq!(worker.join().unwrap(), 42);
+    /// ```
+    pub fn spawn_eager<F>(&self, fut: F) -> RemoteTask<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_on_loop(move || fut, true)
+    }
+
+    /// Creates the task on the loop's thread (`eager`: and runs its first step there and then).
+    fn spawn_on_loop<M, F>(&self, make: M, eager: bool) -> RemoteTask<F::Output>
+    where
+        M: FnOnce() -> F + Send + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
         let shared: Arc<Mutex<Shared<F::Output>>> = Arc::default();
         let completer = Completer(shared.clone());
         let on_loop = shared.clone();
@@ -188,7 +226,15 @@ impl LoopHandle {
                 return;
             }
             let core = crate::runtime::running::current();
-            let task = core.spawn(make());
+            let mut task =
+                if eager { core.spawn_eager_at(make(), std::panic::Location::caller()) } else { core.spawn(make()) };
+            if task.is_done() {
+                // Finished in its eager first step: the outcome goes to the handle now.
+                if let Poll::Ready(outcome) = task.poll_outcome(&mut Context::from_waker(Waker::noop()), false) {
+                    completer.complete(outcome);
+                    return;
+                }
+            }
             // The wrapper delivers the outcome; cancelling it cancels `task` (it awaits it), and
             // if it is dropped unfinished (cancelled, loop closed) the completer says Cancelled.
             let wrapper = core.spawn(async move {

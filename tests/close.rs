@@ -249,3 +249,93 @@ fn two_tasks_awaiting_each_other_are_freed_when_the_loop_closes() {
     lp.close();
     assert_eq!(drops.get(), 2);
 }
+
+/// One report: message and task name.
+type Report = (String, Option<String>);
+
+/// Installs a handler that records every report.
+fn record(lp: &EventLoop) -> Rc<RefCell<Vec<Report>>> {
+    let log = Rc::new(RefCell::new(vec![]));
+    let l = log.clone();
+    lp.set_exception_handler(move |ctx| {
+        l.borrow_mut().push((ctx.message.to_string(), ctx.task.as_ref().map(|t| t.name.clone())));
+    });
+    log
+}
+
+/// Spawns `n` tasks named `t0`, `t1`... that sleep for a minute (each counts its drop), and
+/// runs them to their sleep.
+fn sleepers(lp: &mut EventLoop, n: usize, drops: &Rc<Cell<u32>>) {
+    for i in 0..n {
+        let d = DropCount(drops.clone());
+        let t = lp.spawn(async move {
+            let _d = d;
+            aioloop::sleep(Duration::from_secs(60)).await;
+        });
+        t.set_name(format!("t{i}"));
+    }
+    lp.run_until_complete(aioloop::yield_now());
+}
+
+const DESTROYED: &str = "Task was destroyed but it is pending!";
+
+/// Issue 12 s4: closing a loop with many pending tasks reports the first 10 as asyncio does,
+/// then one report (with no task) that counts the others; every future is still dropped.
+#[test]
+fn closing_with_many_pending_tasks_reports_ten_then_how_many_more() {
+    let mut lp = vloop();
+    let log = record(&lp);
+    let drops = Rc::new(Cell::new(0));
+    sleepers(&mut lp, 1000, &drops);
+    lp.close();
+    assert_eq!(drops.get(), 1000);
+    let log = log.borrow();
+    let expected: Vec<Report> = (0..10)
+        .map(|i| (DESTROYED.to_string(), Some(format!("t{i}"))))
+        .chain([("990 more tasks were destroyed but pending (not reported one by one)".to_string(), None)])
+        .collect();
+    assert_eq!(*log, expected);
+}
+
+#[test]
+fn closing_with_ten_pending_tasks_reports_each_and_with_eleven_counts_one_more() {
+    for (n, summary) in [(10, None), (11, Some("1 more task was destroyed but pending (not reported one by one)"))] {
+        let mut lp = vloop();
+        let log = record(&lp);
+        let drops = Rc::new(Cell::new(0));
+        sleepers(&mut lp, n, &drops);
+        lp.close();
+        let log = log.borrow();
+        assert_eq!(log.iter().filter(|(m, t)| m == DESTROYED && t.is_some()).count(), 10, "n = {n}");
+        assert_eq!(log.len(), 10 + usize::from(summary.is_some()), "n = {n}");
+        assert_eq!(log.last().filter(|(_, t)| t.is_none()).map(|(m, _)| m.as_str()), summary, "n = {n}");
+    }
+}
+
+/// With the default handler, 100,000 pending tasks print 11 lines on stderr, not 100,000.
+#[test]
+#[cfg_attr(miri, ignore = "runs a child process")]
+fn closing_with_a_hundred_thousand_pending_tasks_prints_eleven_lines() {
+    if std::env::var_os("AIOLOOP_CLOSE_CHILD").is_some() {
+        let mut lp = vloop();
+        for _ in 0..100_000 {
+            lp.spawn(aioloop::sleep(Duration::from_secs(60)));
+        }
+        lp.run_until_complete(aioloop::yield_now());
+        drop(lp);
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "closing_with_a_hundred_thousand_pending_tasks_prints_eleven_lines", "--nocapture"])
+        .env("AIOLOOP_CLOSE_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("aioloop: ")).collect();
+    assert_eq!(lines.len(), 11, "{stderr}");
+    assert!(lines[..10]
+        .iter()
+        .all(|l| l.starts_with("aioloop: Task was destroyed but it is pending!: <Task name=Task-")));
+    assert_eq!(lines[10], "aioloop: 99990 more tasks were destroyed but pending (not reported one by one)");
+}

@@ -13,7 +13,8 @@ fn the_dump_says_what_each_task_waits_for() {
     let inner_id = inner.id();
     let joiner = lp.spawn(async move { inner.await.unwrap() });
     joiner.set_name("joiner");
-    let gatherer = lp.spawn(async { aioloop::gather(vec![aioloop::sleep(Duration::from_secs(1))]).await });
+    let gatherer =
+        lp.spawn(async { aioloop::gather(vec![aioloop::spawn(aioloop::sleep(Duration::from_secs(1)))]).await });
     gatherer.set_name("gatherer");
     let channel = lp.spawn(std::future::pending::<()>());
     channel.set_name("pending");
@@ -79,7 +80,7 @@ fn a_task_inside_wait_waits_on_its_tasks_and_its_timeout() {
     });
     plain.set_name("plain");
     let stream = lp.spawn(async {
-        let mut s = aioloop::as_completed((1..=2u64).map(|i| aioloop::sleep(Duration::from_secs(i))));
+        let mut s = aioloop::as_completed((1..=2u64).map(|i| aioloop::spawn(aioloop::sleep(Duration::from_secs(i)))));
         while s.next().await.is_some() {}
     });
     stream.set_name("stream");

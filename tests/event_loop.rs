@@ -596,6 +596,7 @@ fn run_until_complete_stops_one_iteration_after_the_future_completed() {
 /// is dropped in the last iteration, after main returned and before `run_until_complete` returns
 /// (`exiting main`, then `phase 2 canceled`).
 #[test]
+#[allow(clippy::async_yields_async)] // returns the task's handle
 fn task_cancelled_as_main_returns_is_dropped_before_run_until_complete_returns() {
     let mut lp = vloop();
     let log = Log::new();

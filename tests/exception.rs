@@ -57,6 +57,24 @@ fn a_handle_dropped_without_reading_a_panic_reports_it() {
     assert_eq!(log.borrow()[0].2.as_deref(), Some("unread"));
 }
 
+/// Issue 12 s6: a named task that panics and finishes, whose handle is dropped afterwards, is
+/// reported by its given name, as asyncio's "Task exception was never retrieved" names it
+/// (`name='worker'` in the task's repr), not as `Task-N`.
+#[test]
+fn a_handle_dropped_after_a_named_task_panicked_reports_it_by_name() {
+    let mut lp = vloop();
+    let log = record(&lp);
+    let t = lp.spawn(async { panic!("unread") });
+    t.set_name("worker");
+    lp.run_until_complete(aioloop::yield_now());
+    assert!(t.is_done());
+    drop(t);
+    assert_eq!(
+        *log.borrow(),
+        [("Task exception was never retrieved".to_string(), Some("worker".to_string()), Some("unread".to_string()))]
+    );
+}
+
 #[test]
 fn a_panicking_callback_is_reported_and_the_loop_goes_on() {
     let mut lp = vloop();

@@ -138,6 +138,7 @@ fn cancelling_the_awaiting_task_lets_the_job_finish_and_discards_its_result() {
 /// Closing the loop does not wait for jobs in flight; they finish later, harmlessly.
 #[test]
 #[cfg_attr(miri, ignore = "real threads")]
+#[allow(clippy::async_yields_async)] // returns the task's handle
 fn closing_the_loop_does_not_wait_for_jobs_in_flight() {
     let (release, gate) = mpsc::channel::<()>();
     let finished = Arc::new(AtomicBool::new(false));

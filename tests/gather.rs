@@ -55,14 +55,14 @@ fn g1_values_come_in_argument_order_when_the_last_finishes() {
     assert_eq!(lp.time() - t0, ms(300));
 }
 
-// G1 with plain futures, which gather spawns (asyncio's `ensure_future`).
+// G1 with plain futures, spawned first (asyncio's gather does it with `ensure_future`).
 #[test]
 fn g1_futures_are_spawned_and_their_values_come_in_argument_order() {
     let mut lp = new_loop();
     let v = lp.run_until_complete(async {
         let futs: Vec<Pin<Box<dyn Future<Output = u64>>>> =
             vec![Box::pin(after(ms(30), 1)), Box::pin(after(ms(10), 2)), Box::pin(async { 3 })];
-        gather(futs).await
+        gather(futs.into_iter().map(spawn)).await
     });
     assert_eq!(v.unwrap(), [1, 2, 3]);
 }
@@ -321,7 +321,7 @@ fn g9_a_later_failure_of_a_finished_gather_is_not_reported() {
 #[test]
 fn t43_cancel_after_the_gather_completed_is_refused_and_keeps_the_result() {
     let mut lp = new_loop();
-    let mut g = lp.spawn(async { gather([after(ms(10), 42)]).await });
+    let mut g = lp.spawn(async { gather([spawn(after(ms(10), 42))]).await });
     lp.run_until_complete(sleep(ms(100)));
     assert!(g.is_done());
     assert!(!g.cancel());
@@ -343,7 +343,7 @@ fn t43_cancel_between_the_last_member_and_the_gathers_resume_cancels_the_task() 
             md.set(true);
             42
         };
-        gather([member]).await
+        gather([spawn(member)]).await
     });
     while !member_done.get() {
         lp.run_until_complete(yield_now());
@@ -363,7 +363,7 @@ fn t40_cancelling_a_gather_of_shields_leaves_the_shielded_tasks_running() {
     let log = Log::new();
     let c1 = lp.spawn(guarded_sleep(log.clone(), "child1", ms(100)));
     let c2 = lp.spawn(guarded_sleep(log.clone(), "child2", ms(200)));
-    let mut parent = lp.spawn(async move { gather([shield(c1), shield(c2)]).await });
+    let mut parent = lp.spawn(async move { gather([spawn(shield(c1)), spawn(shield(c2))]).await });
     lp.run_until_complete(yield_now());
     assert!(parent.cancel());
     assert!(lp.run_until_complete(&mut parent).unwrap_err().is_cancelled());

@@ -317,6 +317,7 @@ fn async_over_pipes_echoes_through_cat_and_sees_end_of_file() {
 /// (src/io.rs): the parked task stays pending, and the loop stays quiet.
 #[test]
 #[cfg_attr(miri, ignore = "real sockets")]
+#[allow(clippy::async_yields_async)] // returns the task's handle
 fn a_socket_dropped_while_a_task_waits_on_it_leaves_the_task_parked_without_spinning() {
     let mut lp = EventLoop::new().unwrap();
     let (a, peer) = UnixStream::pair().unwrap();

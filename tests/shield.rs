@@ -32,10 +32,10 @@ fn t37_shield_passes_the_value_through() {
 fn t37_shield_passes_a_panic_through() {
     let mut lp = new_loop();
     let r = lp.run_until_complete(async {
-        shield(async {
+        shield(spawn(async {
             sleep(ms(10)).await;
             fail("inner failed")
-        })
+        }))
         .await
     });
     assert_eq!(r.unwrap_err().to_string(), "task panicked: inner failed");
@@ -84,10 +84,10 @@ fn t39_cancelling_the_awaiting_task_leaves_the_inner_task_running() {
     let p = proof.clone();
     let mut f = lp.spawn(async move {
         let p2 = p.clone();
-        let _ = shield(async move {
+        let _ = shield(spawn(async move {
             sleep(ms(100)).await;
             p2.set(p2.get() + 1);
-        })
+        }))
         .await;
         p.set(p.get() + 100);
     });
@@ -128,7 +128,7 @@ fn a_shielded_future_runs_even_if_the_shield_is_dropped() {
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
     lp.run_until_complete(async move {
-        let s = shield(async move { r.set(true) });
+        let s = shield(spawn(async move { r.set(true) }));
         drop(s);
         yield_now().await;
     });
@@ -143,7 +143,7 @@ fn t40_cancelling_a_shielded_gather_leaves_the_gather_running() {
     let result = Rc::new(RefCell::new(None));
     let res = result.clone();
     let parent = lp.spawn(async move {
-        let r = gather([after(ms(100), 1), after(ms(200), 2)]).await;
+        let r = gather([spawn(after(ms(100), 1)), spawn(after(ms(200), 2))]).await;
         *res.borrow_mut() = Some(r.unwrap());
     });
     let mut outer = lp.spawn(shield(parent));

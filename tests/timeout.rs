@@ -1,11 +1,12 @@
 //! `timeout` / `timeout_at`: asyncio's `asyncio.timeout` oracle (spec §3.4, rows O1-O12 of §5.5,
 //! rule 12 of §6.2), on virtual time.
 //!
-//! asyncio's `cm.expired()` is the `Err(TimeoutError)` here; `cm.when()` is `Timeout::deadline()`.
-//! Rows that do not port: O10's `reschedule()` (no such API; its "external cancel → Cancelled"
-//! half is O7), O13 (exception chaining) and O14 (code that runs during cancellation). O4's
-//! `timeout(None)` is `Duration::MAX`. O12's state errors are made impossible by the types except
-//! "polled after it completed" and "used outside a task", which panic.
+//! asyncio's `cm` is a `TimeoutHandle` here (from `timeout_with`, inside the body, or
+//! `Timeout::handle`): `when()`, `reschedule()`, `expired()`; `cm.expired()` is also the
+//! `Err(TimeoutError)`, and `cm.when()` also `Timeout::deadline()`. Rows that do not port: O13
+//! (exception chaining) and O14 (code that runs during cancellation). O12's state errors are made
+//! impossible by the types except "polled after it completed", "used outside a task", and
+//! `reschedule` on an expired or finished timeout, which panic with asyncio's messages.
 //!
 //! Iteration counts are those of `EventLoop::run_until_complete(main)`, compared with
 //! `loop.run_until_complete(main())` on CPython 3.12.1 (counted by wrapping `loop._run_once`).
@@ -17,7 +18,7 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use aioloop::{sleep, spawn, timeout, timeout_at, yield_now, EventLoop, TimeoutError};
+use aioloop::{sleep, spawn, timeout, timeout_at, timeout_with, yield_now, EventLoop, TimeoutError, TimeoutHandle};
 use util::{fail, ms, run_counted, vloop as new_loop, Log};
 
 /// Live (not cancelled) entries of the timer heap.
@@ -424,4 +425,215 @@ fn expiry_takes_the_iterations_of_asyncio() {
     assert_eq!(r, Err(TimeoutError));
     assert_eq!(iters, 4);
     assert_eq!(lp.time() - t0, Duration::from_secs(1));
+}
+
+// Issue 12 s5: `timeout(None)`, and asyncio's `Timeout.when()`, `reschedule()` and `expired()`.
+// CPython 3.11.7 runs the same programs (real time, hence the extra millisecond):
+//   1 when None
+//   1 done at 100 expired False
+//   2 when + 300
+//   2 body finished at 201
+//   2 expired False
+//   3 TimeoutError at 50 expired True
+//   4 when None
+//   4 done at 100 expired False
+//   5 ['still running', 'TimeoutError at 0']
+//   6 expired: Cannot change state of expired Timeout
+//   6 finished: Cannot change state of finished Timeout
+//   7 TimeoutError at 201 expired True
+//   8 finished at 301
+
+/// Runs `body` under `timeout_with(delay, ..)` and returns its outcome, the handle, and the
+/// milliseconds the loop's clock advanced.
+fn with_handle<F: std::future::Future + 'static>(
+    lp: &mut EventLoop,
+    delay: Option<Duration>,
+    body: impl FnOnce(TimeoutHandle) -> F,
+) -> (Result<F::Output, TimeoutError>, TimeoutHandle, u128) {
+    let t0 = lp.time();
+    let mut keep = None;
+    let t = timeout_with(delay, |cm| {
+        keep = Some(cm.clone());
+        body(cm)
+    });
+    let r = lp.run_until_complete(t);
+    (r, keep.unwrap(), (lp.time() - t0).as_millis())
+}
+
+// 1 (O4): `timeout(None)` has no deadline and never expires.
+#[test]
+fn timeout_none_never_expires_and_has_no_deadline() {
+    let mut lp = new_loop();
+    let (r, cm, took) = with_handle(&mut lp, None, |cm| async move {
+        assert_eq!(cm.when(), None);
+        sleep(ms(100)).await;
+    });
+    assert!(r.is_ok());
+    assert_eq!(took, 100);
+    assert!(!cm.expired());
+    assert_eq!(live_timers(&lp), 0);
+    assert_eq!(timeout(None, async {}).deadline(), None);
+}
+
+// 2 (O10): moved later from inside the body: the body finishes in time.
+#[test]
+fn reschedule_later_from_inside_the_body() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let (r, cm, took) = with_handle(&mut lp, Some(ms(100)), |cm| async move {
+        cm.reschedule(Some(aioloop::now() + ms(300)));
+        sleep(ms(200)).await;
+        "body finished"
+    });
+    assert_eq!(r, Ok("body finished"));
+    assert_eq!(took, 200);
+    assert_eq!(cm.when(), Some(t0 + ms(300)));
+    assert!(!cm.expired());
+}
+
+// 3 (O10): moved earlier from inside the body: it expires then.
+#[test]
+fn reschedule_earlier_from_inside_the_body() {
+    let mut lp = new_loop();
+    let (r, cm, took) = with_handle(&mut lp, Some(Duration::from_secs(10)), |cm| async move {
+        cm.reschedule(Some(aioloop::now() + ms(50)));
+        sleep(Duration::from_secs(1)).await;
+    });
+    assert_eq!(r, Err(TimeoutError));
+    assert_eq!(took, 50);
+    assert!(cm.expired());
+    assert_eq!(live_timers(&lp), 0);
+}
+
+// 4 (O10): the deadline removed: no expiry.
+#[test]
+fn reschedule_none_removes_the_deadline() {
+    let mut lp = new_loop();
+    let (r, cm, took) = with_handle(&mut lp, Some(ms(50)), |cm| async move {
+        cm.reschedule(None);
+        assert_eq!(cm.when(), None);
+        sleep(ms(100)).await;
+    });
+    assert!(r.is_ok());
+    assert_eq!(took, 100);
+    assert!(!cm.expired());
+}
+
+// 5: a deadline moved into the past ends the body at its next suspension, even a `sleep(0)`.
+#[test]
+fn reschedule_into_the_past_interrupts_at_the_next_suspension() {
+    let mut lp = new_loop();
+    let log = Log::new();
+    let l = log.clone();
+    let (r, cm, took) = with_handle(&mut lp, Some(Duration::from_secs(10)), |cm| async move {
+        cm.reschedule(Some(aioloop::now() - Duration::from_secs(1)));
+        l.push("still running");
+        yield_now().await;
+        l.push("never");
+    });
+    assert_eq!(r, Err(TimeoutError));
+    assert_eq!(took, 0);
+    assert_eq!(log.get(), ["still running"]);
+    assert!(cm.expired());
+}
+
+// 6 (O12): rescheduling an expired or finished timeout is refused with asyncio's messages.
+#[test]
+fn reschedule_after_the_end_panics_with_asyncios_message() {
+    let mut lp = new_loop();
+    let (r, expired, _) = with_handle(&mut lp, Some(ms(10)), |_| sleep(ms(20)));
+    assert!(r.is_err());
+    let (r, finished, _) = with_handle(&mut lp, Some(ms(10)), |_| async {});
+    assert!(r.is_ok());
+    let at = Some(lp.time());
+    let e = util::catch_panic(|| expired.reschedule(at)).unwrap_err();
+    assert_eq!(e, "Cannot change state of expired Timeout");
+    let e = util::catch_panic(|| finished.reschedule(at)).unwrap_err();
+    assert_eq!(e, "Cannot change state of finished Timeout");
+}
+
+// 7: a deadline set from another task on a `timeout(None)` that is waiting: it expires then.
+#[test]
+fn a_deadline_set_from_another_task_on_a_waiting_timeout() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let mut t = timeout(None, sleep(Duration::from_secs(1)));
+    let cm = t.handle();
+    let waiting = lp.spawn(t);
+    lp.run_until_complete(sleep(ms(100)));
+    cm.reschedule(Some(lp.time() + ms(100)));
+    assert_eq!(lp.run_until_complete(waiting).unwrap(), Err(TimeoutError));
+    assert_eq!(lp.time() - t0, ms(200));
+    assert!(cm.expired());
+    assert_eq!(live_timers(&lp), 0);
+}
+
+// 8: a deadline moved later from another task before it passed: the body finishes.
+#[test]
+fn a_deadline_moved_later_from_another_task() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let mut t = timeout(ms(200), async {
+        sleep(ms(300)).await;
+        "finished"
+    });
+    let cm = t.handle();
+    let waiting = lp.spawn(t);
+    lp.run_until_complete(sleep(ms(100)));
+    cm.reschedule(Some(lp.time() + ms(500)));
+    assert_eq!(lp.run_until_complete(waiting).unwrap(), Ok("finished"));
+    assert_eq!(lp.time() - t0, ms(300));
+    assert!(!cm.expired());
+    assert_eq!(live_timers(&lp), 0, "the moved timer was cancelled");
+}
+
+// `timeout_at(None, ..)` has no deadline either; `Timeout::handle` reports a fixed deadline.
+#[test]
+fn timeout_at_none_and_when_of_a_fixed_deadline() {
+    let mut lp = new_loop();
+    let at = lp.time() + ms(10);
+    let mut t = timeout_at(at, sleep(ms(20)));
+    assert_eq!(t.handle().when(), Some(at));
+    assert!(lp.run_until_complete(t).is_err());
+    assert!(lp.run_until_complete(timeout_at(None, sleep(ms(20)))).is_ok());
+}
+
+// A deadline moved into the past from elsewhere ends the waiting body before it runs again.
+#[test]
+fn a_deadline_moved_into_the_past_from_elsewhere_ends_the_body_where_it_waits() {
+    let mut lp = new_loop();
+    let log = Log::new();
+    let l = log.clone();
+    let t0 = lp.time();
+    let mut t = timeout(None, async move {
+        loop {
+            sleep(ms(30)).await;
+            l.push("woke");
+        }
+    });
+    let cm = t.handle();
+    let waiting = lp.spawn(t);
+    lp.run_until_complete(sleep(ms(40)));
+    cm.reschedule(Some(lp.time() - ms(1)));
+    assert_eq!(lp.run_until_complete(waiting).unwrap(), Err(TimeoutError));
+    assert_eq!(lp.time() - t0, ms(40));
+    assert_eq!(log.get(), ["woke"]);
+    assert!(cm.expired());
+}
+
+// A handle is `Send`: another thread sets the deadline of a timeout the loop waits on, and wakes it.
+#[test]
+fn a_deadline_set_from_another_thread_wakes_the_loop() {
+    let mut lp = EventLoop::new().unwrap();
+    let mut t = timeout(None, sleep(Duration::from_secs(30)));
+    let cm = t.handle();
+    let started = std::time::Instant::now();
+    let setter = std::thread::spawn(move || {
+        std::thread::sleep(ms(20));
+        cm.reschedule(Some(std::time::Instant::now()));
+        cm
+    });
+    assert_eq!(lp.run_until_complete(t), Err(TimeoutError));
+    assert!(started.elapsed() < Duration::from_secs(10), "woken by the move, not by the sleep");
+    assert!(setter.join().unwrap().expired());
 }

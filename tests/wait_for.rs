@@ -248,6 +248,7 @@ fn w7_cancelling_the_caller_cancels_the_inner_task_without_timeout() {
 // caller is cancelled → the caller ends Cancelled, the code after `wait_for` never runs, the inner
 // has its result.
 #[test]
+#[allow(clippy::async_yields_async)] // returns the task's handle
 fn w8_caller_cancelled_as_the_inner_completes_stays_cancelled() {
     let mut lp = new_loop();
     let inner_done = Rc::new(Cell::new(false));
@@ -312,7 +313,7 @@ fn w9_timeout_around_a_gather_waits_for_its_members() {
             guarded_sleep(l.clone(), "child1", Duration::from_secs(10)),
             guarded_sleep(l.clone(), "child2", Duration::from_secs(10)),
         ];
-        let r = wait_for(gather(children), ms(100)).await;
+        let r = wait_for(gather(children.map(spawn)), ms(100)).await;
         assert_eq!(r.unwrap_err(), TimeoutError);
         l.push("TimeoutError");
     });

@@ -91,7 +91,9 @@ fn drive(markdown: bool, only: Option<&str>) {
         if markdown {
             let cells: Vec<String> =
                 meds.iter().map(|(v, _)| if v.is_finite() { format!("{v:.1}") } else { "—".into() }).collect();
-            println!("| {} | {} | {} | {:.2} |", w.name, w.unit, cells.join(" | "), ours / best_peer);
+            // No peer ran it (spawn_eager): no ratio.
+            let ratio = if best_peer.is_finite() { format!("{:.2}", ours / best_peer) } else { "—".into() };
+            println!("| {} | {} | {} | {ratio} |", w.name, w.unit, cells.join(" | "));
             if w.show_rss {
                 let cells: Vec<String> = meds
                     .iter()
@@ -113,8 +115,10 @@ fn drive(markdown: bool, only: Option<&str>) {
         } else {
             println!("\n{}: {} ({})", w.name, w.what, w.unit);
             for (r, (v, kib)) in RUNTIMES.iter().zip(&meds) {
-                if v.is_finite() {
+                if v.is_finite() && best_peer.is_finite() {
                     println!("  {r:<10} {v:>12.1}   x{:<6.2} peak RSS {:>5} MiB", v / best_peer, kib / 1024);
+                } else if v.is_finite() {
+                    println!("  {r:<10} {v:>12.1}            peak RSS {:>5} MiB", kib / 1024);
                 } else {
                     println!("  {r:<10} {:>12}", "n/a");
                 }

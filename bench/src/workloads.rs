@@ -25,6 +25,12 @@ pub const WORKLOADS: &[Workload] = &[
         show_rss: true,
     },
     Workload {
+        name: "spawn_eager",
+        what: "1,000,000 detached trivial tasks spawned with spawn_eager, each finishing in its first step (aioloop only: the peers start tasks lazily)",
+        unit: "ns/task",
+        show_rss: false,
+    },
+    Workload {
         name: "spawn_join",
         what: "1,000,000 trivial tasks spawned with handles, then each handle awaited",
         unit: "ns/task",
@@ -295,6 +301,7 @@ impl Rt for LocalPool {
 /// Runs `workload` on `runtime`; `NaN` when it does not apply (no timers in LocalPool, no floor).
 pub fn measure(workload: &str, runtime: &str) -> f64 {
     match runtime {
+        "aioloop" if workload == "spawn_eager" => spawn_eager(),
         "aioloop" => run::<Aioloop>(workload),
         "tokio" => run::<Tokio>(workload),
         "smol" => run::<Smol>(workload),
@@ -344,6 +351,21 @@ fn spawn<R: Rt>() -> f64 {
         while done.get() < N {
             R::yield_now().await;
         }
+        per(N, t.elapsed())
+    })
+}
+
+/// The `spawn` workload's tasks, started eagerly: each runs (and finishes) inside
+/// `spawn_eager`, so none goes through the ready queue. Compare with `spawn` on aioloop.
+fn spawn_eager() -> f64 {
+    Aioloop::block_on(async {
+        let t = Instant::now();
+        let done = Rc::new(Cell::new(0u32));
+        for _ in 0..N {
+            let done = done.clone();
+            drop(aioloop::spawn_eager(async move { done.set(done.get() + 1) }));
+        }
+        assert_eq!(done.get(), N, "every task finished in its first step");
         per(N, t.elapsed())
     })
 }

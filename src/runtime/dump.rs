@@ -209,6 +209,7 @@ impl Core {
                     .filter(|i| inner.matches(i.id))
                     .map_or(WaitingOn::Other, |i| WaitingOn::Task(TaskId(i.id))),
                 Link::Group(g) => WaitingOn::Gather(g.members()),
+                Link::Several => WaitingOn::Other,
             };
         }
         let timer = timers.iter().filter(|(k, _)| *k == key).map(|&(_, d)| self.clock.instant(d)).min();

@@ -5,7 +5,9 @@
 //!   was detached, or its handle dropped unread);
 //! - "Exception in callback": a `call_soon`/`call_later`/`add_reader` callback, a waker, or the
 //!   destructor of a task's output panicked;
-//! - "Task was destroyed but it is pending!": the loop closed with the task unfinished;
+//! - "Task was destroyed but it is pending!": the loop closed with the task unfinished (the
+//!   first 10 such tasks; then one report, with no task, says how many more there were:
+//!   "N more tasks were destroyed but pending (not reported one by one)");
 //! - in debug mode, "Executing <Task ...> took 0.250 seconds": one step held the loop too long.
 //!
 //! The default handler prints one line on stderr. [`EventLoop::set_exception_handler`]
@@ -40,7 +42,9 @@ use crate::runtime::Core;
 #[derive(Debug)]
 pub struct ExceptionContext<'a> {
     /// What happened: "Task exception was never retrieved", "Exception in callback",
-    /// "Task was destroyed but it is pending!", or a slow-step report of debug mode.
+    /// "Task was destroyed but it is pending!" (for the first 10 pending tasks of a closing
+    /// loop; "N more tasks were destroyed but pending (not reported one by one)" for the
+    /// rest), or a slow-step report of debug mode.
     pub message: &'a str,
     /// The task concerned, if any.
     pub task: Option<TaskInfo>,

@@ -91,6 +91,14 @@ impl Group {
         drop(waker);
     }
 
+    /// Wakes the combinator now, whatever its condition (the deadline of `as_completed`).
+    pub(crate) fn wake_combinator(&self) {
+        let waker = self.waker.borrow_mut().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
     /// Adds a member (its index is its position).
     pub(crate) fn add_member(&self, key: TaskKey) {
         self.members.borrow_mut().push(key);

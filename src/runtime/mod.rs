@@ -72,6 +72,10 @@ const MAX_SLEEP: Duration = Duration::from_secs(24 * 3600);
 /// counts task polls rather than iterations. The book's chapter 3 (docs/src/anatomy.md) says why that is fair.
 const IO_POLL_INTERVAL: u32 = 61;
 
+/// When the loop closes, this many of its pending tasks are reported one by one ("Task was
+/// destroyed but it is pending!"); the others in one line that counts them.
+const DESTROYED_PENDING_REPORTS: usize = 10;
+
 /// Buffers (queues, slabs, the timer heap) larger than this many entries are given back once
 /// a burst drained; smaller ones are kept for reuse.
 const BURST: usize = 4096;
@@ -493,10 +497,16 @@ impl Core {
     ///
     /// Destructors may spawn (the new tasks are born cancelled), cancel, wake or schedule: each
     /// round drops what the previous round left, until nothing is left.
+    ///
+    /// Each pending task is reported as asyncio reports it ("Task was destroyed but it is
+    /// pending!"), the first [`DESTROYED_PENDING_REPORTS`] of them; the rest are counted and
+    /// reported in one line at the end, so that a million pending tasks do not print a million.
     pub(crate) fn close(&self) {
         if self.closed.replace(true) {
             return;
         }
+        // Pending tasks destroyed so far.
+        let mut destroyed = 0usize;
         loop {
             let doomed: Vec<_> = {
                 let mut tasks = self.tasks.borrow_mut();
@@ -515,12 +525,15 @@ impl Core {
             }
             for (key, cell) in doomed {
                 if cell.is_some() {
-                    let id = self.tasks.borrow()[key.index()].id;
-                    self.report(&crate::runtime::exception::ExceptionContext {
-                        message: "Task was destroyed but it is pending!",
-                        task: Some(self.task_info(id)),
-                        panic: None,
-                    });
+                    destroyed += 1;
+                    if destroyed <= DESTROYED_PENDING_REPORTS {
+                        let id = self.tasks.borrow()[key.index()].id;
+                        self.report(&crate::runtime::exception::ExceptionContext {
+                            message: "Task was destroyed but it is pending!",
+                            task: Some(self.task_info(id)),
+                            panic: None,
+                        });
+                    }
                 }
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(cell)));
                 match outcome {
@@ -528,6 +541,14 @@ impl Core {
                     Err(p) => self.finish_task(key, Status::Panicked, None, Some(p)),
                 }
             }
+        }
+        if let Some(more) = destroyed.checked_sub(DESTROYED_PENDING_REPORTS).filter(|&n| n > 0) {
+            let tasks = if more == 1 { "task was" } else { "tasks were" };
+            self.report(&crate::runtime::exception::ExceptionContext {
+                message: &format!("{more} more {tasks} destroyed but pending (not reported one by one)"),
+                task: None,
+                panic: None,
+            });
         }
         loop {
             let records: Vec<HandleRecord> = self.handles.borrow_mut().drain().collect();

@@ -175,6 +175,10 @@ pub(crate) enum Link {
     Task(TaskKey),
     /// The members of a `gather`.
     Group(Rc<Group>),
+    /// Several tasks or gathers found pending in one step (a `join_all`, a `select!`): the task
+    /// awaits none of them in particular, so cancelling it cancels only it (dropping its future
+    /// drops their handles, which detaches them; asyncio's `wait` leaves its tasks alone too).
+    Several,
 }
 
 impl Link {
@@ -183,7 +187,18 @@ impl Link {
         match (self, other) {
             (Link::Task(a), Link::Task(b)) => a == b,
             (Link::Group(a), Link::Group(b)) => Rc::ptr_eq(a, b),
+            (Link::Several, Link::Several) => true,
             _ => false,
+        }
+    }
+
+    /// Returns the link of a step that awaited `self` and then `other`: `other` if they are the
+    /// same, else [`Link::Several`].
+    fn and(self, other: Link) -> Link {
+        if self.same(&other) {
+            other
+        } else {
+            Link::Several
         }
     }
 }
@@ -382,6 +397,39 @@ impl Core {
         Task::new(self.clone(), key, id)
     }
 
+    /// Spawns a task and runs its first step now, before returning (asyncio 3.12's eager tasks,
+    /// `eager_task_factory`): a task that finishes in that step never enters the ready queue.
+    ///
+    /// The step runs as the loop would run it (a panic is the task's outcome, `current_task()`
+    /// names the new task), nested in whatever called this: the spawning task, if any, is the
+    /// current task again afterwards (asyncio's `_swap_current_task`). On a closed loop the task
+    /// is born cancelled, as with `spawn`.
+    pub(crate) fn spawn_eager_at<F>(
+        self: &Rc<Self>,
+        fut: F,
+        at: &'static std::panic::Location<'static>,
+    ) -> Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        if self.closed.get() {
+            return self.spawn_at(fut, at);
+        }
+        let cell: Pin<Box<dyn TaskCell>> = Box::pin(Stage::Running { fut });
+        let (key, id) = self.insert_task_as(Some(cell), false, Status::Idle, false);
+        self.note_spawn_location(id, at);
+        let task = Task::new(self.clone(), key, id);
+        let spawner = self.current.get();
+        self.run_task(key, &mut None);
+        self.current.set(spawner);
+        if let Some(spawner) = spawner {
+            // Builder::dump_on_signal: the spawner's poll goes on (its clock restarts here).
+            self.probe_poll_started(spawner);
+        }
+        task
+    }
+
     /// Inserts a task entry and, unless it is born finished, queues its first step; returns the
     /// task's key and id.
     pub(crate) fn insert_task(
@@ -390,6 +438,18 @@ impl Core {
         is_main: bool,
         status: Status,
     ) -> (TaskKey, u64) {
+        self.insert_task_as(cell, is_main, status, true)
+    }
+
+    /// [`insert_task`](Self::insert_task); `queue` false leaves a pending task out of the ready
+    /// queue (its first step is run by the caller).
+    pub(crate) fn insert_task_as(
+        &self,
+        cell: Option<Pin<Box<dyn TaskCell>>>,
+        is_main: bool,
+        status: Status,
+        queue: bool,
+    ) -> (TaskKey, u64) {
         let id = next_task_id();
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
@@ -397,7 +457,7 @@ impl Core {
         assert!(index < MAX_TASKS, "aioloop: more than {MAX_TASKS} live tasks on one loop");
         let key = TaskKey::new(self.remote.slot(), index, id);
         debug_assert!(!self.extras.borrow().contains_key(&index), "a stale Extra for a reused slab index");
-        let pending = status == Status::Idle;
+        let pending = status == Status::Idle && queue;
         entry.insert(TaskEntry {
             cell,
             id,
@@ -768,14 +828,21 @@ impl Core {
     }
 
     /// Records that the running task is awaiting `link` (for cancellation propagation); returns
-    /// the running task, to [`unlink`](Self::unlink) it later.
+    /// the running task, to [`unlink`](Self::unlink) it later. A link set earlier in the same
+    /// step to something else makes it [`Link::Several`] (links are cleared at each step).
     pub(crate) fn set_awaiting_of_current(&self, link: Link) -> Option<TaskKey> {
         let cur = self.current.get()?;
         let old = {
             let mut tasks = self.tasks.borrow_mut();
             let e = tasks.get_mut(cur.index())?;
             e.awaits = true;
-            extra_mut(&mut self.extras.borrow_mut(), e, cur.index()).awaiting.replace(link)
+            let mut extras = self.extras.borrow_mut();
+            let x = extra_mut(&mut extras, e, cur.index());
+            let link = match x.awaiting.take() {
+                Some(old) => old.and(link),
+                None => link,
+            };
+            x.awaiting.replace(link)
         };
         drop(old);
         Some(cur)
@@ -785,17 +852,6 @@ impl Core {
     pub(crate) fn take_awaiting_of_current(&self) -> Option<Link> {
         let cur = self.current.get()?;
         self.update_extra_of(cur, |x| x.awaiting.take()).and_then(|(link, _)| link)
-    }
-
-    /// Sets the running task's awaiting link.
-    pub(crate) fn restore_awaiting_of_current(&self, link: Option<Link>) {
-        let Some(cur) = self.current.get() else { return };
-        match link {
-            Some(link) => {
-                self.set_awaiting_of_current(link);
-            }
-            None => drop(self.update_extra_of(cur, |x| x.awaiting.take())),
-        }
     }
 
     /// Clears `task`'s awaiting link if it is still `link` (the future that set it is gone, so a
