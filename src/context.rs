@@ -332,7 +332,7 @@ pub fn all_tasks() -> crate::TaskDump {
 pub fn current_task() -> Option<crate::TaskId> {
     with_running(|core| {
         let key = core.current.get()?;
-        core.tasks.borrow().get(key.index()).map(|e| TaskId(e.id))
+        core.tasks.id_of(key).map(TaskId)
     })
     .flatten()
 }
@@ -361,7 +361,7 @@ pub fn current_task() -> Option<crate::TaskId> {
 pub fn set_current_task_name(name: impl Into<String>) {
     let named = with_running(|core| {
         let key = core.current.get()?;
-        let id = core.tasks.borrow().get(key.index()).map(|e| e.id)?;
+        let id = core.tasks.id_of(key)?;
         core.set_task_name(id, name.into());
         Some(())
     });

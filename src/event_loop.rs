@@ -54,7 +54,7 @@ pub struct EventLoop {
 impl std::fmt::Debug for EventLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventLoop")
-            .field("tasks", &self.core.tasks.borrow().len())
+            .field("tasks", &self.core.tasks.len())
             .field("ready", &self.core.ready.borrow().len())
             .field("timers", &self.core.timers.borrow().len())
             .field("virtual_time", &self.core.clock.is_virtual())

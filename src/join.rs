@@ -32,7 +32,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use crate::error::TaskError;
-use crate::runtime::task::{JoinSlot, Link, Status, TaskId, TaskState};
+use crate::runtime::task::{JoinSlot, Link, Removal, Status, TaskId, TaskState};
 use crate::runtime::waker::TaskKey;
 use crate::runtime::Core;
 
@@ -325,7 +325,7 @@ impl<T> Task<T> {
         if link {
             self.check_awaiter();
         }
-        let mut tasks = self.core.tasks.borrow_mut();
+        let mut tasks = self.core.tasks.entries_mut();
         let e = &mut tasks[self.key.index()];
         match e.status {
             Status::Idle | Status::Running => {
@@ -338,19 +338,15 @@ impl<T> Task<T> {
                 Poll::Pending
             }
             status => {
-                let mut out: Option<T> = None;
-                if let Some(cell) = e.cell.as_mut() {
-                    cell.as_mut().take_output(&mut out);
-                }
-                let removed = tasks.remove(self.key.index());
-                let emptied = tasks.is_empty();
                 drop(tasks);
-                if emptied {
-                    self.core.release_burst_memory();
+                let mut removed = self.core.remove_task(self.key, Removal::Taken);
+                let mut out: Option<T> = None;
+                if let Some(cell) = removed.entry.cell.as_mut() {
+                    cell.as_mut().take_output(&mut out);
                 }
                 self.unlink();
                 self.finished.set(Some(status.public()));
-                let payload = crate::runtime::task::take_by_id(&self.core.panics, removed.id);
+                let payload = removed.payload.take();
                 drop(removed);
                 Poll::Ready(match (status, out, payload) {
                     (Status::Done, Some(v), _) => Ok(v),
@@ -366,11 +362,12 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         self.unlink();
         if self.finished.get().is_some() {
-            crate::runtime::task::take_by_id(&self.core.names, self.id);
+            // The outcome was taken (and the entry removed then); the name was kept for us.
+            self.core.tasks.forget_name(self.id);
             return;
         }
-        let (removed, old_join) = {
-            let mut tasks = self.core.tasks.borrow_mut();
+        let (finished, old_join) = {
+            let mut tasks = self.core.tasks.entries_mut();
             match tasks.get_mut(self.key.index()) {
                 Some(e) if self.key.matches(e.id) && !e.status.is_finished() => {
                     // Detach: the loop owns the task now, and removes it when it finishes. A
@@ -381,26 +378,17 @@ impl<T> Drop for Task<T> {
                         JoinSlot::Waker(_) => std::mem::take(&mut x.join),
                         _ => JoinSlot::Empty,
                     });
-                    (None, old)
+                    (false, old)
                 }
-                Some(e) if self.key.matches(e.id) => (Some(tasks.remove(self.key.index())), None),
-                _ => (None, None),
+                Some(e) if self.key.matches(e.id) => (true, None),
+                _ => (false, None),
             }
         };
         drop(old_join);
-        if let Some(entry) = removed {
-            if self.core.tasks.borrow().is_empty() {
-                self.core.release_burst_memory();
-            }
-            let payload = crate::runtime::task::take_by_id(&self.core.panics, self.id);
-            if let Some(p) = payload {
-                if !entry.quiet {
-                    // Before the name is forgotten: the report names the task by it.
-                    self.core.report_unretrieved(self.id, &*p);
-                }
-            }
-            crate::runtime::task::take_by_id(&self.core.names, self.id);
-            drop(entry);
+        if finished {
+            // Finished, outcome never taken: a panic is reported as never retrieved.
+            let removed = self.core.remove_task(self.key, Removal::HandleDropped);
+            drop(removed);
         }
     }
 }

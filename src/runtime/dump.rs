@@ -131,7 +131,7 @@ impl Core {
         let slot = self.remote.slot();
         let timers = self.timer_waits();
         let groups = self.group_waits();
-        let tasks = self.tasks.borrow();
+        let tasks = self.tasks.entries();
         let mut out: Vec<TaskSnapshot> = tasks
             .iter()
             .filter(|(_, e)| !e.status.is_finished())
@@ -151,7 +151,7 @@ impl Core {
     pub(crate) fn waiting_on(&self, key: TaskKey) -> WaitingOn {
         let timers = self.timer_waits();
         let groups = self.group_waits();
-        let tasks = self.tasks.borrow();
+        let tasks = self.tasks.entries();
         match tasks.get(key.index()).filter(|e| key.matches(e.id)) {
             Some(e) => self.classify(&tasks, &timers, &groups, key, e),
             None => WaitingOn::Nothing,
@@ -175,7 +175,7 @@ impl Core {
     /// `gather` too), and on how many unfinished members: a scan of the joiners. A member that
     /// finished has no joiner any more, so each group is counted once per unfinished member.
     fn group_waits(&self) -> HashMap<TaskKey, usize> {
-        let extras = self.extras.borrow();
+        let extras = self.tasks.extras();
         let mut waits = HashMap::new();
         for extra in extras.values() {
             if let JoinSlot::Group(group, _) = &extra.join {
@@ -201,7 +201,7 @@ impl Core {
         if e.scheduled || e.status.public() == TaskState::Running {
             return WaitingOn::Nothing;
         }
-        let extras = self.extras.borrow();
+        let extras = self.tasks.extras();
         if let Some(link) = crate::runtime::task::extra_of(&extras, e, key.index()).and_then(|x| x.awaiting.as_ref()) {
             return match link {
                 Link::Task(inner) => tasks

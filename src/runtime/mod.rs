@@ -57,7 +57,7 @@ pub(crate) mod waker;
 use self::clock::{duration_ns, Clock};
 use self::cross_thread::Remote;
 use self::stats::Stats;
-use self::task::{Status, TaskEntry, TaskId};
+use self::task::{Status, TaskId};
 use self::timer::{TimerEntry, TimerHeap};
 use self::waker::TaskKey;
 use crate::callback_handle::{Action, HandleRecord};
@@ -82,7 +82,7 @@ const BURST: usize = 4096;
 
 /// Replaces a buffer that is empty but sized for more than [`BURST`] entries with a new one
 /// (a slab can only be dropped whole: its keys are indices).
-fn give_back<T: Default>(buf: &RefCell<T>, is_empty: impl Fn(&T) -> bool, capacity: impl Fn(&T) -> usize) {
+pub(crate) fn give_back<T: Default>(buf: &RefCell<T>, is_empty: impl Fn(&T) -> bool, capacity: impl Fn(&T) -> usize) {
     let mut buf = buf.borrow_mut();
     if is_empty(&buf) && capacity(&buf) > BURST {
         let old = std::mem::take(&mut *buf);
@@ -135,11 +135,8 @@ enum Timeout {
 pub(crate) struct Core {
     /// The ready queue (asyncio's `_ready`): what runs in the current or next iteration.
     pub(crate) ready: RefCell<VecDeque<Runnable>>,
-    /// Every live task, by slab index. Those not in `ready` form the waiting set.
-    pub(crate) tasks: RefCell<Slab<TaskEntry>>,
-    /// The joiners and await links of the tasks that have one, by slab index (kept out of the
-    /// slab so a task entry stays 32 bytes).
-    pub(crate) extras: RefCell<crate::runtime::task::Extras>,
+    /// Every live task (src/runtime/task/table.rs). Those not in `ready` form the waiting set.
+    pub(crate) tasks: task::TaskTable,
     /// Callback records (asyncio's `Handle`s): `call_soon` callbacks, timers' actions, combinator counts.
     pub(crate) handles: RefCell<Slab<HandleRecord>>,
     /// The timer heap (asyncio's `_scheduled`), entries pointing into `handles`.
@@ -154,10 +151,6 @@ pub(crate) struct Core {
     pub(crate) next_seq: Cell<u64>,
     /// Set by `close()`: spawned tasks are born cancelled, the loop cannot run again.
     pub(crate) closed: Cell<bool>,
-    /// Panic payloads of finished tasks, by task id, until a handle takes them.
-    pub(crate) panics: RefCell<HashMap<u64, Box<dyn std::any::Any + Send>>>,
-    /// Names given with `Task::set_name`, by task id.
-    pub(crate) names: RefCell<HashMap<u64, String>>,
     /// Registered I/O sources (sockets of `Async`, descriptors of `add_reader`): cached
     /// readiness and the tasks waiting on each (src/runtime/readiness.rs).
     io: readiness::IoSources,
@@ -192,8 +185,7 @@ impl Core {
         let tracer = trace.then(|| RefCell::new(crate::runtime::recorder::Recorder::new(clock.start())));
         Ok(Rc::new(Core {
             ready: RefCell::new(VecDeque::new()),
-            tasks: RefCell::new(Slab::new()),
-            extras: RefCell::default(),
+            tasks: task::TaskTable::default(),
             handles: RefCell::new(Slab::new()),
             timers: RefCell::new(TimerHeap::default()),
             clock,
@@ -202,8 +194,6 @@ impl Core {
             current: Cell::new(None),
             next_seq: Cell::new(0),
             closed: Cell::new(false),
-            panics: RefCell::new(HashMap::new()),
-            names: RefCell::new(HashMap::new()),
             io: readiness::IoSources::default(),
             stats: Cell::new(Stats::default()),
             iterations: Cell::new(0),
@@ -368,16 +358,10 @@ impl Core {
     /// dropped whole, when it is empty (its keys are indices); stale keys into it stay harmless,
     /// since every lookup checks the generation or sequence number.
     pub(crate) fn release_burst_memory(&self) {
-        give_back(&self.tasks, Slab::is_empty, Slab::capacity);
+        self.tasks.release_memory(BURST);
         self.io.release_memory();
         give_back(&self.handles, Slab::is_empty, Slab::capacity);
         give_back(&self.inbox_scratch, Vec::is_empty, Vec::capacity);
-        let mut extras = self.extras.borrow_mut();
-        if extras.capacity() > BURST && extras.len() < extras.capacity() / 8 {
-            let keep = extras.len() * 2;
-            extras.shrink_to(keep);
-        }
-        drop(extras);
         self.timers.borrow_mut().release_memory(BURST);
         // Only after a burst: locking the inbox is not free.
         if self.remote_burst.replace(false) {
@@ -400,7 +384,7 @@ impl Core {
     fn describe(&self, step: Runnable) -> String {
         match step {
             Runnable::Task(key) => {
-                let id = self.tasks.borrow().get(key.index()).filter(|e| key.matches(e.id)).map(|e| e.id);
+                let id = self.tasks.id_of(key);
                 id.map_or_else(|| "<Task finished>".to_string(), |id| self.task_info(id).to_string())
             }
             Runnable::Handle { .. } => "<Handle callback>".to_string(),
@@ -445,7 +429,7 @@ impl Core {
         key: TaskKey,
         kind: impl FnOnce() -> crate::runtime::recorder::TraceKind,
     ) {
-        let id = self.tasks.borrow().get(key.index()).filter(|e| key.matches(e.id)).map(|e| e.id);
+        let id = self.tasks.id_of(key);
         if let Some(id) = id {
             self.record_event(tracer, id, kind);
         }
@@ -509,7 +493,7 @@ impl Core {
         let mut destroyed = 0usize;
         loop {
             let doomed: Vec<_> = {
-                let mut tasks = self.tasks.borrow_mut();
+                let mut tasks = self.tasks.entries_mut();
                 let slot = self.remote.slot();
                 tasks
                     .iter_mut()
@@ -527,7 +511,7 @@ impl Core {
                 if cell.is_some() {
                     destroyed += 1;
                     if destroyed <= DESTROYED_PENDING_REPORTS {
-                        let id = self.tasks.borrow()[key.index()].id;
+                        let id = self.tasks.entries()[key.index()].id;
                         self.report(&crate::runtime::exception::ExceptionContext {
                             message: "Task was destroyed but it is pending!",
                             task: Some(self.task_info(id)),
@@ -588,7 +572,7 @@ impl Core {
     pub(crate) fn stats(&self) -> Stats {
         let mut s = self.stats.get();
         s.iterations = self.iterations.get();
-        s.tasks = self.tasks.borrow().len();
+        s.tasks = self.tasks.len();
         s.ready = self.ready.borrow().len();
         let timers = self.timers.borrow();
         s.timers = timers.len();
@@ -601,7 +585,7 @@ impl Core {
     pub(crate) fn cancel_all_tasks(self: &Rc<Self>) {
         let keys: Vec<TaskKey> = {
             let slot = self.remote.slot();
-            let tasks = self.tasks.borrow();
+            let tasks = self.tasks.entries();
             tasks.iter().filter(|(_, e)| !e.status.is_finished()).map(|(i, e)| TaskKey::new(slot, i, e.id)).collect()
         };
         for &k in &keys {
@@ -636,7 +620,7 @@ impl Core {
     #[inline(always)]
     pub(crate) fn probe_poll_started(&self, key: TaskKey) {
         if let Some(probe) = self.probe.get() {
-            let id = self.tasks.borrow().get(key.index()).map_or(0, |e| e.id);
+            let id = self.tasks.entries().get(key.index()).map_or(0, |e| e.id);
             probe.poll_started(id);
         }
     }
@@ -688,28 +672,17 @@ impl<'a> MainTask<'a> {
 
     /// Removes the entry; returns how the main task ended, and its panic's payload.
     pub(crate) fn finish(self) -> (Status, Option<Box<dyn std::any::Any + Send>>) {
-        let mut entry = self.core.tasks.borrow_mut().remove(self.key.index());
-        let extra = crate::runtime::task::take_extra(&mut self.core.extras.borrow_mut(), &mut entry, self.key.index());
-        drop(extra);
-        if self.core.tasks.borrow().is_empty() {
-            self.core.release_burst_memory();
-        }
-        let payload = crate::runtime::task::take_by_id(&self.core.panics, entry.id);
+        let removed = self.core.remove_task(self.key, task::Removal::Main);
         std::mem::forget(self);
-        (entry.status, payload)
+        (removed.entry.status, removed.payload)
     }
 }
 
 impl Drop for MainTask<'_> {
+    /// `run_until_complete` unwinds (a panic in a destructor it ran): the entry goes all the same.
     fn drop(&mut self) {
-        let mut tasks = self.core.tasks.borrow_mut();
-        if tasks.get(self.key.index()).is_some_and(|e| self.key.matches(e.id)) {
-            let mut entry = tasks.remove(self.key.index());
-            drop(tasks);
-            let extra =
-                crate::runtime::task::take_extra(&mut self.core.extras.borrow_mut(), &mut entry, self.key.index());
-            drop(extra);
-            crate::runtime::task::take_by_id(&self.core.panics, entry.id);
+        if self.core.tasks.id_of(self.key).is_some() {
+            drop(self.core.remove_task(self.key, task::Removal::Main));
         }
     }
 }

@@ -1,0 +1,316 @@
+//! Tasks: a future the loop owns and polls, its states, and cancellation (the handle a user
+//! holds, [`Task`], is in `join.rs`).
+//!
+//! # Where a task lives
+//!
+//! Every task is one entry of the loop's slab ([`TaskEntry`]): its future (boxed once: the only
+//! allocation a task makes), its status and flags, and whom to tell when it finishes (its *join
+//! slot*). The key of that entry ([`TaskKey`]) is the task's waker. Tasks that are in the slab but
+//! not in the ready queue are asyncio's "waiting" tasks: parked until some waker names them.
+//!
+//! # States (asyncio's, as the seeds name them)
+//!
+//! ```text
+//!   spawn ──► Pending ──(loop polls it)──► Running ──Ready──► Done (value or panic)
+//!              ▲   │                          │
+//!              └───┼────────Pending───────────┘
+//!                  └──(next run after cancel(): the future is dropped)──► Cancelled
+//! ```
+//!
+//! # Invariants
+//! - A task is in the ready queue at most once (`scheduled`); a wake while it is queued, or of a
+//!   finished task, or with a stale key, does nothing.
+//! - `cancel()` is a request (asyncio's `_must_cancel`): the task becomes `Cancelled` the next time
+//!   the loop runs it, by dropping its future instead of polling it. A task that cancels itself and
+//!   then completes in the same poll ends `Cancelled`.
+//! - Cancelling a task that is awaiting another task (through [`Task`]'s future, recorded in
+//!   `awaiting` during the poll) cancels that one first; the outer one finishes after it.
+//! - A task's future is dropped exactly once, with no `RefCell` borrow of the loop held, so its
+//!   `Drop` may spawn, cancel or wake other tasks.
+//! - The entry stays in the slab after the task finished only while a [`Task`] handle may still
+//!   read its outcome; a detached task's entry is removed when it finishes.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use pin_project_lite::pin_project;
+
+use crate::runtime::members::Group;
+use crate::runtime::waker::TaskKey;
+
+mod steps;
+mod table;
+
+pub(crate) use table::{extra_of, Removal, TaskTable};
+
+/// The public state of a task: the four states the seeds name.
+///
+/// # Examples
+///
+/// ```
+/// use aioloop::{EventLoop, TaskState};
+///
+/// let mut lp = EventLoop::new().unwrap();
+/// let t = lp.spawn(async { 1 });
+/// assert_eq!(t.state(), TaskState::Pending);
+/// lp.run_until_complete(aioloop::yield_now());
+/// assert_eq!(t.state(), TaskState::Done);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    /// Waiting to run: in the ready queue, or parked until a waker names it.
+    Pending,
+    /// Being polled right now (only observable from inside the task).
+    Running,
+    /// Finished with a value or a panic.
+    Done,
+    /// Cancelled: its future was dropped before it completed.
+    Cancelled,
+}
+
+/// A task's unique id (asyncio names tasks `Task-<id>`).
+///
+/// # Examples
+///
+/// ```
+/// let lp = aioloop::EventLoop::new().unwrap();
+/// let a = lp.spawn(async {});
+/// let b = lp.spawn(async {});
+/// assert_ne!(a.id(), b.id());
+/// assert_eq!(a.name(), format!("Task-{}", a.id()));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub(crate) u64);
+
+impl TaskId {
+    /// Returns the id as a number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::new().unwrap();
+    /// assert!(lp.spawn(async {}).id().as_u64() > 0);
+    /// ```
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f) // honours width and alignment
+    }
+}
+
+/// Returns a fresh task id: unique in the process, increasing on each thread.
+fn next_task_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    const BLOCK: u64 = 1024;
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        /// The ids this thread may hand out: `[next, end)`.
+        static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+    RANGE.with(|r| {
+        let (mut next, mut end) = r.get();
+        if next == end {
+            next = NEXT_BLOCK.fetch_add(BLOCK, Relaxed);
+            end = next + BLOCK;
+        }
+        r.set((next + 1, end));
+        next
+    })
+}
+
+/// Where a task is in its life (internal: `Done` splits by outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Not finished and not being polled.
+    Idle,
+    /// Being polled (its future is out of the slab, in the loop's hands).
+    Running,
+    /// Finished with a value (held in the entry until a handle takes it).
+    Done,
+    /// Finished with a panic (payload in `Core::panics` until a handle takes it).
+    Panicked,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl Status {
+    pub(crate) fn is_finished(self) -> bool {
+        matches!(self, Status::Done | Status::Panicked | Status::Cancelled)
+    }
+
+    pub(crate) fn public(self) -> TaskState {
+        match self {
+            Status::Idle => TaskState::Pending,
+            Status::Running => TaskState::Running,
+            Status::Done | Status::Panicked => TaskState::Done,
+            Status::Cancelled => TaskState::Cancelled,
+        }
+    }
+}
+
+/// Whom to tell when a task finishes.
+#[derive(Default)]
+pub(crate) enum JoinSlot {
+    /// Nobody is waiting.
+    #[default]
+    Empty,
+    /// The waker of whoever polled the task's handle last.
+    Waker(Waker),
+    /// A combinator (`wait`, `gather`, `as_completed`) waiting on many tasks: this is member `u32`.
+    Group(Rc<Group>, u32),
+}
+
+/// What a task is awaiting, as far as cancellation is concerned (asyncio's `_fut_waiter`):
+/// cancelling the task cancels this first, and the task finishes after it.
+#[derive(Clone)]
+pub(crate) enum Link {
+    /// Another task, through its [`Task`] handle.
+    Task(TaskKey),
+    /// The members of a `gather`.
+    Group(Rc<Group>),
+    /// Several tasks or gathers found pending in one step (a `join_all`, a `select!`): the task
+    /// awaits none of them in particular, so cancelling it cancels only it (dropping its future
+    /// drops their handles, which detaches them; asyncio's `wait` leaves its tasks alone too).
+    Several,
+}
+
+impl Link {
+    /// Returns true if both name the same task or the same group.
+    pub(crate) fn same(&self, other: &Link) -> bool {
+        match (self, other) {
+            (Link::Task(a), Link::Task(b)) => a == b,
+            (Link::Group(a), Link::Group(b)) => Rc::ptr_eq(a, b),
+            (Link::Several, Link::Several) => true,
+            _ => false,
+        }
+    }
+
+    /// Returns the link of a step that awaited `self` and then `other`: `other` if they are the
+    /// same, else [`Link::Several`].
+    fn and(self, other: Link) -> Link {
+        if self.same(&other) {
+            other
+        } else {
+            Link::Several
+        }
+    }
+}
+
+/// A task's slab entry: 32 bytes, the slab's own tag included (a test checks it), because a
+/// million parked tasks are a million of these.
+pub(crate) struct TaskEntry {
+    /// The future (or its output once done). `None` while the loop polls it, after it finished
+    /// without a value to keep, and always for the main task of `run_until_complete`, whose future
+    /// lives on the caller's stack.
+    pub(crate) cell: Option<Pin<Box<dyn TaskCell>>>,
+    /// The task id; its low bits are the generation in the task's key.
+    pub(crate) id: u64,
+    /// The task has an [`Extra`] in `Core::extras` (a joiner, or an await link).
+    pub(crate) has_extra: bool,
+    /// Its `Extra` holds an await link (so a poll, which clears the link, need not look when it
+    /// only holds a joiner).
+    pub(crate) awaits: bool,
+    /// Where the task is in its life.
+    pub(crate) status: Status,
+    /// The task is in the ready queue.
+    pub(crate) scheduled: bool,
+    /// `cancel()` was called and the task has not run since (asyncio's `_must_cancel`).
+    pub(crate) cancel_requested: bool,
+    /// No handle refers to the task any more: the loop removes the entry when it finishes.
+    pub(crate) detached: bool,
+    /// A panic outcome must not be reported as never retrieved (`cancel()` was called on it).
+    pub(crate) quiet: bool,
+    /// The main task of `run_until_complete`.
+    pub(crate) is_main: bool,
+}
+
+/// The parts of a task that few tasks use at a time, kept out of the slab in `Core::extras`
+/// (by slab index) so the entry stays small.
+///
+/// Invariant: a finished task has none (`finish_task` takes it), so removing a finished entry
+/// needs no lookup here.
+#[derive(Default)]
+pub(crate) struct Extra {
+    /// Whom to tell when the task finishes.
+    pub(crate) join: JoinSlot,
+    /// What this task was awaiting at its last poll (a task's handle found pending, or a
+    /// gather): where a cancellation of this task propagates (asyncio's `_fut_waiter`). Cleared
+    /// at each poll, and when the future that set it is dropped.
+    pub(crate) awaiting: Option<Link>,
+}
+
+impl Extra {
+    fn is_empty(&self) -> bool {
+        matches!(self.join, JoinSlot::Empty) && self.awaiting.is_none()
+    }
+}
+
+/// A type-erased task future: polls it, drops it, or hands out its output.
+pub(crate) trait TaskCell {
+    /// Polls the future; on completion stores the output in place and drops the future.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+    /// Moves the stored output into `out`, which must be an `Option<Output>`.
+    fn take_output(self: Pin<&mut Self>, out: &mut dyn Any);
+}
+
+pin_project! {
+    /// A task's future, then its output.
+    #[project = StageProj]
+    pub(crate) enum Stage<F: Future> {
+        Running { #[pin] fut: F },
+        Finished { out: Option<F::Output> },
+    }
+}
+
+impl<F: Future> TaskCell for Stage<F>
+where
+    F::Output: 'static,
+{
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let out = match self.as_mut().project() {
+            StageProj::Running { fut } => match fut.poll(cx) {
+                Poll::Ready(out) => out,
+                Poll::Pending => return Poll::Pending,
+            },
+            StageProj::Finished { .. } => return Poll::Ready(()),
+        };
+        // Drops the future in place (allowed for pinned data) and keeps the output.
+        self.set(Stage::Finished { out: Some(out) });
+        Poll::Ready(())
+    }
+
+    fn take_output(self: Pin<&mut Self>, out: &mut dyn Any) {
+        if let (StageProj::Finished { out: value }, Some(slot)) =
+            (self.project(), out.downcast_mut::<Option<F::Output>>())
+        {
+            *slot = value.take();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_entry_is_32_bytes_in_the_slab() {
+        // The shape of slab's own entry type (private to the slab crate): the tag fits in a niche
+        // of `TaskEntry`, so a parked task costs the slab 32 bytes.
+        #[allow(dead_code)]
+        enum SlabEntry {
+            Vacant(usize),
+            Occupied(TaskEntry),
+        }
+        assert_eq!(std::mem::size_of::<TaskEntry>(), 32);
+        assert_eq!(std::mem::size_of::<SlabEntry>(), 32);
+    }
+}

@@ -1,0 +1,380 @@
+//! A task's steps, from spawn to finish: inserting it, waking it, running one step (a poll, or
+//! the drop of a cancelled future), parking it, cancelling it, and recording its outcome.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use super::table::{take_extra, update_extra, Removal};
+use super::*;
+use crate::join::Task;
+use crate::runtime::waker::{waker_for, TaskKey, MAX_TASKS};
+use crate::runtime::Core;
+
+/// What one step of a task (one poll, or the drop of a cancelled future) ended in.
+enum Step {
+    /// The future returned `Pending`; here it is, to go back into the entry (`None`: the main task,
+    /// whose future stays on the caller's stack).
+    Pending(Option<Pin<Box<dyn TaskCell>>>),
+    Finished(Status, Option<Pin<Box<dyn TaskCell>>>, Option<Box<dyn Any + Send>>),
+}
+
+impl Core {
+    /// Spawns a `'static` future as a task and queues its first step.
+    #[track_caller]
+    pub(crate) fn spawn<F>(self: &Rc<Self>, fut: F) -> Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.spawn_at(fut, std::panic::Location::caller())
+    }
+
+    /// Spawns a task whose spawn location (for debug mode's reports) is `at`.
+    pub(crate) fn spawn_at<F>(self: &Rc<Self>, fut: F, at: &'static std::panic::Location<'static>) -> Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let cell: Pin<Box<dyn TaskCell>> = Box::pin(Stage::Running { fut });
+        if self.closed.get() {
+            // asyncio refuses `create_task` on a closed loop; here the task is born cancelled,
+            // which is what a spawn from a destructor running during `close()` needs.
+            let (key, id) = self.insert_task(None, false, Status::Cancelled);
+            drop(cell);
+            return Task::new(self.clone(), key, id);
+        }
+        let (key, id) = self.insert_task(Some(cell), false, Status::Idle);
+        self.note_spawn_location(id, at);
+        Task::new(self.clone(), key, id)
+    }
+
+    /// Spawns a task and runs its first step now, before returning (asyncio 3.12's eager tasks,
+    /// `eager_task_factory`): a task that finishes in that step never enters the ready queue.
+    ///
+    /// The step runs as the loop would run it (a panic is the task's outcome, `current_task()`
+    /// names the new task), nested in whatever called this: the spawning task, if any, is the
+    /// current task again afterwards (asyncio's `_swap_current_task`). On a closed loop the task
+    /// is born cancelled, as with `spawn`.
+    pub(crate) fn spawn_eager_at<F>(
+        self: &Rc<Self>,
+        fut: F,
+        at: &'static std::panic::Location<'static>,
+    ) -> Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        if self.closed.get() {
+            return self.spawn_at(fut, at);
+        }
+        let cell: Pin<Box<dyn TaskCell>> = Box::pin(Stage::Running { fut });
+        let (key, id) = self.insert_task_as(Some(cell), false, Status::Idle, false);
+        self.note_spawn_location(id, at);
+        let task = Task::new(self.clone(), key, id);
+        let spawner = self.current.get();
+        self.run_task(key, &mut None);
+        self.current.set(spawner);
+        if let Some(spawner) = spawner {
+            // Builder::dump_on_signal: the spawner's poll goes on (its clock restarts here).
+            self.probe_poll_started(spawner);
+        }
+        task
+    }
+
+    /// Inserts a task entry and, unless it is born finished, queues its first step; returns the
+    /// task's key and id.
+    pub(crate) fn insert_task(
+        &self,
+        cell: Option<Pin<Box<dyn TaskCell>>>,
+        is_main: bool,
+        status: Status,
+    ) -> (TaskKey, u64) {
+        self.insert_task_as(cell, is_main, status, true)
+    }
+
+    /// [`insert_task`](Self::insert_task); `queue` false leaves a pending task out of the ready
+    /// queue (its first step is run by the caller).
+    pub(crate) fn insert_task_as(
+        &self,
+        cell: Option<Pin<Box<dyn TaskCell>>>,
+        is_main: bool,
+        status: Status,
+        queue: bool,
+    ) -> (TaskKey, u64) {
+        let id = next_task_id();
+        let mut tasks = self.tasks.entries_mut();
+        let entry = tasks.vacant_entry();
+        let index = entry.key();
+        assert!(index < MAX_TASKS, "aioloop: more than {MAX_TASKS} live tasks on one loop");
+        let key = TaskKey::new(self.remote.slot(), index, id);
+        debug_assert!(!self.tasks.extras().contains_key(&index), "a stale Extra for a reused slab index");
+        let pending = status == Status::Idle && queue;
+        entry.insert(TaskEntry {
+            cell,
+            id,
+            has_extra: false,
+            awaits: false,
+            status,
+            scheduled: pending,
+            cancel_requested: false,
+            detached: false,
+            quiet: false,
+            is_main,
+        });
+        drop(tasks);
+        self.trace_event(id, || crate::runtime::recorder::TraceKind::Spawned { name: self.task_name(id) });
+        if pending {
+            self.ready.borrow_mut().push_back(crate::runtime::Runnable::Task(key));
+        }
+        (key, id)
+    }
+
+    /// Wakes a task of this loop from the loop's own thread: queues it unless it is queued,
+    /// finished, or the key is stale.
+    pub(crate) fn wake_local(&self, key: TaskKey) {
+        let mut tasks = self.tasks.entries_mut();
+        if let Some(e) = tasks.get_mut(key.index()) {
+            if key.matches(e.id) && !e.scheduled && !e.status.is_finished() {
+                e.scheduled = true;
+                drop(tasks);
+                self.ready.borrow_mut().push_back(crate::runtime::Runnable::Task(key));
+                self.trace_task(key, || crate::runtime::recorder::TraceKind::Woken);
+            }
+        }
+    }
+
+    /// Requests the cancellation of a task (asyncio's `Task.cancel()`); returns false if it is
+    /// already finished (or the key is stale).
+    ///
+    /// The request walks down the await chain (`awaiting` links): every task on it is marked,
+    /// and only the innermost one that is waiting is queued, so the chain unwinds from the inside
+    /// out, each task woken by the one it awaits. The walk is a loop with a visited set, so a
+    /// cycle of tasks awaiting each other, or a very long chain, cannot overflow the stack.
+    pub(crate) fn cancel_task(&self, key: TaskKey) -> bool {
+        enum Next {
+            Finished,
+            InFlight,
+            Follow(Option<Link>),
+        }
+        let mut visited: std::collections::HashSet<TaskKey> = std::collections::HashSet::new();
+        let mut prev: Option<TaskKey> = None;
+        let mut cur = key;
+        loop {
+            let first = cur == key;
+            let next = {
+                let mut tasks = self.tasks.entries_mut();
+                let extras = self.tasks.extras();
+                match tasks.get_mut(cur.index()).filter(|e| cur.matches(e.id)) {
+                    None => Next::Finished,
+                    Some(e) if e.status.is_finished() => {
+                        if first {
+                            // Cancelling a failed task counts as looking at its failure (asyncio T42).
+                            e.quiet = true;
+                        }
+                        Next::Finished
+                    }
+                    Some(e) => {
+                        let already = std::mem::replace(&mut e.cancel_requested, true);
+                        if e.status != Status::Idle || e.scheduled || (already && !first) {
+                            // Running or queued: its future is dropped at its next run. Already
+                            // requested: a walk through it is under way.
+                            Next::InFlight
+                        } else {
+                            Next::Follow(extra_of(&extras, e, cur.index()).and_then(|x| x.awaiting.clone()))
+                        }
+                    }
+                }
+            };
+            match next {
+                Next::Finished if first => return false,
+                Next::Finished => {
+                    // The awaited task is done already: the awaiter must run to be dropped.
+                    self.wake_local(prev.expect("not the first step"));
+                    return true;
+                }
+                Next::InFlight => return true,
+                Next::Follow(Some(Link::Task(inner))) if inner != cur && !visited.contains(&inner) => {
+                    visited.insert(cur);
+                    prev = Some(cur);
+                    cur = inner;
+                }
+                Next::Follow(Some(Link::Group(group))) => {
+                    if !group.cancel_members(self) {
+                        self.wake_local(cur);
+                    }
+                    return true;
+                }
+                Next::Follow(_) => {
+                    // Nothing (more) to wait for, or a cycle: drop this one now.
+                    self.wake_local(cur);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Runs one step of a task: polls it, or drops its future if its cancellation was requested.
+    ///
+    /// `main` is the future of `run_until_complete`, polled when `key` is the main task.
+    pub(crate) fn run_task(&self, key: TaskKey, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
+        let (cell, cancel, is_main, stale) = {
+            let mut tasks = self.tasks.entries_mut();
+            let Some(e) = tasks.get_mut(key.index()) else { return };
+            if !key.matches(e.id) || e.status.is_finished() {
+                return;
+            }
+            e.scheduled = false;
+            e.status = Status::Running;
+            // The await link is set anew by whatever the task awaits in this poll.
+            let stale = if e.awaits {
+                e.awaits = false;
+                update_extra(&mut self.tasks.extras_mut(), e, key.index(), |x| x.awaiting.take())
+            } else {
+                None
+            };
+            (e.cell.take(), e.cancel_requested, e.is_main, stale)
+        };
+        drop(stale);
+        if !cancel {
+            self.trace_task(key, || crate::runtime::recorder::TraceKind::Polled);
+        }
+        self.current.set(Some(key));
+        // Builder::dump_on_signal (checklist 54 a): publish which task is polled and since when,
+        // for the signal thread to name a task that never yields. When it is off: one field test each.
+        self.probe_poll_started(key);
+        let step = if is_main {
+            self.step_main(key, cancel, main)
+        } else {
+            Self::step(key, cell.expect("a pending task has its future"), cancel)
+        };
+        self.probe_poll_ended();
+        self.current.set(None);
+        match step {
+            Step::Pending(cell) => self.park(key, cell),
+            Step::Finished(status, cell, payload) => self.finish_task(key, status, cell, payload),
+        }
+    }
+
+    fn step(key: TaskKey, mut cell: Pin<Box<dyn TaskCell>>, cancel: bool) -> Step {
+        if cancel {
+            // Cancellation is dropping the future; a panicking destructor makes it a panic.
+            return match catch_unwind(AssertUnwindSafe(move || drop(cell))) {
+                Ok(()) => Step::Finished(Status::Cancelled, None, None),
+                Err(p) => Step::Finished(Status::Panicked, None, Some(p)),
+            };
+        }
+        let waker = waker_for(key);
+        let mut cx = Context::from_waker(&waker);
+        match catch_unwind(AssertUnwindSafe(|| cell.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => Step::Pending(Some(cell)),
+            Ok(Poll::Ready(())) => Step::Finished(Status::Done, Some(cell), None),
+            Err(p) => {
+                // The future is in an unknown state; drop it (its destructor may panic too).
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(cell)));
+                Step::Finished(Status::Panicked, None, Some(p))
+            }
+        }
+    }
+
+    fn step_main(&self, key: TaskKey, cancel: bool, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) -> Step {
+        let Some(fut) = main.as_mut() else {
+            // The caller of `run_until_complete` is gone (it unwound); nothing to poll.
+            return Step::Finished(Status::Cancelled, None, None);
+        };
+        if cancel {
+            *main = None;
+            return Step::Finished(Status::Cancelled, None, None);
+        }
+        let waker = waker_for(key);
+        let mut cx = Context::from_waker(&waker);
+        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => Step::Pending(None),
+            Ok(Poll::Ready(())) => Step::Finished(Status::Done, None, None),
+            Err(p) => Step::Finished(Status::Panicked, None, Some(p)),
+        }
+    }
+
+    /// Puts a task that returned `Pending` back among the waiting (or, if it cancelled itself
+    /// while running, propagates the cancellation and queues it so its future gets dropped).
+    fn park(&self, key: TaskKey, cell: Option<Pin<Box<dyn TaskCell>>>) {
+        let cancel = {
+            let mut tasks = self.tasks.entries_mut();
+            let e = &mut tasks[key.index()];
+            e.status = Status::Idle;
+            if !e.is_main {
+                e.cell = cell;
+            }
+            e.cancel_requested && !e.scheduled
+        };
+        self.trace_task(key, || crate::runtime::recorder::TraceKind::Parked(self.waiting_on(key)));
+        if cancel {
+            self.cancel_task(key);
+        }
+    }
+
+    /// Records a task's outcome, frees what nobody can read any more, and tells its joiner.
+    pub(crate) fn finish_task(
+        &self,
+        key: TaskKey,
+        mut status: Status,
+        mut cell: Option<Pin<Box<dyn TaskCell>>>,
+        payload: Option<Box<dyn Any + Send>>,
+    ) {
+        let (join, id, detached, is_main) = {
+            let mut tasks = self.tasks.entries_mut();
+            let e = &mut tasks[key.index()];
+            let is_main = e.is_main;
+            if status == Status::Done && e.cancel_requested {
+                // Cancellation beats completion: the value is discarded (asyncio T12).
+                status = Status::Cancelled;
+            }
+            e.status = status;
+            e.scheduled = false;
+            let join = match take_extra(&mut self.tasks.extras_mut(), e, key.index()) {
+                Some(extra) => extra.join,
+                None => JoinSlot::Empty,
+            };
+            if status == Status::Done && !e.detached {
+                e.cell = cell.take();
+            }
+            // (Otherwise nothing is kept: the output, if any, is dropped below, outside the borrow.)
+            (join, e.id, e.detached, is_main)
+        };
+        let removed = if detached {
+            // Nobody can read the outcome: the entry goes now, and a panic is reported.
+            Some(self.remove_task(key, Removal::Detached(payload)))
+        } else {
+            if let Some(p) = payload {
+                self.tasks.keep_panic(id, p);
+            }
+            None
+        };
+        self.trace_event(id, || match status {
+            Status::Done => crate::runtime::recorder::TraceKind::Done,
+            Status::Panicked => crate::runtime::recorder::TraceKind::Panicked,
+            _ => crate::runtime::recorder::TraceKind::Cancelled,
+        });
+        if is_main {
+            // asyncio stops `run_until_complete` from a done-callback: one iteration later.
+            self.call_soon_action(crate::callback_handle::Action::Stop);
+        }
+        // User code from here on: destructors of the output and of a panic's payload, foreign
+        // wakers. A panic there is reported and contained, like a panicking callback.
+        self.contain(move || {
+            drop(cell);
+            drop(removed);
+        });
+        self.forget_spawn_location(id);
+        match join {
+            JoinSlot::Empty => {}
+            JoinSlot::Waker(w) => self.contain(move || w.wake()),
+            JoinSlot::Group(group, member) => {
+                self.call_soon_action(crate::callback_handle::Action::Member(group, member, status));
+            }
+        }
+    }
+}
