@@ -331,7 +331,7 @@ pub fn all_tasks() -> crate::TaskDump {
 /// ```
 pub fn current_task() -> Option<crate::TaskId> {
     with_running(|core| {
-        let key = core.current.get()?;
+        let key = core.current_task()?;
         core.tasks.id_of(key).map(TaskId)
     })
     .flatten()
@@ -360,7 +360,7 @@ pub fn current_task() -> Option<crate::TaskId> {
 #[track_caller]
 pub fn set_current_task_name(name: impl Into<String>) {
     let named = with_running(|core| {
-        let key = core.current.get()?;
+        let key = core.current_task()?;
         let id = core.tasks.id_of(key)?;
         core.set_task_name(id, name.into());
         Some(())

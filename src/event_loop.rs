@@ -55,8 +55,8 @@ impl std::fmt::Debug for EventLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventLoop")
             .field("tasks", &self.core.tasks.len())
-            .field("ready", &self.core.ready.borrow().len())
-            .field("timers", &self.core.timers.borrow().len())
+            .field("ready", &self.core.stats().ready)
+            .field("timers", &self.core.stats().timers)
             .field("virtual_time", &self.core.clock.is_virtual())
             .finish()
     }
@@ -539,10 +539,7 @@ impl EventLoop {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn trace(&self) -> crate::Trace {
-        match &self.core.tracer {
-            Some(r) => crate::Trace::recorded(&r.borrow()),
-            None => crate::Trace::empty(self.core.clock.start()), // the loop's creation (clock.rs)
-        }
+        self.core.trace()
     }
 
     /// Returns every unfinished task, with its state, spawn location (debug mode) and what it
@@ -565,7 +562,7 @@ impl EventLoop {
     ///
     /// See [`ExceptionContext`](crate::ExceptionContext).
     pub fn set_exception_handler(&self, handler: impl Fn(&crate::ExceptionContext<'_>) + 'static) {
-        *self.core.exception_handler.borrow_mut() = Some(Rc::new(handler));
+        self.core.set_exception_handler(Some(Rc::new(handler)));
     }
 
     /// Restores the default exception handler.
@@ -578,8 +575,7 @@ impl EventLoop {
     /// lp.reset_exception_handler();
     /// ```
     pub fn reset_exception_handler(&self) {
-        let old = self.core.exception_handler.borrow_mut().take();
-        drop(old);
+        self.core.set_exception_handler(None);
     }
 
     /// Returns a thread-safe handle to this loop (`Send + Sync + Clone`).

@@ -283,7 +283,7 @@ impl<T> Task<T> {
         let foreign =
             crate::runtime::running::with_running(|running| !Rc::ptr_eq(running, &self.core)).unwrap_or(false);
         assert!(!foreign, "aioloop: a Task was awaited from a loop other than the one it belongs to");
-        assert!(self.core.current.get() != Some(self.key), "Task cannot await on itself");
+        assert!(self.core.current_task() != Some(self.key), "Task cannot await on itself");
     }
 
     /// Polls for the task's outcome: what `task.await` does, for hand-written futures (such as

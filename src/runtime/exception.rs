@@ -122,6 +122,12 @@ pub(crate) type Handler = Rc<dyn Fn(&ExceptionContext<'_>)>;
 
 impl Core {
     /// Reports to the exception handler (asyncio's `call_exception_handler`).
+    /// Sets the exception handler (`None`: the default); the old one is dropped after the borrow.
+    pub(crate) fn set_exception_handler(&self, handler: Option<Handler>) {
+        let old = std::mem::replace(&mut *self.exception_handler.borrow_mut(), handler);
+        drop(old);
+    }
+
     pub(crate) fn report(&self, ctx: &ExceptionContext<'_>) {
         let handler = self.exception_handler.borrow().clone();
         match handler {

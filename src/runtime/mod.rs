@@ -146,11 +146,11 @@ pub(crate) struct Core {
     /// The thread-safe half: inbox, stop flag, poller.
     pub(crate) remote: Arc<Remote>,
     /// The task being polled right now (asyncio's `current_task()`).
-    pub(crate) current: Cell<Option<TaskKey>>,
+    current: Cell<Option<TaskKey>>,
     /// The next handle sequence number (orders equal timer deadlines; detects stale handles).
     pub(crate) next_seq: Cell<u64>,
     /// Set by `close()`: spawned tasks are born cancelled, the loop cannot run again.
-    pub(crate) closed: Cell<bool>,
+    closed: Cell<bool>,
     /// Registered I/O sources (sockets of `Async`, descriptors of `add_reader`): cached
     /// readiness and the tasks waiting on each (src/runtime/readiness.rs).
     io: readiness::IoSources,
@@ -160,12 +160,12 @@ pub(crate) struct Core {
     /// Iterations (`run_once` calls) since the loop was created.
     pub(crate) iterations: Cell<u64>,
     /// The exception handler (`None`: the default, one line on stderr).
-    pub(crate) exception_handler: RefCell<Option<crate::runtime::exception::Handler>>,
+    exception_handler: RefCell<Option<crate::runtime::exception::Handler>>,
     /// Debug mode: slow steps are reported, and tasks remember where they were spawned.
     debug: Option<DebugMode>,
     /// Trace recording (`Builder::trace`): every task's life, for `EventLoop::trace`. `None`
     /// when off, and then each hook costs one branch.
-    pub(crate) tracer: Option<RefCell<crate::runtime::recorder::Recorder>>,
+    tracer: Option<RefCell<crate::runtime::recorder::Recorder>>,
     /// Scratch buffer for keys drained from the inbox.
     inbox_scratch: RefCell<Vec<u64>>,
     /// The OS integration's per-loop state (signal listeners and the children of the SIGCHLD
@@ -566,6 +566,24 @@ impl Core {
         let mut s = self.stats.get();
         f(&mut s);
         self.stats.set(s);
+    }
+
+    /// The task being polled right now (asyncio's `current_task()`).
+    pub(crate) fn current_task(&self) -> Option<TaskKey> {
+        self.current.get()
+    }
+
+    /// Returns true once the loop was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// A snapshot of the trace recorded so far (empty when tracing is off).
+    pub(crate) fn trace(&self) -> crate::Trace {
+        match &self.tracer {
+            Some(r) => crate::Trace::recorded(&r.borrow()),
+            None => crate::Trace::empty(self.clock.start()), // the loop's creation (clock.rs)
+        }
     }
 
     /// The loop's anatomy and counters now (for [`EventLoop::stats`](crate::EventLoop::stats)).

@@ -142,7 +142,7 @@ pub(crate) struct LoopSignals {
 impl LoopSignals {
     /// Returns the loop's entry in the process-wide table, creating it.
     pub(crate) fn subscriber(&self, core: &Core) -> io::Result<Arc<Subscriber>> {
-        if core.closed.get() {
+        if core.is_closed() {
             return Err(io::Error::other("Event loop is closed"));
         }
         if let Some(sub) = &*self.sub.borrow() {
