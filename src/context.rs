@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::callback_handle::{Action, Handle, TimerHandle};
 use crate::error::NoRunningLoop;
 use crate::event_loop::EventLoop;
-use crate::join::Task;
+use crate::task::Task;
 use crate::runtime::running::{current, is_running, with_running};
 use crate::runtime::task::TaskId;
 

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::callback_handle::{Action, Handle, TimerHandle};
-use crate::join::Task;
+use crate::task::Task;
 use crate::loop_handle::LoopHandle;
 use crate::runtime::stats::Stats;
 use crate::runtime::task::Status;

@@ -40,7 +40,7 @@ use std::task::{Context, Poll, Waker};
 use pin_project_lite::pin_project;
 
 use crate::error::panic_message;
-use crate::join::Task;
+use crate::task::Task;
 use crate::runtime::task::TaskId;
 use crate::runtime::waker::TaskKey;
 

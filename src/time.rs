@@ -585,7 +585,7 @@ pub fn timeout_at<F: IntoFuture>(deadline: impl Into<Option<Instant>>, fut: F) -
 /// });
 /// ```
 pub fn wait_for<F: IntoFuture>(fut: F, timeout: Duration) -> Timeout<F::IntoFuture> {
-    let zero = match (timeout.is_zero(), crate::join::is_task_handle::<F::IntoFuture>()) {
+    let zero = match (timeout.is_zero(), crate::task::is_task_handle::<F::IntoFuture>()) {
         (false, _) => Zero::No,
         (true, true) => Zero::Task,
         (true, false) => Zero::Future,

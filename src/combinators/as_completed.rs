@@ -3,7 +3,7 @@
 
 use crate::callback_handle::{Action, TimerHandle};
 use crate::error::{TaskError, TimeoutError};
-use crate::join::IntoTask;
+use crate::task::IntoTask;
 use crate::runtime::members::WakeWhen;
 use futures_core::Stream;
 use std::cell::Cell;

@@ -2,7 +2,7 @@
 //! order; the first failure ends a `gather` (its members are cancelled if the awaiting task is).
 
 use crate::error::TaskError;
-use crate::join::IntoTask;
+use crate::task::IntoTask;
 use crate::runtime::members::WakeWhen;
 use std::future::Future;
 use std::pin::Pin;

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use crate::error::TaskError;
-use crate::join::{IntoTask, Task};
+use crate::task::{IntoTask, Task};
 use crate::runtime::members::{Group, WakeWhen};
 use crate::runtime::task::Link;
 use crate::runtime::Core;

@@ -1,7 +1,7 @@
 //! [`shield`](crate::shield): awaiting a task without passing a cancellation on to it.
 
 use crate::error::TaskError;
-use crate::join::{IntoTask, Task};
+use crate::task::{IntoTask, Task};
 use crate::runtime::members::{Group, WakeWhen};
 use std::future::Future;
 use std::pin::Pin;

@@ -1,6 +1,6 @@
 //! [`wait`](crate::wait): the done and the pending, after a timeout or a [`ReturnWhen`] condition.
 
-use crate::join::Task;
+use crate::task::Task;
 use crate::runtime::members::{Group, WakeWhen};
 use crate::time::{PastDue, TimerSlot};
 use std::future::Future;

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use super::table::{take_extra, update_extra, Removal};
 use super::*;
-use crate::join::Task;
+use crate::task::Task;
 use crate::runtime::waker::{waker_for, TaskKey, MAX_TASKS};
 use crate::runtime::Core;
 
