@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use crate::callback_handle::{Action, Handle, TimerHandle};
 use crate::error::NoRunningLoop;
 use crate::event_loop::EventLoop;
-use crate::task::Task;
 use crate::runtime::running::{current, is_running, with_running};
 use crate::runtime::task::TaskId;
+use crate::task::Task;
 
 /// Spawns a task on the running loop (asyncio's `asyncio.create_task`).
 ///

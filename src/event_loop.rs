@@ -16,11 +16,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::callback_handle::{Action, Handle, TimerHandle};
-use crate::task::Task;
 use crate::loop_handle::LoopHandle;
 use crate::runtime::stats::Stats;
 use crate::runtime::task::Status;
 use crate::runtime::{Core, DebugMode, MainTask};
+use crate::task::Task;
 
 /// A single-threaded, asyncio-style event loop: one OS thread runs many tasks.
 ///

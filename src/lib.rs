@@ -23,14 +23,14 @@
 //!
 //! # How the loop works
 //!
-//! An [`EventLoop`] holds four things, each in a file named after it:
+//! An [`EventLoop`] holds four things, each in a file named after it under `src/runtime/`:
 //!
-//! - the **ready queue** (`runtime.rs`, asyncio's `_ready`): task steps and callbacks to run;
-//! - the **waiting set** (`task.rs`): every task lives in a slab slot; those not in the ready
-//!   queue are parked until a waker, a number naming the loop, the slot and its generation
-//!   (`waker.rs`), names them;
-//! - the **timer heap** (`timer.rs`, asyncio's `_scheduled`): a 4-ary min-heap of deadlines;
-//! - the **poller** (`reactor.rs`, asyncio's selector): epoll/kqueue, where the loop sleeps.
+//! - the **ready queue** (`runtime/mod.rs`, asyncio's `_ready`): task steps and callbacks to run;
+//! - the **waiting set** (`runtime/task/`): every task lives in the task table; those not in the
+//!   ready queue are parked until a waker, a number naming the loop, the slot and its generation
+//!   (`runtime/waker.rs`), names them;
+//! - the **timer heap** (`runtime/timer.rs`, asyncio's `_scheduled`): deadlines, earliest first;
+//! - the **poller** (`runtime/reactor.rs`, asyncio's selector): epoll/kqueue, where the loop sleeps.
 //!
 //! One iteration, `run_once`, is asyncio's `_run_once`:
 //!
@@ -47,40 +47,69 @@
 //! destructors are its cleanup, and whoever awaits it gets [`TaskError::Cancelled`]. A task
 //! that panics ends with [`TaskError::Panicked`]; the loop and the other tasks go on.
 //!
-//! # Reading the source
+//! # Reading the source: one task from spawn to finish
+//!
+//! The crate has two floors. The **public face** (files at the top of `src/`) is what a user
+//! calls; the **engine** (`src/runtime/`) is the loop itself, and imports nothing from the face
+//! except [`Task`]'s handle and the callback records it runs. Follow one task downwards:
+//!
+//! 1. `context.rs`: [`spawn`] finds this thread's running loop (`runtime/running.rs`) and hands
+//!    it the future.
+//! 2. `task.rs`: the [`Task`] handle you get back, a future of the task's outcome.
+//! 3. `runtime/mod.rs`: `Core`, which holds the loop's parts, and `run_once` with its six phases.
+//! 4. `runtime/task/steps.rs`: `spawn_at` inserts the task and queues its first step;
+//!    `run_task` polls it (phase 6); `park` puts it back among the waiting; `finish_task`
+//!    records the outcome and tells the joiner.
+//! 5. `runtime/task/table.rs`: the task table, and `remove_task`, the one way out of it.
+//! 6. `runtime/waker.rs`: how `Waker::wake` becomes "push this task onto the ready queue", on
+//!    this thread or (through `runtime/cross_thread.rs`) from another.
+//! 7. `runtime/timer.rs`, `runtime/readiness.rs`, `runtime/reactor.rs`: what a task waits on
+//!    (a deadline, a socket) and how phases 1, 3 and 5 turn it back into a wake.
+//!
+//! **The one import circle, and why.** `Core` (`runtime/mod.rs`) owns one value of each part
+//! (the task table, the I/O sources, the callback records and the timer heap, the cross-thread
+//! half), and each part's file adds the `Core` methods that use that part together with the
+//! ready queue (`impl Core` in `runtime/task/steps.rs`, `runtime/readiness.rs`,
+//! `runtime/dump.rs`, `runtime/exception.rs`, `callback_handle.rs`). So those files import
+//! `Core`, and `Core` imports their part types: a circle by design, the price of one loop struct
+//! whose phases touch every part. Everything else imports downwards only.
 //!
 //! | file | concept |
 //! |---|---|
-//! | `runtime.rs` | [`EventLoop`], the ready queue, `run_once` and its six phases |
-//! | `task.rs` | task states, the waiting set's entries, running, cancelling and finishing a task |
-//! | `join.rs` | [`Task`], the handle: a future of the task's outcome; [`AbortHandle`]; [`IntoTask`] |
-//! | `group.rs` | how [`wait`], [`gather`] and [`as_completed`] learn that their tasks finished |
-//! | `waker.rs` | how a `Waker` becomes "push this task onto the ready queue" |
-//! | `remote.rs` | the thread-safe half: the inbox for wakes from other threads |
-//! | `timer.rs` | the timer heap with lazy cancellation |
-//! | `time.rs` | [`sleep`], [`timeout`] (and [`TimeoutHandle`]), [`wait_for`], [`yield_now`] |
+//! | `event_loop.rs` | [`EventLoop`] and its [`Builder`]: the public face of one loop |
+//! | `context.rs` | the free functions on the running loop: [`spawn`], [`run`], [`current_task`], [`call_soon`]... |
+//! | `task.rs` | [`Task`], the handle: awaiting a task (a `Future`), [`AbortHandle`], [`IntoTask`] |
+//! | `callback_handle.rs` | [`Handle`], [`TimerHandle`] of `call_soon`/`call_later`, and the records the loop runs for them |
+//! | `time.rs` | [`sleep`], [`timeout`], [`wait_for`], [`yield_now`] |
 //! | `interval.rs` | [`interval`]: periodic ticks without drift, [`MissedTickBehavior`] |
-//! | `handle.rs` | [`EventLoop::call_soon`] / [`call_later`](EventLoop::call_later) handles |
-//! | `combinators.rs` | [`gather`], [`wait`], [`as_completed`] (and [`AsCompleted::with_timeout`]), [`shield`] |
-//! | `reactor.rs` | the poller |
-//! | `clock.rs` | real and virtual time |
-//! | `context.rs` | the running loop of this thread; [`spawn`], [`spawn_eager`], [`run`], [`current_task`] |
+//! | `combinators/` | [`gather`], [`wait`], [`as_completed`], [`shield`]: one file each, the member tracking in `mod.rs` |
+//! | `task_group.rs` | [`TaskGroup`]: structured concurrency |
+//! | `loop_handle.rs` | [`LoopHandle`]: `call_soon_threadsafe`, `spawn` from other threads |
 //! | `error.rs` | [`TaskError`], [`TimeoutError`] |
-//! | `io.rs` | readiness: [`Async`] (a futures-io reader and writer), and `add_reader`/`add_writer` callbacks |
+//! | `io.rs` | [`Async`]: a non-blocking descriptor as a futures-io reader and writer |
 //! | `net/` | sockets: [`net::TcpListener`] (and its `incoming` stream), [`net::TcpStream`], [`net::UdpSocket`], Unix sockets; [`net::lookup_host`] |
-//! | `threadsafe.rs` | [`LoopHandle`]: `call_soon_threadsafe`, `spawn` from other threads |
-//! | `executor.rs` | [`run_in_executor`], [`to_thread`]: blocking work on a thread pool |
-//! | `pool.rs` | the thread pools: the executor's, and the resolver's for name lookups |
+//! | `executor.rs`, `pool.rs` | [`run_in_executor`], [`to_thread`]: blocking work on the thread pools |
 //! | `fs/` | files on the executor pool: [`fs::read`], [`fs::write`], [`fs::File`]... |
 //! | `sync/` | [`sync::Queue`] (and [`sync::LifoQueue`], [`sync::PriorityQueue`]), [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::BoundedSemaphore`], [`sync::Condition`], [`sync::Barrier`]: one file each, the shared wait list in `mod.rs` |
-//! | `task_group.rs` | [`TaskGroup`]: structured concurrency |
-//! | `exception.rs` | the exception handler: what the loop reports; debug mode's slow steps |
-//! | `dump.rs` | the task dump: [`EventLoop::tasks`], [`all_tasks`] |
-//! | `trace.rs` | [`Trace`]: every task's life as Chrome trace JSON or an SVG timeline |
-//! | `per_core.rs` | [`PerCore`]: one loop per core, each on its own thread |
-//! | `hyper.rs` | `hyper::{HyperIo, HyperExecutor, HyperTimer}`: hyper 1.x on the loop (feature `hyper`) |
 //! | `process/` | [`process::Command`], [`process::Child`]: child processes, their pipes, reaping (pidfd or SIGCHLD) |
 //! | `signal/` | [`EventLoop::add_signal_handler`], [`signal::Signal`], [`signal::ctrl_c`]; the handler, the signal thread |
+//! | `trace/` | [`Trace`]: every task's life as text, Chrome trace JSON or an SVG timeline |
+//! | `per_core.rs` | [`PerCore`]: one loop per core, each on its own thread |
+//! | `hyper.rs` | `hyper::{HyperIo, HyperExecutor, HyperTimer}`: hyper 1.x on the loop (feature `hyper`) |
+//! | **`runtime/`** | **the engine** |
+//! | `runtime/mod.rs` | `Core`: the ready queue, the parts, `run_once` and its six phases |
+//! | `runtime/task/` | task states and entries (`mod.rs`), spawn to finish (`steps.rs`), the task table (`table.rs`) |
+//! | `runtime/waker.rs` | task keys, and the `Waker` that carries one |
+//! | `runtime/running.rs` | this thread's running loop (asyncio's `get_running_loop()`) |
+//! | `runtime/timer.rs` | the timer heap |
+//! | `runtime/readiness.rs` | the I/O sources: readiness, the tasks waiting on each, `add_reader` records |
+//! | `runtime/reactor.rs` | the poller, and a descriptor's registration with it |
+//! | `runtime/cross_thread.rs` | the thread-safe half: the inbox for wakes and callbacks from other threads |
+//! | `runtime/members.rs` | how [`wait`], [`gather`] and [`as_completed`] learn that their tasks finished |
+//! | `runtime/clock.rs` | real and virtual time |
+//! | `runtime/exception.rs` | the exception handler: what the loop reports; debug mode's slow steps |
+//! | `runtime/dump.rs`, `runtime/recorder.rs` | the loop's view of itself: the task dump ([`EventLoop::tasks`]) and the trace's events |
+//! | `runtime/stats.rs` | [`Stats`]: the loop's counters |
 //!
 //! The book's chapter 3 (docs/src/anatomy.md) walks through one iteration step by step.
 //!
@@ -189,7 +218,6 @@ pub use event_loop::{Builder, EventLoop};
 pub use executor::{run_in_executor, to_thread, Blocking, ToThread};
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use io::Async;
-pub use task::{AbortHandle, IntoTask, Task};
 pub use loop_handle::{LoopClosed, LoopHandle, RemoteTask};
 pub use per_core::{Loops, PerCore};
 pub use runtime::dump::{TaskDump, TaskSnapshot, WaitingOn};
@@ -198,6 +226,7 @@ pub use runtime::recorder::{TraceEvent, TraceKind};
 pub use runtime::stats::Stats;
 pub use runtime::task::{TaskId, TaskState};
 pub use signal::{add_signal_handler, remove_signal_handler};
+pub use task::{AbortHandle, IntoTask, Task};
 pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};
 pub use time::{
     sleep, sleep_until, timeout, timeout_at, timeout_with, wait_for, yield_now, Sleep, Timeout, TimeoutHandle, YieldNow,

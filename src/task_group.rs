@@ -40,9 +40,9 @@ use std::task::{Context, Poll, Waker};
 use pin_project_lite::pin_project;
 
 use crate::error::panic_message;
-use crate::task::Task;
 use crate::runtime::task::TaskId;
 use crate::runtime::waker::TaskKey;
+use crate::task::Task;
 
 /// A group of tasks that are joined together and fail together (asyncio's `TaskGroup`).
 ///

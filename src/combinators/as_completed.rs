@@ -3,8 +3,8 @@
 
 use crate::callback_handle::{Action, TimerHandle};
 use crate::error::{TaskError, TimeoutError};
-use crate::task::IntoTask;
 use crate::runtime::members::WakeWhen;
+use crate::task::IntoTask;
 use futures_core::Stream;
 use std::cell::Cell;
 use std::pin::Pin;
@@ -19,7 +19,7 @@ use super::{into_tasks, Members};
 ///
 /// Dropping it leaves the remaining tasks running. For an overall deadline (asyncio's
 /// `as_completed(fs, timeout=...)`), see [`AsCompleted::with_timeout`]. Spawn plain futures
-/// first, as for [`gather`].
+/// first, as for [`gather`](crate::gather).
 ///
 /// # Examples
 ///

@@ -2,8 +2,8 @@
 //! order; the first failure ends a `gather` (its members are cancelled if the awaiting task is).
 
 use crate::error::TaskError;
-use crate::task::IntoTask;
 use crate::runtime::members::WakeWhen;
+use crate::task::IntoTask;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -18,7 +18,7 @@ use super::{into_tasks, Members};
 /// members (so cancelling the task that awaits it cancels them). `gather` of nothing gives
 /// `Ok(vec![])`.
 ///
-/// The members are [`Task`]s, each used as itself; spawn plain futures first
+/// The members are [`Task`](crate::Task)s, each used as itself; spawn plain futures first
 /// (`futs.map(aioloop::spawn)`), as asyncio's `gather` wraps each coroutine in a task (see
 /// [`IntoTask`]).
 ///

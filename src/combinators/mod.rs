@@ -19,10 +19,10 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use crate::error::TaskError;
-use crate::task::{IntoTask, Task};
 use crate::runtime::members::{Group, WakeWhen};
 use crate::runtime::task::Link;
 use crate::runtime::Core;
+use crate::task::{IntoTask, Task};
 
 mod as_completed;
 mod gather;

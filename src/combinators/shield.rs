@@ -1,8 +1,8 @@
 //! [`shield`](crate::shield): awaiting a task without passing a cancellation on to it.
 
 use crate::error::TaskError;
-use crate::task::{IntoTask, Task};
 use crate::runtime::members::{Group, WakeWhen};
+use crate::task::{IntoTask, Task};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 /// Awaits a task without passing cancellation on to it (asyncio's `shield`): if the task
 /// awaiting the shield is cancelled, the shielded task keeps running. Spawn a plain future
-/// first, as for [`gather`] (asyncio's `shield(coro)` wraps it in a task too).
+/// first, as for [`gather`](crate::gather) (asyncio's `shield(coro)` wraps it in a task too).
 ///
 /// # Examples
 ///

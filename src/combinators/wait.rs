@@ -1,7 +1,7 @@
 //! [`wait`](crate::wait): the done and the pending, after a timeout or a [`ReturnWhen`] condition.
 
-use crate::task::Task;
 use crate::runtime::members::{Group, WakeWhen};
+use crate::task::Task;
 use crate::time::{PastDue, TimerSlot};
 use std::future::Future;
 use std::pin::Pin;

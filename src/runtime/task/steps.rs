@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 
 use super::table::{take_extra, update_extra, Removal};
 use super::*;
-use crate::task::Task;
 use crate::runtime::waker::{waker_for, TaskKey, MAX_TASKS};
 use crate::runtime::Core;
+use crate::task::Task;
 
 /// What one step of a task (one poll, or the drop of a cancelled future) ended in.
 enum Step {
