@@ -15,6 +15,7 @@ use slab::Slab;
 
 use crate::runtime::Core;
 use crate::task::{Link, TaskEntry, TaskId, TaskState};
+use crate::timer::Waiting;
 use crate::waker::{key_of, TaskKey};
 
 /// What a task is waiting for, as far as the loop can tell.
@@ -124,14 +125,19 @@ impl Core {
     /// Which tasks wait on a timer, and until when (a scan of the heap).
     fn timer_waits(&self) -> Vec<(TaskKey, u64)> {
         let handles = self.handles.borrow();
-        let timers = self.timers.borrow();
-        timers
-            .iter()
-            .filter_map(|e| {
-                let r = handles.get(e.index as usize).filter(|r| r.seq == e.seq && r.in_heap)?;
-                Some((r.waker().and_then(key_of)?, e.deadline))
-            })
-            .collect()
+        let mut waits = vec![];
+        self.timers.borrow().for_each_waiting(|deadline, what| {
+            let waker = match what {
+                Waiting::Wake(w) => Some(w),
+                Waiting::Record(index, seq) => {
+                    handles.get(index as usize).filter(|r| r.seq == seq && r.in_heap).and_then(|r| r.waker())
+                }
+            };
+            if let Some(key) = waker.and_then(key_of) {
+                waits.push((key, deadline));
+            }
+        });
+        waits
     }
 
     /// What task `key` (entry `e`) waits for: a task or gather it awaits, else its earliest

@@ -44,7 +44,7 @@ use crate::join::Task;
 use crate::remote::Remote;
 use crate::task::{Status, TaskEntry};
 use crate::threadsafe::LoopHandle;
-use crate::timer::{TimerEntry, TimerHeap};
+use crate::timer::{Due, TimerHeap, TimerKey};
 use crate::waker::TaskKey;
 
 /// The longest the loop sleeps in one go (asyncio's `MAXIMUM_SELECT_TIMEOUT`, one day): a timer
@@ -79,6 +79,8 @@ pub(crate) enum Runnable {
     Task(TaskKey),
     /// Run the handle record at `index`, if it still has this `seq` (else it was cancelled).
     Handle { index: u32, seq: u64 },
+    /// Wake the task of the sleep whose timer entry this is (unless the sleep was cancelled).
+    Timer(TimerKey),
 }
 
 /// How long phase 3 may sleep.
@@ -203,7 +205,7 @@ impl Core {
         let mut timers = self.timers.borrow_mut();
         if timers.len() > 0 {
             let handles = self.handles.borrow();
-            timers.purge(|e| timer_is_live(&handles, e));
+            timers.purge(|index, seq| record_is_live(&handles, index, seq));
         }
     }
 
@@ -211,7 +213,7 @@ impl Core {
         if !self.ready.borrow().is_empty() || self.remote.stop.load(SeqCst) || self.remote.has_pending() {
             return Timeout::Zero;
         }
-        match self.timers.borrow().next_deadline() {
+        match self.timers.borrow_mut().next_deadline() {
             Some(deadline) if deadline <= self.clock.now_ns() => Timeout::Zero,
             Some(deadline) => Timeout::Until(deadline),
             None => Timeout::Forever,
@@ -292,14 +294,18 @@ impl Core {
             return;
         }
         let now = self.clock.now_ns();
-        loop {
-            let due = {
-                let handles = self.handles.borrow();
-                self.timers.borrow_mut().pop_due(now, |e| timer_is_live(&handles, e))
-            };
-            let Some(entry) = due else { break };
-            self.handles.borrow_mut()[entry.index as usize].in_heap = false;
-            self.ready.borrow_mut().push_back(Runnable::Handle { index: entry.index, seq: entry.seq });
+        // No user code runs here: the borrows can be held for the whole batch.
+        let mut handles = self.handles.borrow_mut();
+        let mut timers = self.timers.borrow_mut();
+        let mut ready = self.ready.borrow_mut();
+        while let Some(due) = timers.pop_due(now, |index, seq| record_is_live(&handles, index, seq)) {
+            ready.push_back(match due {
+                Due::Wake(key) => Runnable::Timer(key),
+                Due::Record(index, seq) => {
+                    handles[index as usize].in_heap = false;
+                    Runnable::Handle { index, seq }
+                }
+            });
         }
     }
 
@@ -313,6 +319,7 @@ impl Core {
             match next {
                 Runnable::Task(key) => self.run_task(key, main),
                 Runnable::Handle { index, seq } => self.run_handle(index, seq),
+                Runnable::Timer(key) => self.run_timer(key),
             }
             if let Some((what, started, threshold)) = debug {
                 self.report_slow(&what, started.elapsed(), threshold);
@@ -374,7 +381,7 @@ impl Core {
                 let id = self.tasks.borrow().get(key.index()).filter(|e| key.matches(e.id)).map(|e| e.id);
                 id.map_or_else(|| "<Task finished>".to_string(), |id| self.task_info(id).to_string())
             }
-            Runnable::Handle { .. } => "<Handle callback>".to_string(),
+            Runnable::Handle { .. } | Runnable::Timer(_) => "<Handle callback>".to_string(),
         }
     }
 
@@ -537,8 +544,10 @@ impl Core {
     }
 }
 
-pub(crate) fn timer_is_live(handles: &Slab<HandleRecord>, e: &TimerEntry) -> bool {
-    handles.get(e.index as usize).is_some_and(|r| r.seq == e.seq && r.in_heap)
+/// Returns true if handle record `index` is still the one with sequence number `seq` and still
+/// scheduled in the timer heap (a cancelled one is a tombstone there).
+pub(crate) fn record_is_live(handles: &Slab<HandleRecord>, index: u32, seq: u64) -> bool {
+    handles.get(index as usize).is_some_and(|r| r.seq == seq && r.in_heap)
 }
 
 /// A single-threaded, asyncio-style event loop: one OS thread runs many tasks.
