@@ -1,8 +1,7 @@
 //! Callback handles: `call_soon`, `call_later`, `call_at` (asyncio's `Handle` and `TimerHandle`).
 //!
 //! A *handle record* is something the loop runs from its ready queue that is not a task step:
-//! a user callback, the action of a timer (for [`sleep`](crate::sleep): wake the sleeping task),
-//! a timeout's expiry, the count of a combinator's finished member (how combinators keep asyncio's
+//! a user callback, the action of a `call_later` timer, a timeout's expiry, the count of a combinator's finished member (how combinators keep asyncio's
 //! iteration counts), or the stop request that ends `run_until_complete`. Records live in a slab;
 //! the ready queue and the timer heap refer to them by `(index, seq)`.
 //!
@@ -17,7 +16,6 @@ use std::rc::Rc;
 use std::task::Waker;
 use std::time::Instant;
 
-use crate::runtime::timer::TimerEntry;
 use crate::runtime::{Core, Runnable};
 
 /// What a handle record does when it runs.
@@ -59,6 +57,9 @@ impl HandleRecord {
 }
 
 /// Identifies a record: slab index and sequence number.
+///
+/// (A sleep's timer has no record: its heap entry holds the task's waker; see
+/// [`timer`](crate::timer).)
 pub(crate) type HandleKey = (u32, u64);
 
 impl Core {
@@ -86,7 +87,7 @@ impl Core {
     /// equal deadlines if one was taken earlier with [`take_seq`](Self::take_seq).
     pub(crate) fn call_at_action(&self, deadline: u64, seq: Option<u64>, action: Action) -> HandleKey {
         let (index, seq) = self.insert_handle(true, seq, action);
-        self.timers.borrow_mut().push(TimerEntry { deadline, seq, index });
+        self.timers.borrow_mut().push_record(deadline, seq, index);
         (index, seq)
     }
 
@@ -95,16 +96,22 @@ impl Core {
         self.handles.borrow().get(index as usize).is_some_and(|r| r.seq == seq)
     }
 
-    /// Replaces the waker a pending `Wake` record will wake (a task polled from a new context).
-    pub(crate) fn set_handle_waker(&self, (index, seq): HandleKey, waker: &Waker) {
+    /// Returns the waker a pending record will wake, if any.
+    pub(crate) fn handle_waker(&self, (index, seq): HandleKey) -> Option<Waker> {
+        self.handles.borrow().get(index as usize).filter(|r| r.seq == seq).and_then(|r| r.waker().cloned())
+    }
+
+    /// Makes a pending `Wake` or `Expire` record wake `waker` (a task polled from a new context);
+    /// returns false if the record has run or was cancelled.
+    pub(crate) fn set_handle_waker(&self, (index, seq): HandleKey, waker: &Waker) -> bool {
         let mut handles = self.handles.borrow_mut();
-        if let Some(r) = handles.get_mut(index as usize).filter(|r| r.seq == seq) {
-            if let Action::Wake(w) | Action::Expire(w, _) = &mut r.action {
-                if !w.will_wake(waker) {
-                    *w = waker.clone();
-                }
+        let Some(r) = handles.get_mut(index as usize).filter(|r| r.seq == seq) else { return false };
+        if let Action::Wake(w) | Action::Expire(w, _) = &mut r.action {
+            if !w.will_wake(waker) {
+                *w = waker.clone();
             }
         }
+        true
     }
 
     /// Records what a pending `Expire` record must cancel when it runs.
@@ -134,7 +141,7 @@ impl Core {
                         // Mostly tombstones: rebuild now rather than at the next iteration, so a
                         // task that creates and cancels timers in one long poll stays small.
                         let handles = self.handles.borrow();
-                        timers.compact(|e| crate::runtime::timer_is_live(&handles, e));
+                        timers.compact(|index, seq| crate::runtime::record_is_live(&handles, index, seq));
                     }
                 }
                 drop(r); // may run a closure's destructors: no borrow held

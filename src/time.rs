@@ -22,7 +22,7 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
@@ -30,6 +30,7 @@ use pin_project_lite::pin_project;
 use crate::callback_handle::Action;
 use crate::error::TimeoutError;
 use crate::runtime::task::Link;
+use crate::runtime::timer::TimerKey;
 use crate::runtime::Core;
 
 /// One timer in the heap, owned by a future; dropping it cancels the timer.
@@ -37,31 +38,39 @@ use crate::runtime::Core;
 /// It holds no reference to its loop, only the loop's registry slot, and reaches the loop through
 /// the thread's running loop: so a [`Sleep`] is `Send` (it can be part of a future given to
 /// [`LoopHandle::spawn`](crate::LoopHandle::spawn)).
+///
+/// A sleep's timer is an entry of the timer heap that holds the sleeping task's waker (the heap
+/// entry reaches the task directly); a timeout's timer goes through a handle record, whose action
+/// also cancels what the timed-out future awaits.
 pub(crate) struct TimerSlot {
+    /// Loop time at which it fires.
+    pub(crate) deadline: u64,
+    /// Its sequence number (its place among equal deadlines), once reserved or armed.
+    seq: u64,
+    /// Where it is in its life.
+    state: Arm,
     /// The loop's registry slot.
     slot: u16,
     /// What a deadline that has already passed when the timer is armed does.
     past_due: PastDue,
     /// The timer of a timeout: its action cancels what the timed-out future awaits.
     expire: bool,
-    /// Where it is in its life.
-    state: Arm,
-    /// Loop time at which it fires.
-    pub(crate) deadline: u64,
 }
 
 /// A timer's life: armed at its first poll (or only once its timeout's body is pending), then
-/// fired or cancelled. 16 bytes, so a sleeping task's future stays small.
+/// fired or cancelled. 12 bytes, so that a sleeping task's future stays small.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Arm {
     /// Not in the heap yet.
     Unarmed,
-    /// Not in the heap yet, but its place among equal deadlines is taken: this sequence number
-    /// (a timeout polls its body first and arms only if the body is pending, so it still orders
-    /// as if armed when it was created).
-    Reserved(u64),
-    /// Scheduled: its handle record (index, seq).
-    Armed(u32, u64),
+    /// Not in the heap yet, but its place among equal deadlines is taken: `seq` (a timeout polls
+    /// its body first and arms only if the body is pending, so it still orders as if armed when
+    /// it was created).
+    Reserved,
+    /// Scheduled through handle record `index` (with sequence number `seq`).
+    Record(u32),
+    /// Scheduled as this heap entry (with sequence number `seq`).
+    Entry(TimerKey),
     /// It fired (or its deadline had already passed when it was first polled), or it was
     /// cancelled.
     Done,
@@ -80,13 +89,14 @@ pub(crate) enum PastDue {
 
 impl TimerSlot {
     pub(crate) fn new(core: &Core, deadline: u64, past_due: PastDue) -> TimerSlot {
-        TimerSlot { slot: core.remote.slot(), past_due, expire: false, state: Arm::Unarmed, deadline }
+        TimerSlot { slot: core.remote.slot(), past_due, expire: false, state: Arm::Unarmed, deadline, seq: 0 }
     }
 
     /// Takes the timer's place among equal deadlines now, without arming it yet.
     pub(crate) fn reserve_seq(&mut self, core: &Core) {
         if self.state == Arm::Unarmed {
-            self.state = Arm::Reserved(core.take_seq());
+            self.seq = core.take_seq();
+            self.state = Arm::Reserved;
         }
     }
 
@@ -100,10 +110,22 @@ impl TimerSlot {
         self.with_core(Rc::clone).expect("aioloop: a timer was polled outside the loop it was created on")
     }
 
+    /// Returns true if the scheduled timer has neither fired (and run) nor been cancelled; if
+    /// so, and `waker` is given, makes it wake that waker.
+    fn pending(&self, core: &Core, waker: Option<&Waker>) -> bool {
+        match (self.state, waker) {
+            (Arm::Record(index), None) => core.handle_pending((index, self.seq)),
+            (Arm::Record(index), Some(w)) => core.set_handle_waker((index, self.seq), w),
+            (Arm::Entry(key), None) => core.timers.borrow().is_pending(key, self.seq),
+            (Arm::Entry(key), Some(w)) => core.timers.borrow_mut().poll_pending(key, self.seq, w),
+            _ => false,
+        }
+    }
+
     /// Returns true if the timer fired, without registering anything.
     pub(crate) fn has_fired(&mut self) -> bool {
-        if let Arm::Armed(index, seq) = self.state {
-            if !self.core().handle_pending((index, seq)) {
+        if let Arm::Record(_) | Arm::Entry(_) = self.state {
+            if !self.pending(&self.core(), None) {
                 self.state = Arm::Done;
             }
         }
@@ -115,41 +137,65 @@ impl TimerSlot {
     /// The first call arms the timer; a deadline that has already passed then does what
     /// `past_due` says.
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.has_fired() {
-            return true;
+        match self.state {
+            Arm::Done => true,
+            _ => self.poll_fired_on(&self.core(), cx),
         }
-        let core = self.core();
-        if let Arm::Armed(index, seq) = self.state {
-            core.set_handle_waker((index, seq), cx.waker());
-            return false;
+    }
+
+    /// [`poll_fired`](Self::poll_fired) with the timer's loop at hand.
+    fn poll_fired_on(&mut self, core: &Core, cx: &mut Context<'_>) -> bool {
+        match self.state {
+            Arm::Done => return true,
+            Arm::Record(_) | Arm::Entry(_) => {
+                if self.pending(core, Some(cx.waker())) {
+                    return false;
+                }
+                self.state = Arm::Done;
+                return true;
+            }
+            Arm::Unarmed | Arm::Reserved => {}
         }
         // Only the modes that treat a passed deadline specially read the clock.
         let due = self.past_due != PastDue::Heap && self.deadline <= core.clock.now_ns();
-        let action =
-            if self.expire { Action::Expire(cx.waker().clone(), None) } else { Action::Wake(cx.waker().clone()) };
+        let seq = match self.state {
+            Arm::Reserved => Some(self.seq),
+            _ => None,
+        };
         let (index, seq) = match self.past_due {
             PastDue::Yield if due => {
                 self.state = Arm::Done;
                 cx.waker().wake_by_ref();
                 return false;
             }
-            PastDue::Soon if due => core.call_soon_action(action),
-            _ => {
-                let seq = match self.state {
-                    Arm::Reserved(seq) => Some(seq),
-                    _ => None,
-                };
-                core.call_at_action(self.deadline, seq, action)
+            PastDue::Soon if due => core.call_soon_action(self.action(cx.waker())),
+            _ if !self.expire => {
+                // A sleep: the heap entry holds the waker itself.
+                self.seq = seq.unwrap_or_else(|| core.take_seq());
+                let key = core.timers.borrow_mut().push_wake(self.deadline, self.seq, cx.waker().clone());
+                self.state = Arm::Entry(key);
+                return false;
             }
+            _ => core.call_at_action(self.deadline, seq, self.action(cx.waker())),
         };
-        self.state = Arm::Armed(index, seq);
+        self.seq = seq;
+        self.state = Arm::Record(index);
         false
+    }
+
+    /// The action of this timer's handle record.
+    fn action(&self, waker: &Waker) -> Action {
+        if self.expire {
+            Action::Expire(waker.clone(), None)
+        } else {
+            Action::Wake(waker.clone())
+        }
     }
 
     /// Tells the armed timer of a timeout what to cancel when it fires.
     pub(crate) fn set_link(&self, link: Option<Link>) {
-        if let Arm::Armed(index, seq) = self.state {
-            self.core().set_handle_link((index, seq), link);
+        if let Arm::Record(index) = self.state {
+            self.core().set_handle_link((index, self.seq), link);
         }
     }
 
@@ -164,45 +210,47 @@ impl TimerSlot {
     /// that fired, or was never armed, is armed at its next poll.
     pub(crate) fn reschedule(&mut self, deadline: u64) {
         self.deadline = deadline;
-        self.state = match self.state {
-            Arm::Armed(index, seq) => {
-                // Take the waker before cancelling: cancelling drops the record. A record that
-                // already ran has woken its task, which will poll (and re-arm) anyway.
-                let moved = self.with_core(|core| {
-                    let waker = core
-                        .handles
-                        .borrow()
-                        .get(index as usize)
-                        .filter(|r| r.seq == seq)
-                        .and_then(|r| r.waker().cloned());
-                    core.cancel_handle((index, seq));
-                    waker.map(|w| core.call_at_action(deadline, None, Action::Wake(w)))
-                });
-                match moved.flatten() {
-                    Some((index, seq)) => Arm::Armed(index, seq),
-                    None => Arm::Unarmed,
-                }
-            }
-            Arm::Unarmed | Arm::Reserved(_) | Arm::Done => Arm::Unarmed,
+        let waker = match self.state {
+            // Cancelling gives the waker back. A timer whose wake-up already ran has woken its
+            // task, which will poll (and re-arm) anyway.
+            Arm::Entry(key) => self.with_core(|core| core.cancel_timer(key, self.seq)).flatten(),
+            Arm::Record(index) => self
+                .with_core(|core| {
+                    let waker = core.handle_waker((index, self.seq));
+                    core.cancel_handle((index, self.seq));
+                    waker
+                })
+                .flatten(),
+            Arm::Unarmed | Arm::Reserved | Arm::Done => None,
         };
+        self.state = Arm::Unarmed;
+        if let Some(waker) = waker {
+            if let Some(core) = self.with_core(Rc::clone) {
+                self.seq = core.take_seq();
+                self.state = Arm::Entry(core.timers.borrow_mut().push_wake(deadline, self.seq, waker));
+            }
+        }
     }
 
     /// Returns true once the timer was armed (or fired).
     pub(crate) fn is_armed(&self) -> bool {
-        matches!(self.state, Arm::Armed(..) | Arm::Done)
+        matches!(self.state, Arm::Record(_) | Arm::Entry(_) | Arm::Done)
     }
 
     /// Cancels the timer if it is still scheduled. Off its loop's thread (or while the loop is
-    /// not running) nothing can be done; the record then fires a wake nobody waits for, or is
+    /// not running) nothing can be done; the timer then fires a wake nobody waits for, or is
     /// dropped when the loop closes.
     pub(crate) fn cancel(&mut self) {
-        match self.state {
-            Arm::Armed(index, seq) => {
-                self.state = Arm::Unarmed;
-                self.with_core(|core| core.cancel_handle((index, seq)));
+        match std::mem::replace(&mut self.state, Arm::Unarmed) {
+            Arm::Record(index) => {
+                self.with_core(|core| core.cancel_handle((index, self.seq)));
             }
-            Arm::Reserved(_) => self.state = Arm::Unarmed,
-            Arm::Unarmed | Arm::Done => {}
+            Arm::Entry(key) => {
+                let waker = self.with_core(|core| core.cancel_timer(key, self.seq));
+                drop(waker); // outside the loop's borrows (a foreign waker may run code)
+            }
+            Arm::Reserved | Arm::Unarmed => {}
+            Arm::Done => self.state = Arm::Done,
         }
     }
 }
@@ -210,6 +258,33 @@ impl TimerSlot {
 impl Drop for TimerSlot {
     fn drop(&mut self) {
         self.cancel();
+    }
+}
+
+impl Core {
+    /// Cancels the sleep's timer at `key` (a tombstone, or a revoked wake-up if it fired) and
+    /// returns the waker it held; rebuilds the heap if it is now mostly tombstones.
+    pub(crate) fn cancel_timer(&self, key: TimerKey, seq: u64) -> Option<Waker> {
+        let mut timers = self.timers.borrow_mut();
+        let waker = timers.cancel(key, seq);
+        if waker.is_some() && timers.wants_compaction() {
+            // Rebuild now rather than at the next iteration, so a task that creates and cancels
+            // timers in one long poll stays small.
+            let handles = self.handles.borrow();
+            timers.compact(|index, seq| crate::runtime::record_is_live(&handles, index, seq));
+        }
+        waker
+    }
+
+    /// Runs a `Runnable::Timer`: wakes the task of the sleep whose timer fired, unless the sleep
+    /// was cancelled since.
+    pub(crate) fn run_timer(&self, key: TimerKey) {
+        let Some(waker) = self.timers.borrow_mut().take_queued(key) else { return };
+        match crate::runtime::waker::key_of(&waker) {
+            // One of this loop's tasks: queue it without going through the thread-local.
+            Some(task) if task.slot() == self.remote.slot() => self.wake_local(task),
+            _ => self.contain(move || waker.wake()),
+        }
     }
 }
 
@@ -410,7 +485,9 @@ impl Future for Sleep {
             if let When::After(_) = this.when {
                 this.when = When::At(core.clock.instant(deadline)); // for `deadline()`
             }
-            this.timer = Some(TimerSlot::new(&core, deadline, past_due));
+            let timer = this.timer.insert(TimerSlot::new(&core, deadline, past_due));
+            timer.poll_fired_on(&core, cx);
+            return Poll::Pending;
         }
         let timer = this.timer.as_mut().expect("created above");
         if timer.poll_fired(cx) {

@@ -61,6 +61,12 @@ pub const WORKLOADS: &[Workload] = &[
         show_rss: true,
     },
     Workload {
+        name: "sleeps_4m",
+        what: "4,000,000 tasks sleeping uniform [0, 1 s): does the cost per timer grow with the timers pending?",
+        unit: "ms",
+        show_rss: true,
+    },
+    Workload {
         name: "timer",
         what: "timer create + register (first poll) + cancel (drop), 1,000,000",
         unit: "ns/timer",
@@ -318,7 +324,8 @@ fn run<R: Rt>(workload: &str) -> f64 {
         "yield" => yields::<R>(),
         "pingpong_chan" => per(N, R::block_on(async { R::spawn_join(timed(R::pingpong_chan(N))).await })),
         "pingpong_cell" => pingpong_cell::<R>(),
-        "sleeps" => sleeps::<R>(),
+        "sleeps" => sleeps::<R>(N),
+        "sleeps_4m" => sleeps::<R>(4 * N),
         "timer" => timer::<R>(),
         "timeout_ready" => timeout_ready::<R>(),
         "idle" => idle::<R>(),
@@ -470,13 +477,13 @@ fn durations(n: u32) -> Vec<Duration> {
         .collect()
 }
 
-fn sleeps<R: Rt>() -> f64 {
+fn sleeps<R: Rt>(n: u32) -> f64 {
     if !R::TIMERS {
         return f64::NAN;
     }
-    let ds = durations(N);
+    let ds = durations(n);
     R::block_on(async move {
-        let left = Rc::new(Cell::new(N));
+        let left = Rc::new(Cell::new(n));
         let t = Instant::now();
         let last = Rc::new(Cell::new(t));
         for d in ds {

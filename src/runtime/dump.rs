@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::runtime::task::{JoinSlot, Link, TaskEntry, TaskId, TaskState};
+use crate::runtime::timer::Waiting;
 use crate::runtime::waker::{key_of, TaskKey};
 use crate::runtime::Core;
 
@@ -161,14 +162,19 @@ impl Core {
     /// Which tasks wait on a timer, and until when (a scan of the heap).
     fn timer_waits(&self) -> Vec<(TaskKey, u64)> {
         let handles = self.handles.borrow();
-        let timers = self.timers.borrow();
-        timers
-            .iter()
-            .filter_map(|e| {
-                let r = handles.get(e.index as usize).filter(|r| r.seq == e.seq && r.in_heap)?;
-                Some((r.waker().and_then(key_of)?, e.deadline))
-            })
-            .collect()
+        let mut waits = vec![];
+        self.timers.borrow().for_each_waiting(|deadline, what| {
+            let waker = match what {
+                Waiting::Wake(w) => Some(w),
+                Waiting::Record(index, seq) => {
+                    handles.get(index as usize).filter(|r| r.seq == seq && r.in_heap).and_then(|r| r.waker())
+                }
+            };
+            if let Some(key) = waker.and_then(key_of) {
+                waits.push((key, deadline));
+            }
+        });
+        waits
     }
 
     /// Which tasks wait on the members of a group (`wait`, `as_completed`, `shield`, and a

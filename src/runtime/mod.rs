@@ -58,7 +58,7 @@ use self::clock::{duration_ns, Clock};
 use self::cross_thread::Remote;
 use self::stats::Stats;
 use self::task::{Status, TaskId};
-use self::timer::{TimerEntry, TimerHeap};
+use self::timer::{Due, TimerHeap, TimerKey};
 use self::waker::TaskKey;
 use crate::callback_handle::{Action, HandleRecord};
 
@@ -117,6 +117,8 @@ pub(crate) enum Runnable {
     Task(TaskKey),
     /// Run the handle record at `index`, if it still has this `seq` (else it was cancelled).
     Handle { index: u32, seq: u64 },
+    /// Wake the task of the sleep whose timer entry this is (unless the sleep was cancelled).
+    Timer(TimerKey),
 }
 
 /// How long phase 3 may sleep.
@@ -227,7 +229,7 @@ impl Core {
         let mut timers = self.timers.borrow_mut();
         if timers.len() > 0 {
             let handles = self.handles.borrow();
-            timers.purge(|e| timer_is_live(&handles, e));
+            timers.purge(|index, seq| record_is_live(&handles, index, seq));
         }
     }
 
@@ -235,7 +237,7 @@ impl Core {
         if !self.ready.borrow().is_empty() || self.remote.stop_requested() || self.remote.has_pending() {
             return Timeout::Zero;
         }
-        match self.timers.borrow().next_deadline() {
+        match self.timers.borrow_mut().next_deadline() {
             Some(deadline) if deadline <= self.clock.now_ns() => Timeout::Zero,
             Some(deadline) => Timeout::Until(deadline),
             None => Timeout::Forever,
@@ -312,14 +314,18 @@ impl Core {
             return;
         }
         let now = self.clock.now_ns();
-        loop {
-            let due = {
-                let handles = self.handles.borrow();
-                self.timers.borrow_mut().pop_due(now, |e| timer_is_live(&handles, e))
-            };
-            let Some(entry) = due else { break };
-            self.handles.borrow_mut()[entry.index as usize].in_heap = false;
-            self.ready.borrow_mut().push_back(Runnable::Handle { index: entry.index, seq: entry.seq });
+        // No user code runs here: the borrows can be held for the whole batch.
+        let mut handles = self.handles.borrow_mut();
+        let mut timers = self.timers.borrow_mut();
+        let mut ready = self.ready.borrow_mut();
+        while let Some(due) = timers.pop_due(now, |index, seq| record_is_live(&handles, index, seq)) {
+            ready.push_back(match due {
+                Due::Wake(key) => Runnable::Timer(key),
+                Due::Record(index, seq) => {
+                    handles[index as usize].in_heap = false;
+                    Runnable::Handle { index, seq }
+                }
+            });
         }
     }
 
@@ -333,6 +339,7 @@ impl Core {
             match next {
                 Runnable::Task(key) => self.run_task(key, main),
                 Runnable::Handle { index, seq } => self.run_handle(index, seq),
+                Runnable::Timer(key) => self.run_timer(key),
             }
             if let Some((what, started, threshold)) = debug {
                 self.report_slow(&what, started.elapsed(), threshold);
@@ -387,7 +394,7 @@ impl Core {
                 let id = self.tasks.id_of(key);
                 id.map_or_else(|| "<Task finished>".to_string(), |id| self.task_info(id).to_string())
             }
-            Runnable::Handle { .. } => "<Handle callback>".to_string(),
+            Runnable::Handle { .. } | Runnable::Timer(_) => "<Handle callback>".to_string(),
         }
     }
 
@@ -657,8 +664,10 @@ impl Core {
     }
 }
 
-pub(crate) fn timer_is_live(handles: &Slab<HandleRecord>, e: &TimerEntry) -> bool {
-    handles.get(e.index as usize).is_some_and(|r| r.seq == e.seq && r.in_heap)
+/// Returns true if handle record `index` is still the one with sequence number `seq` and still
+/// scheduled in the timer heap (a cancelled one is a tombstone there).
+pub(crate) fn record_is_live(handles: &Slab<HandleRecord>, index: u32, seq: u64) -> bool {
+    handles.get(index as usize).is_some_and(|r| r.seq == seq && r.in_heap)
 }
 
 /// Debug mode's settings and records.

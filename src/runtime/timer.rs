@@ -1,62 +1,365 @@
-//! The timer heap: a min-heap of `(deadline, seq, handle index)` with lazy cancellation
-//! (asyncio's `_scheduled`).
+//! The timer heap (asyncio's `_scheduled`): timers by `(deadline, seq)`, cancelled ones left
+//! behind as counted tombstones. It is a *bucketed* heap: the timers whose deadlines fall in the
+//! same millisecond share one bucket, and a 4-ary min-heap orders the buckets.
+//!
+//! ```text
+//!  heap of buckets, by millisecond        bucket of 1042 ms: entries at stable positions
+//!  ┌─────────┐                            ┌───────────────────────────────────────────────┐
+//!  │ 1042 ms ├───────────────────────────▶│ 0  +730_112 ns  seq 7  Waiting    Wake(waker)  │
+//!  ├─────────┤                            │ 1  +118_000 ns  seq 9  Cancelled  (tombstone)  │
+//!  │ 1043 ms ├──▶ bucket, unsorted        │ 2  +118_000 ns  seq 4  Waiting    Index(3)     │
+//!  │ 1590 ms ├──▶ bucket, unsorted        │ 3  (free)                                     │
+//!  └─────────┘                            │ order (the head bucket only): 2, 1, 0          │
+//!                                         └───────────────────────────────────────────────┘
+//! ```
 //!
 //! # Invariants
-//! - Entries are ordered by `(deadline, seq)`. `seq` grows with every scheduled handle, so timers
-//!   with equal deadlines fire in the order they were created. (CPython's `heapq` compares only the
-//!   deadline and leaves ties unordered; FIFO is a strict refinement of it.)
-//! - Cancelling a timer does not touch the heap: the loop removes the timer's record from the
-//!   handle slab and calls [`TimerHeap::note_cancelled`]. The entry stays behind as a *tombstone*,
-//!   recognised because its record is gone (or its `seq` no longer matches).
-//! - Tombstones are dropped when they reach the head, and the whole heap is rebuilt when it holds
-//!   more than 100 entries of which more than half are cancelled: asyncio's rule, so a program that
-//!   creates and cancels timeouts in a loop keeps the heap near its live size. asyncio checks the
-//!   rule once per iteration; here the cancel that breaks it also rebuilds the heap, so a task that
-//!   creates and cancels a million timers within one poll does not pile up a million tombstones.
+//! - Timers fire in `(deadline, seq)` order. `seq` grows with every scheduled handle, so timers
+//!   with equal deadlines fire in the order they were created. (CPython's `heapq` compares only
+//!   the deadline and leaves ties unordered; FIFO is a strict refinement of it.) Buckets cover
+//!   disjoint milliseconds, so the heap's order of buckets, and within the head bucket the
+//!   order of `(deadline, seq)`, is that order.
+//! - A bucket is *sorted* once, when it is first looked at as the head (the earliest
+//!   millisecond): from then on `order` lists its entries in the heap in firing order, and a
+//!   push into it is inserted in its place. Until then a bucket is only appended to.
+//! - A bucket is in the heap while it holds an entry waiting or a tombstone (or, until the next
+//!   compaction, when a compaction emptied it: an empty bucket leaves when it reaches the head),
+//!   and the heap holds one bucket per millisecond, the one `by_ms` maps it to.
+//! - An entry keeps its position in its bucket until it is freed, so a timer's [`TimerKey`]
+//!   (bucket, position) finds it in O(1) to cancel it or to change its waker. A key is checked
+//!   against the timer's `seq`: a slot reused by a later timer does not match.
+//! - A sleep's entry holds its waker: firing it queues a `Runnable::Timer` naming the entry,
+//!   which wakes the task when it runs, with no handle record in between. Callbacks and
+//!   timeouts keep their handle record (the entry holds its index), since their handles cancel
+//!   through it.
+//! - Cancelling a sleep marks its entry `Cancelled` at once; a record's entry is found cancelled
+//!   lazily (its record is gone). Either way the entry stays as a *tombstone*, counted in
+//!   [`cancelled`](TimerHeap::cancelled), until it reaches the head or the heap is compacted:
+//!   asyncio's rule rebuilds the heap when it holds more than 100 entries of which more than
+//!   half are cancelled. asyncio checks the rule once per iteration; here the cancel that breaks
+//!   it also rebuilds the heap, so a task that creates and cancels a million timers within one
+//!   poll does not pile up a million tombstones.
+//! - A fired sleep's entry stays (`Queued`) until its ready-queue entry runs, so that cancelling
+//!   the sleep in between (`Revoked`) still stops the wake-up, as cancelling a handle does; a
+//!   bucket is reused only once it holds nothing waiting and nothing queued.
 //! - Deadlines are nanoseconds since the loop's epoch (`u64`: 584 years), so a far-future deadline
-//!   saturates instead of overflowing.
+//!   saturates instead of overflowing. An entry keeps the nanoseconds past its bucket's
+//!   millisecond (`u32`), which keeps it at 32 bytes.
 //!
-//! The alternative, async-io's `BTreeMap<(Instant, id), Waker>`, cancels eagerly in O(log n) but
-//! allocates a tree node per timer; a heap in a `Vec` allocates nothing once warmed up, which is
-//! what makes a timer's create+cancel cheap. tokio uses a hierarchical timing wheel (O(1) insert,
-//! millisecond resolution); a heap keeps nanosecond deadlines and is simpler to read.
+//! # Why buckets
 //!
-//! The heap is 4-ary rather than binary (each node has four children): with a million timers a
-//! pop walks 10 levels instead of 20, and a node's children share one or two cache lines, which
-//! is where a pop's time goes once the heap outgrows the cache. The order is the same.
+//! A plain heap of a million timers is 20 levels deep (10 for the 4-ary heap this replaced), and
+//! a pop walks them all: once the heap outgrows the cache, that is a cache miss per level, and a
+//! second heap's worth of misses when each entry points to a handle record elsewhere. With one
+//! bucket per millisecond, a million sleeps spread over a second make a heap of a thousand
+//! buckets, which stays in the cache; a push appends to its bucket's tail (found by millisecond
+//! in a hash map), and a bucket is sorted once, when it becomes the head, by a sort of plain
+//! integers (offset and position) in cached memory; its entries then fire in that order. That
+//! is O(log b) comparisons per timer for a bucket of `b` timers, like a pop of a heap of `b`, so
+//! the cost per timer grows with the timers *per millisecond*, not with all the timers pending.
+//!
+//! The alternatives: async-io's `BTreeMap<(Instant, id), Waker>` cancels eagerly in O(log n) but
+//! allocates a tree node per timer and walks a deep tree for a million of them; tokio's
+//! hierarchical timing wheel inserts and fires in O(1) at millisecond resolution, and cascades
+//! timers from coarse slots to finer ones as they approach. The bucketed heap keeps nanosecond
+//! deadlines and asyncio's exact order, and stays what the design asks for: a heap.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
+use std::task::Waker;
 
 /// Heaps smaller than this are never rebuilt (asyncio's `_MIN_SCHEDULED_TIMER_HANDLES`).
 pub(crate) const MIN_ENTRIES_FOR_COMPACTION: usize = 100;
 
-/// One scheduled timer: when, in which order, and which handle record it fires.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct TimerEntry {
-    /// Deadline in nanoseconds of loop time.
-    pub(crate) deadline: u64,
-    /// Creation order; breaks ties between equal deadlines.
-    pub(crate) seq: u64,
-    /// Index of the handle record in the loop's handle slab.
-    pub(crate) index: u32,
+/// Nanoseconds per bucket: one millisecond.
+const BUCKET_NS: u64 = 1_000_000;
+
+/// No free slot (the end of a bucket's free list).
+const NONE: u32 = u32::MAX;
+
+/// Where a timer's entry is: its bucket and its position in the bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimerKey {
+    bucket: u32,
+    pos: u32,
 }
 
-/// The min-heap and its tombstone count.
+/// A timer that reached its deadline, as [`TimerHeap::pop_due`] gives it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// A sleep: queue `Runnable::Timer(key)`, which takes the waker with
+    /// [`take_queued`](TimerHeap::take_queued).
+    Wake(TimerKey),
+    /// A handle record (`index`, `seq`): queue it like a `call_soon` handle.
+    Record(u32, u64),
+}
+
+/// A waiting timer as the task dump sees it.
+pub(crate) enum Waiting<'a> {
+    /// A sleep, with the waker it will wake.
+    Wake(&'a Waker),
+    /// A handle record (`index`, `seq`), maybe cancelled already.
+    Record(u32, u64),
+}
+
+/// One timer in a bucket: 32 bytes (a test checks it), since a million sleeping tasks hold a
+/// million of them.
+struct Entry {
+    /// Creation order; breaks ties between equal deadlines and tells a reused slot apart.
+    seq: u64,
+    /// The deadline's nanoseconds past its bucket's millisecond (under 10^6).
+    sub_ns: u32,
+    /// Where the entry is in its life.
+    stage: Stage,
+    /// What it does when it fires.
+    what: What,
+}
+
+/// An entry's life: `Waiting`, then `Queued` until its wake-up runs (a sleep) or freed at once
+/// (a record); `Cancelled` or `Revoked` in between if it is cancelled; `Free` at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// In the heap, waiting for its deadline.
+    Waiting,
+    /// A sleep cancelled while waiting: in the heap as a tombstone, counted, until it reaches
+    /// the head or the heap is compacted. (A cancelled record stays `Waiting`: it is found
+    /// dead lazily, its record being gone.)
+    Cancelled,
+    /// A sleep that fired: its `Runnable::Timer` waits in the ready queue and will wake `what`.
+    Queued,
+    /// A sleep that fired and was cancelled before its `Runnable::Timer` ran, which does nothing.
+    Revoked,
+    /// An empty slot; `what` holds the next free one (or [`NONE`]).
+    Free,
+}
+
+impl Stage {
+    /// In the heap: waiting for its deadline, or a tombstone.
+    fn is_waiting(self) -> bool {
+        matches!(self, Stage::Waiting | Stage::Cancelled)
+    }
+}
+
+/// What an entry fires: a sleep's waker, or a handle record's index. 16 bytes (the index lives
+/// in the waker's niche).
+enum What {
+    /// Wake this waker (a sleep).
+    Wake(Waker),
+    /// Run handle record `u32`, if the record (with this entry's `seq`) still exists: callbacks
+    /// and timeouts cancel through their record. Also the next free slot of a `Free` entry, and
+    /// [`NONE`] once a cancelled sleep gave its waker back.
+    Index(u32),
+}
+
+/// The timers of one millisecond.
+#[derive(Default)]
+struct Bucket {
+    /// The millisecond of loop time all its deadlines fall in (`deadline / BUCKET_NS`).
+    ms: u64,
+    /// The entries, at stable positions.
+    entries: Vec<Entry>,
+    /// The first free slot of `entries` (a list through `Stage::Free` entries), or [`NONE`].
+    free: u32,
+    /// Entries in the heap: waiting or tombstones. The bucket is in the heap while this is not 0.
+    waiting: u32,
+    /// Entries `Queued` or `Revoked`: their `Runnable::Timer` has not run yet. The bucket is not
+    /// reused while this is not 0.
+    queued: u32,
+    /// The bucket is in the heap (and `TimerHeap::by_ms` maps its millisecond to it).
+    in_heap: bool,
+    /// `order` is valid: the bucket is, or has been, the head.
+    sorted: bool,
+    /// A compaction found the bucket empty and left it in the heap; the next one removes it
+    /// if no timer came for it in between.
+    idle: bool,
+    /// When sorted: the positions of the waiting entries, in firing order.
+    order: VecDeque<u32>,
+}
+
+impl Bucket {
+    /// Returns true if this is the bucket in the heap for millisecond `ms`.
+    fn holds(&self, ms: u64) -> bool {
+        self.in_heap && self.ms == ms
+    }
+
+    /// The sort key of entry `pos`: its deadline, then its seq.
+    fn key(&self, pos: u32) -> (u32, u64) {
+        let e = &self.entries[pos as usize];
+        (e.sub_ns, e.seq)
+    }
+
+    /// Returns the deadline of entry `pos`, in nanoseconds of loop time.
+    fn deadline(&self, pos: u32) -> u64 {
+        self.ms * BUCKET_NS + u64::from(self.entries[pos as usize].sub_ns)
+    }
+
+    /// Puts an entry in a free slot (or a new one) and returns its position.
+    fn alloc(&mut self, entry: Entry) -> u32 {
+        if self.free != NONE {
+            let pos = self.free;
+            let slot = &mut self.entries[pos as usize];
+            let What::Index(next) = slot.what else { unreachable!("a free slot holds the next one") };
+            self.free = next;
+            *slot = entry;
+            pos
+        } else {
+            self.entries.push(entry);
+            u32::try_from(self.entries.len() - 1).expect("aioloop: more than 2^32 timers in one millisecond")
+        }
+    }
+
+    /// Frees slot `pos`; returns what it held.
+    fn release(&mut self, pos: u32) -> What {
+        let e = &mut self.entries[pos as usize];
+        e.stage = Stage::Free;
+        let old = std::mem::replace(&mut e.what, What::Index(self.free));
+        self.free = pos;
+        old
+    }
+
+    /// Builds `order` from the waiting entries, using `scratch` as its buffer.
+    ///
+    /// The sort compares plain integers: each waiting entry becomes its deadline's offset into
+    /// the millisecond (under 2^20 ns) over its position. Positions only break ties between
+    /// equal deadlines, where `seq` must decide, so runs of equal deadlines are re-sorted by
+    /// `seq` after (they are rare, and short unless many timers share one deadline).
+    fn sort(&mut self, scratch: &mut Vec<u64>) {
+        scratch.clear();
+        scratch.extend(
+            self.entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.stage.is_waiting())
+                .map(|(pos, e)| u64::from(e.sub_ns) << 32 | pos as u64),
+        );
+        scratch.sort_unstable();
+        let entries = &self.entries;
+        let mut run = 0;
+        for i in 1..=scratch.len() {
+            if i == scratch.len() || scratch[i] >> 32 != scratch[run] >> 32 {
+                if i - run > 1 {
+                    scratch[run..i].sort_unstable_by_key(|&k| entries[k as u32 as usize].seq);
+                }
+                run = i;
+            }
+        }
+        self.order.clear();
+        self.order.extend(scratch.iter().map(|&k| k as u32));
+        self.sorted = true;
+    }
+
+    /// Empties the bucket for reuse, keeping its buffers.
+    fn reset(&mut self, ms: u64) {
+        self.ms = ms;
+        self.entries.clear();
+        self.order.clear();
+        self.free = NONE;
+        self.waiting = 0;
+        self.queued = 0;
+        self.in_heap = true;
+        self.sorted = false;
+        self.idle = false;
+    }
+}
+
+/// Hashes a millisecond with one multiplication (Fibonacci hashing); no SipHash needed.
+#[derive(Default)]
+struct MsHasher(u64);
+
+impl std::hash::Hasher for MsHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// The bucketed heap and its tombstone count.
 #[derive(Default)]
 pub(crate) struct TimerHeap {
-    /// The entries, earliest on top.
+    /// The buckets in the heap, earliest millisecond on top.
     heap: QuadHeap,
+    /// Every bucket, by index: in the heap, waiting for queued entries to run, or spare.
+    buckets: Vec<Bucket>,
+    /// The bucket in the heap for each millisecond, and stale mappings to buckets that have left
+    /// the heap since (checked with [`Bucket::holds`]; removing them one by one as buckets leave
+    /// would cost a hash-map removal per bucket, so they are overwritten or pruned in bulk).
+    by_ms: HashMap<u64, u32, BuildHasherDefault<MsHasher>>,
+    /// Buckets free for reuse, their buffers kept.
+    spare: Vec<u32>,
+    /// Buckets free for reuse whose buffers were given back.
+    bare: Vec<u32>,
+    /// Entries in the heap, tombstones included.
+    len: usize,
     /// How many entries are believed to be tombstones (asyncio's `_timer_cancelled_count`).
     cancelled: usize,
+    /// Entries `Queued` or `Revoked` in all buckets.
+    queued: usize,
+    /// The buffer a bucket is sorted in.
+    scratch: Vec<u64>,
 }
 
 impl TimerHeap {
-    /// Schedules an entry.
-    pub(crate) fn push(&mut self, entry: TimerEntry) {
-        self.heap.push(entry);
+    /// Schedules a sleep's wake-up; returns where its entry is.
+    pub(crate) fn push_wake(&mut self, deadline: u64, seq: u64, waker: Waker) -> TimerKey {
+        self.push(deadline, seq, What::Wake(waker))
+    }
+
+    /// Schedules handle record `index` (with sequence number `seq`).
+    pub(crate) fn push_record(&mut self, deadline: u64, seq: u64, index: u32) {
+        self.push(deadline, seq, What::Index(index));
+    }
+
+    fn push(&mut self, deadline: u64, seq: u64, what: What) -> TimerKey {
+        let ms = deadline / BUCKET_NS;
+        let sub_ns = (deadline % BUCKET_NS) as u32;
+        // The map may name a bucket that has left the heap since (see `by_ms`).
+        let bucket = match self.by_ms.get(&ms) {
+            Some(&b) if self.buckets[b as usize].holds(ms) => b,
+            _ => self.new_bucket(ms),
+        };
+        let b = &mut self.buckets[bucket as usize];
+        let pos = b.alloc(Entry { seq, sub_ns, stage: Stage::Waiting, what });
+        b.waiting += 1;
+        b.idle = false;
+        if b.sorted {
+            // Usually the latest (a later seq): appended; a past deadline goes in its place.
+            let at = b.order.partition_point(|&p| b.key(p) < (sub_ns, seq));
+            b.order.insert(at, pos);
+        }
+        self.len += 1;
+        TimerKey { bucket, pos }
+    }
+
+    /// Takes a spare bucket (or a new one) for millisecond `ms` and puts it in the heap.
+    fn new_bucket(&mut self, ms: u64) -> u32 {
+        let bucket = match self.spare.pop().or_else(|| self.bare.pop()) {
+            Some(b) => b,
+            None => {
+                self.buckets.push(Bucket::default());
+                u32::try_from(self.buckets.len() - 1).expect("aioloop: more than 2^32 timer buckets")
+            }
+        };
+        self.buckets[bucket as usize].reset(ms);
+        if self.by_ms.len() > 2 * self.heap.0.len() + 64 {
+            // Mostly stale: forget the buckets that have left the heap.
+            let buckets = &self.buckets;
+            self.by_ms.retain(|&ms, b| buckets[*b as usize].holds(ms));
+        }
+        self.by_ms.insert(ms, bucket);
+        self.heap.push(Node { ms, bucket });
+        bucket
     }
 
     /// Returns how many entries the heap holds, tombstones included.
     pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+        self.len
     }
 
     /// Returns how many entries are counted as tombstones.
@@ -73,96 +376,296 @@ impl TimerHeap {
 
     /// asyncio's rule: more than 100 entries, more than half of them cancelled.
     fn needs_compaction(&self) -> bool {
-        let len = self.heap.len();
-        len > MIN_ENTRIES_FOR_COMPACTION && self.cancelled * 2 > len
+        self.len > MIN_ENTRIES_FOR_COMPACTION && self.cancelled * 2 > self.len
+    }
+
+    /// Returns the entry at `key` if it is the timer with sequence number `seq`.
+    fn entry(&self, key: TimerKey, seq: u64) -> Option<&Entry> {
+        let e = self.buckets.get(key.bucket as usize)?.entries.get(key.pos as usize)?;
+        (e.seq == seq && e.stage != Stage::Free).then_some(e)
+    }
+
+    /// Returns true if the sleep at `key` has not fired yet, or fired and its wake-up has not
+    /// run yet.
+    pub(crate) fn is_pending(&self, key: TimerKey, seq: u64) -> bool {
+        self.entry(key, seq)
+            .is_some_and(|e| matches!((e.stage, &e.what), (Stage::Waiting | Stage::Queued, What::Wake(_))))
+    }
+
+    /// Returns true if the sleep at `key` is pending (see [`is_pending`](Self::is_pending)), and
+    /// makes it wake `waker` (unless it wakes the same task already).
+    pub(crate) fn poll_pending(&mut self, key: TimerKey, seq: u64, waker: &Waker) -> bool {
+        if !self.is_pending(key, seq) {
+            return false;
+        }
+        let e = &mut self.buckets[key.bucket as usize].entries[key.pos as usize];
+        if let What::Wake(w) = &mut e.what {
+            if !w.will_wake(waker) {
+                *w = waker.clone();
+            }
+        }
+        true
+    }
+
+    /// Cancels the sleep at `key`: a waiting one becomes a counted tombstone, a fired one's
+    /// wake-up is revoked. Returns the waker it held, if it was pending; the caller checks
+    /// [`needs_compaction`](Self::needs_compaction) and compacts.
+    pub(crate) fn cancel(&mut self, key: TimerKey, seq: u64) -> Option<Waker> {
+        self.entry(key, seq)?;
+        let e = &mut self.buckets[key.bucket as usize].entries[key.pos as usize];
+        let stage = match e.stage {
+            Stage::Waiting if matches!(e.what, What::Wake(_)) => {
+                self.cancelled += 1;
+                Stage::Cancelled
+            }
+            Stage::Queued => Stage::Revoked,
+            _ => return None,
+        };
+        e.stage = stage;
+        match std::mem::replace(&mut e.what, What::Index(NONE)) {
+            What::Wake(w) => Some(w),
+            What::Index(_) => unreachable!("a sleep's entry holds a waker"),
+        }
+    }
+
+    /// Returns true if the heap is mostly tombstones (asyncio's rule; see the module docs).
+    pub(crate) fn wants_compaction(&self) -> bool {
+        self.needs_compaction()
+    }
+
+    /// Takes the waker of a fired sleep when its `Runnable::Timer` runs (`None`: revoked), and
+    /// frees its slot.
+    pub(crate) fn take_queued(&mut self, key: TimerKey) -> Option<Waker> {
+        let b = &mut self.buckets[key.bucket as usize];
+        debug_assert!(matches!(b.entries[key.pos as usize].stage, Stage::Queued | Stage::Revoked));
+        let waker = match b.release(key.pos) {
+            What::Wake(w) => Some(w),
+            What::Index(_) => None, // revoked
+        };
+        b.queued -= 1;
+        self.queued -= 1;
+        if b.queued == 0 && !b.in_heap {
+            self.spare.push(key.bucket);
+        }
+        waker
     }
 
     /// Rebuilds the heap without its tombstones (O(n); amortised O(1) per cancel, since it takes
-    /// as many cancels as there are live entries to trigger it again).
-    pub(crate) fn compact(&mut self, is_live: impl Fn(&TimerEntry) -> bool) {
-        self.heap.retain(is_live);
+    /// as many cancels as there are live entries to trigger it again). `is_live` says whether
+    /// handle record (`index`, `seq`) is still scheduled.
+    pub(crate) fn compact(&mut self, is_live: impl Fn(u32, u64) -> bool) {
+        let mut len = 0;
+        for bucket in self.heap.0.iter().map(|n| n.bucket) {
+            let b = &mut self.buckets[bucket as usize];
+            for pos in 0..b.entries.len() as u32 {
+                let e = &b.entries[pos as usize];
+                let dead = match (e.stage, &e.what) {
+                    (Stage::Cancelled, _) => true,
+                    (Stage::Waiting, What::Index(index)) => !is_live(*index, e.seq),
+                    _ => false,
+                };
+                if dead {
+                    b.release(pos);
+                    b.waiting -= 1;
+                }
+            }
+            if b.sorted {
+                let entries = &b.entries;
+                b.order.retain(|&p| entries[p as usize].stage.is_waiting());
+            }
+            len += b.waiting as usize;
+        }
+        // A bucket left empty stays in the heap until the next compaction, in case more timers
+        // come for its millisecond (a program that creates and cancels timers at the same few
+        // offsets from now fills the same buckets again); one still empty then leaves, so empty
+        // buckets are no more than the entries of the last compaction. The heap is rebuilt.
+        let buckets = &mut self.buckets;
+        let spare = &mut self.spare;
+        self.heap.retain(|n| {
+            let b = &mut buckets[n.bucket as usize];
+            if b.waiting > 0 || !std::mem::replace(&mut b.idle, true) {
+                return true;
+            }
+            b.in_heap = false;
+            if b.queued == 0 {
+                spare.push(n.bucket);
+            }
+            false
+        });
+        self.len = len;
         self.cancelled = 0;
     }
 
     /// Phase 1 of an iteration: rebuild the heap if it is mostly tombstones, else drop the
     /// tombstones at its head, so that the head (if any) is live.
-    pub(crate) fn purge(&mut self, is_live: impl Fn(&TimerEntry) -> bool) {
+    pub(crate) fn purge(&mut self, is_live: impl Fn(u32, u64) -> bool) {
         if self.needs_compaction() {
             self.compact(is_live);
-        } else {
-            while let Some(head) = self.heap.peek() {
-                if is_live(head) {
-                    break;
+            return;
+        }
+        while let Some((bucket, pos)) = self.head() {
+            let e = &self.buckets[bucket as usize].entries[pos as usize];
+            let live = match (e.stage, &e.what) {
+                (Stage::Cancelled, _) => false,
+                (_, What::Index(index)) => is_live(*index, e.seq),
+                (_, What::Wake(_)) => true,
+            };
+            if live {
+                break;
+            }
+            self.buckets[bucket as usize].release(pos);
+            self.pop_head();
+            self.cancelled = self.cancelled.saturating_sub(1);
+        }
+    }
+
+    /// Returns the head entry: its bucket and position. Removes the empty buckets a compaction
+    /// left at the head first, and sorts the head bucket if it just became the head.
+    fn head(&mut self) -> Option<(u32, u32)> {
+        loop {
+            let n = self.heap.peek()?;
+            let b = &mut self.buckets[n.bucket as usize];
+            if b.waiting > 0 {
+                if !b.sorted {
+                    b.sort(&mut self.scratch);
                 }
-                self.heap.pop();
-                self.cancelled = self.cancelled.saturating_sub(1);
+                let pos = *b.order.front().expect("a bucket in the heap has an entry in its order");
+                return Some((n.bucket, pos));
+            }
+            b.in_heap = false;
+            if b.queued == 0 {
+                self.spare.push(n.bucket);
+            }
+            self.heap.pop();
+        }
+    }
+
+    /// Takes the head entry out of the heap's order (the caller has changed or freed its slot).
+    fn pop_head(&mut self) {
+        let n = self.heap.peek().expect("a head");
+        let b = &mut self.buckets[n.bucket as usize];
+        b.order.pop_front();
+        b.waiting -= 1;
+        self.len -= 1;
+        if b.waiting == 0 {
+            // The bucket's last entry: it leaves the heap, and is reused once no queued entry
+            // refers to it.
+            b.in_heap = false;
+            let spare = b.queued == 0;
+            self.heap.pop();
+            if spare {
+                self.spare.push(n.bucket);
             }
         }
     }
 
     /// Returns the earliest deadline (the head may be a tombstone unless `purge` just ran).
-    pub(crate) fn next_deadline(&self) -> Option<u64> {
-        self.heap.peek().map(|e| e.deadline)
+    pub(crate) fn next_deadline(&mut self) -> Option<u64> {
+        let (bucket, pos) = self.head()?;
+        Some(self.buckets[bucket as usize].deadline(pos))
     }
 
-    /// Pops the next live entry whose deadline is at or before `now`, dropping tombstones on the way.
-    pub(crate) fn pop_due(&mut self, now: u64, is_live: impl Fn(&TimerEntry) -> bool) -> Option<TimerEntry> {
-        while let Some(head) = self.heap.peek() {
-            if head.deadline > now {
+    /// Pops the next live entry whose deadline is at or before `now`, dropping tombstones on the
+    /// way. A sleep's entry stays in its bucket, `Queued`, until [`take_queued`](Self::take_queued).
+    pub(crate) fn pop_due(&mut self, now: u64, is_live: impl Fn(u32, u64) -> bool) -> Option<Due> {
+        while let Some((bucket, pos)) = self.head() {
+            let b = &mut self.buckets[bucket as usize];
+            if b.deadline(pos) > now {
                 return None;
             }
-            let head = self.heap.pop().expect("peeked");
-            if is_live(&head) {
-                return Some(head);
+            let e = &mut b.entries[pos as usize];
+            let due = match (e.stage, &e.what) {
+                (Stage::Waiting, What::Wake(_)) => {
+                    e.stage = Stage::Queued;
+                    b.queued += 1;
+                    self.queued += 1;
+                    Some(Due::Wake(TimerKey { bucket, pos }))
+                }
+                (Stage::Waiting, &What::Index(index)) => {
+                    let seq = e.seq;
+                    b.release(pos);
+                    is_live(index, seq).then_some(Due::Record(index, seq))
+                }
+                _ => {
+                    b.release(pos);
+                    None
+                }
+            };
+            self.pop_head();
+            match due {
+                Some(due) => return Some(due),
+                // Unlike CPython, which forgets to, count the tombstone as gone.
+                None => self.cancelled = self.cancelled.saturating_sub(1),
             }
-            // Unlike CPython, which forgets to, count the tombstone as gone.
-            self.cancelled = self.cancelled.saturating_sub(1);
         }
         None
     }
 
-    /// Returns every entry, in no particular order (for the task dump).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &TimerEntry> {
-        self.heap.0.iter()
+    /// Calls `f` with the deadline of every waiting entry and what it waits to do, in no
+    /// particular order (for the task dump).
+    pub(crate) fn for_each_waiting(&self, mut f: impl FnMut(u64, Waiting<'_>)) {
+        for n in &self.heap.0 {
+            let b = &self.buckets[n.bucket as usize];
+            for (pos, e) in b.entries.iter().enumerate() {
+                let deadline = b.deadline(pos as u32);
+                match (e.stage, &e.what) {
+                    (Stage::Waiting, What::Wake(w)) => f(deadline, Waiting::Wake(w)),
+                    (Stage::Waiting, What::Index(index)) => f(deadline, Waiting::Record(*index, e.seq)),
+                    _ => {}
+                }
+            }
+        }
     }
 
-    /// Gives back most of the buffer if it is larger than `large` entries and at most an
-    /// eighth full (after a burst of timers).
+    /// Gives the memory of a burst of timers back: everything once the heap is empty and no
+    /// fired sleep waits to run (if it held more than a few buckets or room for more than
+    /// `large` entries), else the buffers of the spare buckets beyond a few, when there are more
+    /// of them than buckets in use.
     pub(crate) fn release_memory(&mut self, large: usize) {
-        let v = &mut self.heap.0;
-        if v.capacity() > large && v.len() < v.capacity() / 8 {
-            v.shrink_to((v.len() * 2).max(64));
+        const KEEP: usize = 64;
+        if self.len == 0 && self.queued == 0 {
+            let room = |b: &Bucket| b.entries.capacity() + b.order.capacity();
+            if self.buckets.len() > KEEP || self.buckets.iter().map(room).sum::<usize>() > large {
+                *self = TimerHeap::default();
+            }
+        } else if self.spare.len() > KEEP.max(self.heap.0.len()) {
+            for b in self.spare.drain(KEEP..) {
+                self.buckets[b as usize] = Bucket::default();
+                self.bare.push(b);
+            }
         }
     }
 
     /// Removes every entry.
     pub(crate) fn clear(&mut self) {
-        self.heap.0.clear();
-        self.cancelled = 0;
+        *self = TimerHeap::default();
     }
 }
 
-/// A 4-ary min-heap in a `Vec`: the children of node `i` are `4i + 1 ..= 4i + 4`.
+/// A bucket in the heap: its millisecond and its index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Node {
+    ms: u64,
+    bucket: u32,
+}
+
+/// A 4-ary min-heap of buckets in a `Vec`: the children of node `i` are `4i + 1 ..= 4i + 4`.
 #[derive(Default)]
-struct QuadHeap(Vec<TimerEntry>);
+struct QuadHeap(Vec<Node>);
 
 impl QuadHeap {
     const ARITY: usize = 4;
 
-    fn len(&self) -> usize {
-        self.0.len()
+    fn peek(&self) -> Option<Node> {
+        self.0.first().copied()
     }
 
-    fn peek(&self) -> Option<&TimerEntry> {
-        self.0.first()
-    }
-
-    fn push(&mut self, entry: TimerEntry) {
-        self.0.push(entry);
+    fn push(&mut self, node: Node) {
+        self.0.push(node);
         self.sift_up(self.0.len() - 1);
     }
 
-    fn pop(&mut self) -> Option<TimerEntry> {
+    fn pop(&mut self) -> Option<Node> {
         let last = self.0.pop()?;
         if self.0.is_empty() {
             return Some(last);
@@ -172,34 +675,35 @@ impl QuadHeap {
         Some(top)
     }
 
-    /// Keeps the entries `keep` accepts and restores the heap order (O(n)).
-    fn retain(&mut self, keep: impl Fn(&TimerEntry) -> bool) {
-        self.0.retain(|e| keep(e));
-        if self.0.len() > 1 {
+    /// Keeps the nodes `keep` accepts and restores the heap order (O(n), nothing if all stay).
+    fn retain(&mut self, keep: impl FnMut(&Node) -> bool) {
+        let len = self.0.len();
+        self.0.retain(keep);
+        if self.0.len() > 1 && self.0.len() < len {
             for i in (0..=(self.0.len() - 2) / Self::ARITY).rev() {
                 self.sift_down(i);
             }
         }
     }
 
-    /// Moves the entry at `i` up while it is earlier than its parent.
+    /// Moves the node at `i` up while it is earlier than its parent.
     fn sift_up(&mut self, mut i: usize) {
-        let entry = self.0[i];
+        let node = self.0[i];
         while i > 0 {
             let parent = (i - 1) / Self::ARITY;
-            if self.0[parent] <= entry {
+            if self.0[parent] <= node {
                 break;
             }
             self.0[i] = self.0[parent];
             i = parent;
         }
-        self.0[i] = entry;
+        self.0[i] = node;
     }
 
-    /// Moves the entry at `i` down while a child is earlier.
+    /// Moves the node at `i` down while a child is earlier.
     fn sift_down(&mut self, mut i: usize) {
         let len = self.0.len();
-        let entry = self.0[i];
+        let node = self.0[i];
         loop {
             let first = i * Self::ARITY + 1;
             if first >= len {
@@ -212,13 +716,13 @@ impl QuadHeap {
                     min = c;
                 }
             }
-            if entry <= self.0[min] {
+            if node <= self.0[min] {
                 break;
             }
             self.0[i] = self.0[min];
             i = min;
         }
-        self.0[i] = entry;
+        self.0[i] = node;
     }
 }
 
@@ -228,63 +732,103 @@ mod tests {
     use std::cell::RefCell;
     use std::collections::HashSet;
 
-    fn e(deadline: u64, seq: u64) -> TimerEntry {
-        TimerEntry { deadline, seq, index: seq as u32 }
+    /// Pushes handle record `seq` (its index is its seq) at `deadline`.
+    fn push(h: &mut TimerHeap, deadline: u64, seq: u64) {
+        h.push_record(deadline, seq, seq as u32);
+    }
+
+    /// Pops every due entry as `(deadline, seq)`, records and sleeps alike.
+    fn drain(h: &mut TimerHeap, now: u64, is_live: impl Fn(u32, u64) -> bool) -> Vec<u64> {
+        let mut out = vec![];
+        while let Some(due) = h.pop_due(now, &is_live) {
+            out.push(match due {
+                Due::Record(_, seq) => seq,
+                Due::Wake(key) => {
+                    let seq = h.buckets[key.bucket as usize].entries[key.pos as usize].seq;
+                    assert!(h.take_queued(key).is_some());
+                    seq
+                }
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn an_entry_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
     }
 
     #[test]
     fn equal_deadlines_pop_in_insertion_order() {
         let mut h = TimerHeap::default();
         for seq in [3, 1, 4, 0, 2] {
-            h.push(e(10, seq));
+            push(&mut h, 10, seq);
         }
-        let order: Vec<u64> = std::iter::from_fn(|| h.pop_due(10, |_| true)).map(|t| t.seq).collect();
-        assert_eq!(order, [0, 1, 2, 3, 4]);
+        assert_eq!(drain(&mut h, 10, |_, _| true), [0, 1, 2, 3, 4]);
+    }
+
+    /// A pseudo-random sequence (xorshift64).
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
     }
 
     #[test]
     fn pops_in_order_whatever_the_pushes_and_retains() {
-        // A pseudo-random mix of deadlines (many equal), a retain, more pushes: pops come out
-        // sorted by (deadline, seq), as from a sorted list.
-        let mut h = TimerHeap::default();
-        let mut all = vec![];
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-        let n = if cfg!(miri) { 200 } else { 5_000 };
-        for seq in 0..n {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let entry = e(x % 97, seq);
-            h.push(entry);
-            all.push(entry);
+        // A pseudo-random mix of deadlines (many equal), a compaction, more pushes: pops come out
+        // sorted by (deadline, seq), as from a sorted list. Once within one millisecond (one
+        // bucket), once spread over 29 ms (many buckets), records and sleeps mixed.
+        for spread in [1, 300_000] {
+            let mut h = TimerHeap::default();
+            let mut all = vec![];
+            let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+            let n = if cfg!(miri) { 200 } else { 5_000 };
+            for seq in 0..n {
+                let deadline = xorshift(&mut x) % 97 * spread;
+                if seq % 2 == 0 {
+                    push(&mut h, deadline, seq);
+                } else {
+                    h.push_wake(deadline, seq, Waker::noop().clone());
+                }
+                all.push((deadline, seq));
+            }
+            // Records whose seq is a multiple of 3 are cancelled (their record is gone).
+            let live = |_: u32, seq: u64| seq % 3 != 0;
+            for _ in all.iter().filter(|&&(_, seq)| seq % 2 == 0 && seq % 3 == 0) {
+                let _ = h.note_cancelled();
+            }
+            h.compact(live);
+            all.retain(|&(_, seq)| seq % 2 == 1 || seq % 3 != 0);
+            assert_eq!((h.len(), h.cancelled()), (all.len(), 0));
+            for seq in n..n + 100 {
+                push(&mut h, seq % 13 * spread, seq);
+                all.push((seq % 13 * spread, seq));
+            }
+            all.sort();
+            let popped = drain(&mut h, u64::MAX, |_, _| true);
+            assert_eq!(popped, all.iter().map(|&(_, seq)| seq).collect::<Vec<_>>());
+            assert_eq!((h.len(), h.queued), (0, 0));
         }
-        h.heap.retain(|t| t.seq % 3 != 0);
-        all.retain(|t| t.seq % 3 != 0);
-        for seq in n..n + 100 {
-            h.push(e(seq % 13, seq));
-            all.push(e(seq % 13, seq));
-        }
-        all.sort();
-        let popped: Vec<TimerEntry> = std::iter::from_fn(|| h.pop_due(u64::MAX, |_| true)).collect();
-        assert_eq!(popped, all);
     }
 
     #[test]
     fn never_pops_before_the_deadline() {
         let mut h = TimerHeap::default();
-        h.push(e(10, 0));
-        assert_eq!(h.pop_due(9, |_| true), None);
-        assert_eq!(h.pop_due(10, |_| true).map(|t| t.seq), Some(0));
+        push(&mut h, 10, 0);
+        assert_eq!(h.pop_due(9, |_, _| true), None);
+        assert_eq!(h.pop_due(10, |_, _| true), Some(Due::Record(0, 0)));
     }
 
     #[test]
     fn compaction_follows_asyncio_thresholds() {
         // 101 entries, 51 cancelled: > 100 and > 50 %, rebuilt; 100 entries, 100 cancelled: not.
         let dead = RefCell::new(HashSet::new());
-        let live = |t: &TimerEntry| !dead.borrow().contains(&t.seq);
+        let live = |_: u32, seq: u64| !dead.borrow().contains(&seq);
         let mut h = TimerHeap::default();
         for seq in 0..101 {
-            h.push(e(1000 + seq, seq));
+            push(&mut h, 1000 + seq, seq);
         }
         for seq in 50..101 {
             dead.borrow_mut().insert(seq);
@@ -296,7 +840,7 @@ mod tests {
         let mut h = TimerHeap::default();
         dead.borrow_mut().clear();
         for seq in 0..100 {
-            h.push(e(1000 + seq, seq));
+            push(&mut h, 1000 + seq, seq);
         }
         for seq in 1..100 {
             dead.borrow_mut().insert(seq);
@@ -310,5 +854,68 @@ mod tests {
         let _ = h.note_cancelled();
         h.purge(live);
         assert_eq!((h.len(), h.cancelled()), (0, 0));
+    }
+
+    #[test]
+    fn a_cancelled_sleep_is_a_counted_tombstone_until_it_reaches_the_head() {
+        let mut h = TimerHeap::default();
+        let a = h.push_wake(5_000_000, 0, Waker::noop().clone());
+        let b = h.push_wake(9_000_000, 1, Waker::noop().clone());
+        assert!(h.is_pending(a, 0) && h.is_pending(b, 1));
+        assert!(!h.is_pending(a, 1), "a key is checked against its timer's seq");
+        assert!(h.cancel(b, 1).is_some());
+        assert!(h.cancel(b, 1).is_none(), "cancelled once");
+        assert_eq!((h.len(), h.cancelled()), (2, 1));
+        h.purge(|_, _| true);
+        assert_eq!((h.len(), h.cancelled()), (2, 1), "the head is live: nothing popped");
+        assert_eq!(h.pop_due(5_000_000, |_, _| true), Some(Due::Wake(a)));
+        assert_eq!((h.len(), h.cancelled()), (1, 1));
+        h.purge(|_, _| true);
+        assert_eq!((h.len(), h.cancelled(), h.next_deadline()), (0, 0, None));
+        assert!(h.is_pending(a, 0), "fired, its wake-up not run yet");
+        assert!(h.take_queued(a).is_some());
+        assert!(!h.is_pending(a, 0));
+    }
+
+    #[test]
+    fn a_sleep_cancelled_after_it_fired_is_revoked_not_counted() {
+        let mut h = TimerHeap::default();
+        let a = h.push_wake(1, 0, Waker::noop().clone());
+        assert_eq!(h.pop_due(1, |_, _| true), Some(Due::Wake(a)));
+        assert!(h.cancel(a, 0).is_some());
+        assert_eq!((h.len(), h.cancelled()), (0, 0));
+        assert!(h.take_queued(a).is_none(), "revoked: the wake-up does nothing");
+        // The bucket is reused for another millisecond; the old key does not match.
+        let b = h.push_wake(7_000_000, 1, Waker::noop().clone());
+        assert_eq!(b, a);
+        assert!(!h.is_pending(a, 0) && h.is_pending(b, 1));
+    }
+
+    #[test]
+    fn a_bucket_waits_for_its_queued_entries_before_it_is_reused() {
+        let mut h = TimerHeap::default();
+        let a = h.push_wake(1, 0, Waker::noop().clone());
+        assert_eq!(h.pop_due(1, |_, _| true), Some(Due::Wake(a)));
+        // Same millisecond, after the bucket left the heap: a new bucket.
+        let b = h.push_wake(2, 1, Waker::noop().clone());
+        assert_ne!(a.bucket, b.bucket);
+        assert!(h.take_queued(a).is_some());
+        assert_eq!(drain(&mut h, 2, |_, _| true), [1]);
+        assert_eq!(h.spare.len(), 2);
+        h.release_memory(0);
+        assert_eq!(h.buckets.len(), 0, "empty: everything given back");
+    }
+
+    #[test]
+    fn a_past_deadline_pushed_into_the_sorted_head_goes_in_its_place() {
+        let mut h = TimerHeap::default();
+        for seq in 0..4 {
+            push(&mut h, 100 + seq * 10, seq);
+        }
+        assert_eq!(h.pop_due(100, |_, _| true), Some(Due::Record(0, 0)));
+        push(&mut h, 105, 4);
+        push(&mut h, 50, 5);
+        assert_eq!(h.next_deadline(), Some(50));
+        assert_eq!(drain(&mut h, u64::MAX, |_, _| true), [5, 4, 1, 2, 3]);
     }
 }
