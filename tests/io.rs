@@ -504,7 +504,7 @@ fn add_reader_with_a_busy_task_runs_at_most_once_per_iteration_and_is_not_starve
     });
     assert!(count() <= iterations, "{} calls in {iterations} iterations", count());
     // While tasks keep the loop busy it asks the poller only every so many iterations
-    // (IO_POLL_INTERVAL in src/runtime.rs), but it does ask: the reader is not starved.
+    // (IO_POLL_INTERVAL in src/runtime/mod.rs), but it does ask: the reader is not starved.
     assert!(count() >= 5, "the reader was starved by a busy task: {} calls in {iterations} iterations", count());
     assert!(lp.remove_reader(a.as_raw_fd()));
 }

@@ -1,4 +1,4 @@
-//! Loom models of the cross-thread wake-up protocol of `src/remote.rs`: no lost wakeup, and no
+//! Loom models of the cross-thread wake-up protocol of `src/runtime/cross_thread.rs`: no lost wakeup, and no
 //! task scheduled twice.
 //!
 //! Built only with `--cfg loom`, in a target directory of its own so that the shared `target/`
@@ -10,13 +10,13 @@
 //! ```
 //!
 //! (about 80 s to build from nothing on two cores, 10 s to rebuild aioloop, 0.1 s to run; with
-//! `LOOM_MAX_PREEMPTIONS=3` 1.5 s, with no bound 33 s, all passing). One test thread: the loop registry of `remote.rs` is a std `RwLock` that loom does not
+//! `LOOM_MAX_PREEMPTIONS=3` 1.5 s, with no bound 33 s, all passing). One test thread: the loop registry of `runtime/cross_thread.rs` is a std `RwLock` that loom does not
 //! see, and a waker holds its read lock across the inbox's (loom) lock; two models running on two
 //! test threads can then block each other for real inside loom's scheduler.
 //!
 //! What runs here is the production code of the remote half (`Remote::push`, `push_job`,
 //! `notify`, `has_pending`, `clear_notified`, `drain`, the real task `Waker` and `LoopHandle`),
-//! built with loom's mutex (the `cfg(loom)` imports at the top of `src/remote.rs`) and with its
+//! built with loom's mutex (the `cfg(loom)` imports at the top of `src/runtime/cross_thread.rs`) and with its
 //! `SeqCst` atomics as values behind loom mutexes (`ScAtomic` in `src/loom_shim.rs`: loom's own
 //! atomics model `SeqCst` as `AcqRel` and gave false deadlocks here). Two more things are
 //! stand-ins, as they must be under loom:
@@ -25,7 +25,7 @@
 //!   loom build `Remote::notify` also sets a sticky flag (`src/loom_shim.rs`, `Park`) that the
 //!   loop below sleeps on, with `Poller::notify`'s semantics (a notification sent while nobody
 //!   waits ends the next wait at once);
-//! - the loop: [`Loop::run_once`] is `Core::run_once` (`src/runtime.rs`) as far as the remote
+//! - the loop: [`Loop::run_once`] is `Core::run_once` (`src/runtime/mod.rs`) as far as the remote
 //!   half is concerned, with no timers and no sockets, so phase 3 either skips the poller
 //!   (`Timeout::Zero`, and then `notified` is *not* cleared, as in `poll_io`) or sleeps in it with
 //!   no timeout (`Timeout::Forever`) and clears `notified` when it returns. Keep it in step with
@@ -55,7 +55,7 @@ use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::thread;
 
 /// The loop's single-threaded side: the ready queue with its "scheduled" flag per task
-/// (`TaskEntry::scheduled` and `wake_local` in `src/task.rs`).
+/// (`TaskEntry::scheduled` and `wake_local` in `src/runtime/task/`: mod.rs and steps.rs).
 struct Loop {
     side: LoopSide,
     ready: VecDeque<u64>,

@@ -1312,7 +1312,7 @@ fn item_21_sleeps_never_end_early_and_cost_at_most_three_iterations() {
 /// Checklist 23: 1,000,000 timers, 99 % cancelled: the heap never holds more than twice the
 /// live timers (asyncio's rule, over 100 entries and over half cancelled means rebuild, applied
 /// as soon as a cancel crosses it; its edges are tests/event_loop.rs
-/// `l9_compaction_thresholds_are_strict` and the unit tests in src/timer.rs), and one iteration
+/// `l9_compaction_thresholds_are_strict` and the unit tests in src/runtime/timer.rs), and one iteration
 /// later it holds at most that. The bytes are accounted for: a second million on the same loop
 /// leaves the loop holding no more than the first did, and dropping the loop returns every byte.
 #[test]
@@ -1593,7 +1593,7 @@ fn item_36_memory_returns_near_baseline_after_a_million_tasks() {
 /// lost after item 10, one per task spawned through a `LoopHandle` that ran to its end. Here,
 /// 1,000 tasks spawned through `LoopHandle::spawn` (from the loop's own thread, so one thread's
 /// count sees every byte) and awaited must leave nothing behind. (`Completer::complete` in
-/// src/threadsafe.rs used to end with `std::mem::forget(self)`, forgetting the `Arc` of the
+/// src/loop_handle.rs used to end with `std::mem::forget(self)`, forgetting the `Arc` of the
 /// shared slot along with the completer: every completed remote task leaked its slot.)
 #[test]
 fn item_36_remote_tasks_leave_no_bytes_behind() {

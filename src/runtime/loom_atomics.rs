@@ -12,7 +12,7 @@ use loom::sync::{Condvar, Mutex};
 
 /// An atomic for the loom build: a value behind a loom mutex, each access one critical section.
 ///
-/// Every atomic of `remote.rs` is used with `SeqCst`, whose promise is that all those accesses
+/// Every atomic of `cross_thread.rs` is used with `SeqCst`, whose promise is that all those accesses
 /// happen in one total order, as if interleaved. Loom 0.7 models a `SeqCst` access as `AcqRel`
 /// (a documented limitation, tokio-rs/loom#180) and, worse, lets a read-modify-write such as
 /// `swap` read a value older than one a later load of the same thread already had to see

@@ -183,7 +183,7 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new(virtual_time: bool, debug: Option<DebugMode>, trace: bool) -> io::Result<Rc<Core>> {
         let clock = Clock::new(virtual_time);
-        // The trace counts from the loop's creation (loop time 0 lies 73 years earlier: clock.rs).
+        // The trace counts from the loop's creation (loop time 0 lies 73 years earlier: runtime/clock.rs).
         let tracer = trace.then(|| RefCell::new(crate::runtime::recorder::Recorder::new(clock.start())));
         Ok(Rc::new(Core {
             ready: RefCell::new(VecDeque::new()),
@@ -589,7 +589,7 @@ impl Core {
     pub(crate) fn trace(&self) -> crate::Trace {
         match &self.tracer {
             Some(r) => crate::Trace::recorded(&r.borrow()),
-            None => crate::Trace::empty(self.clock.start()), // the loop's creation (clock.rs)
+            None => crate::Trace::empty(self.clock.start()), // the loop's creation (runtime/clock.rs)
         }
     }
 
