@@ -614,6 +614,66 @@ impl EventLoop {
     }
 }
 
+/// Signals (src/signal): asyncio's `add_signal_handler` and `remove_signal_handler`.
+impl EventLoop {
+    /// Runs `callback` on the loop's thread each time the process receives `signum` (asyncio's
+    /// `loop.add_signal_handler`); replaces this loop's previous callback for `signum`.
+    ///
+    /// The callback is an ordinary callback of the loop, never run inside the signal handler:
+    /// it may spawn tasks, stop the loop, allocate or print. Deliveries that arrive close
+    /// together may be coalesced into one call. Every loop of the process that listens to
+    /// `signum` gets each delivery, on whatever thread it runs (asyncio allows the main thread
+    /// only). Another library's handler of the same signal keeps running (aioloop chains to it).
+    ///
+    /// Once the last listener of a signal is gone ([`remove_signal_handler`](Self::remove_signal_handler),
+    /// a dropped [`Signal`](crate::signal::Signal), the loop closed), the signal does what it did before aioloop listened:
+    /// its default action (SIGINT and SIGTERM terminate the process again), or the handler another
+    /// library installed first.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for 0, a negative number, a number past the platform's last signal, and
+    /// SIGKILL, SIGSTOP, SIGILL, SIGFPE or SIGSEGV (nothing is registered then); "Event loop is
+    /// closed" from a destructor that runs while the loop closes; the OS's error if the
+    /// process-wide signal thread cannot start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// use aioloop::signal::{raise_signal, SIGUSR1};
+    /// let mut lp = aioloop::EventLoop::new()?;
+    /// let calls = Rc::new(Cell::new(0));
+    /// let (c, h) = (calls.clone(), lp.handle());
+    /// lp.add_signal_handler(SIGUSR1, move || {
+    ///     c.set(c.get() + 1);
+    ///     h.stop();
+    /// })?;
+    /// raise_signal(SIGUSR1)?;
+    /// lp.run_forever(); // the callback stops the loop
+    /// assert_eq!(calls.get(), 1);
+    /// assert!(lp.remove_signal_handler(SIGUSR1));
+    /// assert_eq!(lp.add_signal_handler(9, || {}).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn add_signal_handler(&self, signum: i32, callback: impl FnMut() + 'static) -> io::Result<()> {
+        crate::signal::add_handler(&self.core, signum, Box::new(callback))
+    }
+
+    /// Removes this loop's callback for `signum`; returns true if there was one (asyncio's
+    /// `loop.remove_signal_handler`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = aioloop::EventLoop::new().unwrap();
+    /// assert!(!lp.remove_signal_handler(aioloop::signal::SIGHUP));
+    /// ```
+    pub fn remove_signal_handler(&self, signum: i32) -> bool {
+        crate::signal::remove_handler(&self.core, signum)
+    }
+}
+
 impl Drop for EventLoop {
     fn drop(&mut self) {
         self.core.close();

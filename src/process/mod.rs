@@ -55,7 +55,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
-pub(crate) use reap::Watched;
 
 use crate::runtime::Core;
 use reap::Inner;

@@ -169,7 +169,7 @@ impl Inner {
         if matches!(inner.exit, Exit::Sigchld(_)) {
             core.remote.job_started();
             *inner.counted.borrow_mut() = Some(core.remote.clone());
-            crate::signal::of(core).children.add(core, &inner);
+            Watched::of(core).add(core, &inner);
             // An exit before the loop listened to SIGCHLD raised no delivery for it: look once.
             let _ = inner.try_wait();
         }
@@ -330,13 +330,39 @@ impl Drop for Inner {
     }
 }
 
-/// The children a loop's SIGCHLD pass checks (part of the loop's `os` state).
+/// The children a loop's SIGCHLD pass checks: the loop's OS state of the process module, which
+/// the signal module reaches through its [`Children`](crate::signal::Children) trait.
 #[derive(Default)]
 pub(crate) struct Watched {
     children: RefCell<Vec<Weak<Inner>>>,
 }
 
+impl crate::runtime::OsState for Watched {
+    /// The loop closes: forget the list (the `Child` handles still own their processes).
+    fn close(&self, _core: &Core) {
+        let list = std::mem::take(&mut *self.children.borrow_mut());
+        drop(list);
+    }
+
+    fn into_any(self: Rc<Self>) -> Rc<dyn std::any::Any> {
+        self
+    }
+}
+
+impl crate::signal::Children for Watched {
+    fn reap(&self, core: &Core) {
+        Watched::reap(self, core);
+    }
+}
+
 impl Watched {
+    /// The loop `core`'s watched children, which the signal module checks after each SIGCHLD.
+    pub(crate) fn of(core: &Core) -> Rc<Watched> {
+        let watched = core.os_state::<Watched>();
+        crate::signal::of(core).watch_children(watched.clone());
+        watched
+    }
+
     /// Adds a child; the first one makes the loop listen to SIGCHLD.
     fn add(&self, core: &Core, child: &Rc<Inner>) {
         let first = self.children.borrow().is_empty();
@@ -388,11 +414,5 @@ impl Watched {
         if let Ok(sub) = crate::signal::of(core).subscriber(core) {
             sub.children_changed(false);
         }
-    }
-
-    /// The loop closes: forget the list (the `Child` handles still own their processes).
-    pub(crate) fn clear(&self) {
-        let list = std::mem::take(&mut *self.children.borrow_mut());
-        drop(list);
     }
 }

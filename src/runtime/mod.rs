@@ -92,7 +92,7 @@ pub(crate) fn give_back<T: Default>(buf: &RefCell<T>, is_empty: impl Fn(&T) -> b
 }
 
 /// An entry of the ready queue: a task step, or a handle (a callback, a timer's action, a combinator's count).
-/// Per-loop state of a part that lives outside the engine (the OS integration: signals and the
+/// Per-loop state of a part that lives outside the engine (the OS integration: signals, the
 /// SIGCHLD backend's children), kept by [`Core`] so that it lives and closes with the loop,
 /// without the engine depending on the part.
 pub(crate) trait OsState: std::any::Any {
@@ -170,9 +170,10 @@ pub(crate) struct Core {
     tracer: Option<RefCell<crate::runtime::recorder::Recorder>>,
     /// Scratch buffer for keys drained from the inbox.
     inbox_scratch: RefCell<Vec<u64>>,
-    /// The OS integration's per-loop state (signal listeners and the children of the SIGCHLD
-    /// backend: src/signal, src/process), made by its first use; the engine only closes it.
-    os: std::cell::OnceCell<Rc<dyn OsState>>,
+    /// The OS integration's per-loop states (the signal listeners of src/signal, the children
+    /// of src/process's SIGCHLD backend), one per type, each made by its first use; the engine
+    /// only closes them.
+    os: RefCell<Vec<Rc<dyn OsState>>>,
     /// `dump_on_signal`'s watch of the task being polled; one field test per poll when unset.
     probe: std::cell::OnceCell<Arc<dyn PollProbe>>,
     /// A burst of wakes came through the inbox: its buffers may be large (see
@@ -203,7 +204,7 @@ impl Core {
             debug,
             inbox_scratch: RefCell::new(Vec::new()),
             remote_burst: Cell::new(false),
-            os: std::cell::OnceCell::new(),
+            os: RefCell::new(Vec::new()),
             probe: std::cell::OnceCell::new(),
         }))
     }
@@ -552,8 +553,9 @@ impl Core {
         }
         self.clear_fd_callbacks();
         // Signal callbacks go, and the signal thread stops sending this loop deliveries.
-        if let Some(os) = self.os.get() {
-            os.close(self);
+        let states = std::mem::take(&mut *self.os.borrow_mut());
+        for state in states {
+            state.close(self);
         }
         // Callbacks other threads sent and the loop will never run (their destructors run here,
         // which resolves the handles of `LoopHandle::spawn` as cancelled).
@@ -623,17 +625,17 @@ impl Core {
         self.remote.take_stop();
     }
 
-    /// The loop's state of type `T` (made with `T::default()` by its first use).
-    ///
-    /// # Panics
-    ///
-    /// If another type's state was made first (one `OsState` type per crate: `LoopSignals`).
+    /// The loop's state of type `T` (made with `T::default()` by its first use; a closed loop
+    /// hands out a fresh one that nothing will close, as everything it could hold is refused).
     pub(crate) fn os_state<T: OsState + Default>(&self) -> Rc<T> {
-        let state = self.os.get_or_init(|| Rc::new(T::default()));
-        match state.clone().into_any().downcast::<T>() {
-            Ok(state) => state,
-            Err(_) => unreachable!("one OsState type per loop"),
-        }
+        let found = self.os.borrow().iter().find_map(|s| s.clone().into_any().downcast::<T>().ok());
+        found.unwrap_or_else(|| {
+            let state = Rc::new(T::default());
+            if !self.closed.get() {
+                self.os.borrow_mut().push(state.clone());
+            }
+            state
+        })
     }
 
     /// Sets the probe told about each task poll (once; later calls keep the first).

@@ -54,7 +54,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::event_loop::EventLoop;
 use crate::runtime::{Core, OsState};
 
 pub(crate) use hub::{adopt_orphan, orphans, Subscriber};
@@ -135,11 +134,32 @@ pub(crate) struct LoopSignals {
     streams: RefCell<HashMap<i32, Vec<Rc<StreamState>>>>,
     /// The `dump_on_signal` signal (0: none).
     dump: Cell<i32>,
-    /// The children of the SIGCHLD backend, checked after each SIGCHLD.
-    pub(crate) children: crate::process::Watched,
+    /// The children of the SIGCHLD backend (src/process), checked after each SIGCHLD.
+    children: RefCell<Option<Rc<dyn Children>>>,
+}
+
+/// What the signal module asks of the children a loop's SIGCHLD backend watches: implemented
+/// by src/process (its `Watched`), so that this module needs nothing from that one.
+pub(crate) trait Children {
+    /// The SIGCHLD pass: check every watched child, wake the tasks of those that exited.
+    fn reap(&self, core: &Core);
 }
 
 impl LoopSignals {
+    /// Makes `children` the ones checked after each SIGCHLD (the process module, at its first
+    /// child on the SIGCHLD backend).
+    pub(crate) fn watch_children(&self, children: Rc<dyn Children>) {
+        *self.children.borrow_mut() = Some(children);
+    }
+
+    /// The SIGCHLD pass over the watched children, if any.
+    fn reap_children(&self, core: &Core) {
+        let children = self.children.borrow().clone();
+        if let Some(children) = children {
+            children.reap(core);
+        }
+    }
+
     /// Returns the loop's entry in the process-wide table, creating it.
     pub(crate) fn subscriber(&self, core: &Core) -> io::Result<Arc<Subscriber>> {
         if core.is_closed() {
@@ -193,11 +213,11 @@ impl LoopSignals {
     /// `recheck`: check the SIGCHLD backend's children even without a SIGCHLD.
     pub(crate) fn deliver(&self, core: &Rc<Core>, sigs: &[i32], recheck: bool) {
         if recheck && !sigs.contains(&SIGCHLD) {
-            self.children.reap(core);
+            self.reap_children(core);
         }
         for &sig in sigs {
             if sig == SIGCHLD {
-                self.children.reap(core);
+                self.reap_children(core);
             }
             if sig == self.dump.get() {
                 eprintln!(
@@ -242,7 +262,8 @@ impl OsState for LoopSignals {
         core.contain(move || drop(handlers));
         let streams = std::mem::take(&mut *self.streams.borrow_mut());
         core.contain(move || drop(streams));
-        self.children.clear();
+        let children = self.children.borrow_mut().take();
+        drop(children);
         if let Some(sub) = self.sub.borrow_mut().take() {
             sub.unsubscribe();
         }
@@ -258,68 +279,19 @@ pub(crate) fn of(core: &Core) -> Rc<LoopSignals> {
     core.os_state::<LoopSignals>()
 }
 
+/// `EventLoop::add_signal_handler`: runs `callback` on the loop `core` at each `signum`.
+pub(crate) fn add_handler(core: &Core, signum: i32, callback: Box<dyn FnMut()>) -> io::Result<()> {
+    of(core).add_handler(core, signum, callback)
+}
+
+/// `EventLoop::remove_signal_handler`.
+pub(crate) fn remove_handler(core: &Core, signum: i32) -> bool {
+    of(core).remove_handler(core, signum)
+}
+
 /// `Builder::dump_on_signal`: on `signum`, the loop prints its task dump.
 pub(crate) fn enable_dump(core: &Core, signum: i32) -> io::Result<()> {
     of(core).enable_dump(core, signum)
-}
-
-impl EventLoop {
-    /// Runs `callback` on the loop's thread each time the process receives `signum` (asyncio's
-    /// `loop.add_signal_handler`); replaces this loop's previous callback for `signum`.
-    ///
-    /// The callback is an ordinary callback of the loop, never run inside the signal handler:
-    /// it may spawn tasks, stop the loop, allocate or print. Deliveries that arrive close
-    /// together may be coalesced into one call. Every loop of the process that listens to
-    /// `signum` gets each delivery, on whatever thread it runs (asyncio allows the main thread
-    /// only). Another library's handler of the same signal keeps running (aioloop chains to it).
-    ///
-    /// Once the last listener of a signal is gone ([`remove_signal_handler`](Self::remove_signal_handler),
-    /// a dropped [`Signal`], the loop closed), the signal does what it did before aioloop listened:
-    /// its default action (SIGINT and SIGTERM terminate the process again), or the handler another
-    /// library installed first.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for 0, a negative number, a number past the platform's last signal, and
-    /// SIGKILL, SIGSTOP, SIGILL, SIGFPE or SIGSEGV (nothing is registered then); "Event loop is
-    /// closed" from a destructor that runs while the loop closes; the OS's error if the
-    /// process-wide signal thread cannot start.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::{cell::Cell, rc::Rc};
-    /// use aioloop::signal::{raise_signal, SIGUSR1};
-    /// let mut lp = aioloop::EventLoop::new()?;
-    /// let calls = Rc::new(Cell::new(0));
-    /// let (c, h) = (calls.clone(), lp.handle());
-    /// lp.add_signal_handler(SIGUSR1, move || {
-    ///     c.set(c.get() + 1);
-    ///     h.stop();
-    /// })?;
-    /// raise_signal(SIGUSR1)?;
-    /// lp.run_forever(); // the callback stops the loop
-    /// assert_eq!(calls.get(), 1);
-    /// assert!(lp.remove_signal_handler(SIGUSR1));
-    /// assert_eq!(lp.add_signal_handler(9, || {}).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn add_signal_handler(&self, signum: i32, callback: impl FnMut() + 'static) -> io::Result<()> {
-        of(&self.core).add_handler(&self.core, signum, Box::new(callback))
-    }
-
-    /// Removes this loop's callback for `signum`; returns true if there was one (asyncio's
-    /// `loop.remove_signal_handler`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = aioloop::EventLoop::new().unwrap();
-    /// assert!(!lp.remove_signal_handler(aioloop::signal::SIGHUP));
-    /// ```
-    pub fn remove_signal_handler(&self, signum: i32) -> bool {
-        of(&self.core).remove_handler(&self.core, signum)
-    }
 }
 
 /// [`EventLoop::add_signal_handler`] on the running loop.
