@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::runtime::dump::WaitingOn;
 use crate::runtime::task::TaskId;
+use crate::runtime::task::WaitingOn;
 
 /// One step of one task's life, at a moment of loop time.
 ///

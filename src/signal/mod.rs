@@ -1,4 +1,4 @@
-//! Unix signals on the loop: asyncio's [`EventLoop::add_signal_handler`], tokio's [`Signal`] and
+//! Unix signals on the loop: asyncio's [`EventLoop::add_signal_handler`](crate::EventLoop::add_signal_handler), tokio's [`Signal`] and
 //! [`ctrl_c`], and [`Builder::dump_on_signal`](crate::Builder::dump_on_signal).
 //!
 //! A signal handler may run at any instruction of any thread, so aioloop's does almost nothing:
@@ -294,11 +294,11 @@ pub(crate) fn enable_dump(core: &Core, signum: i32) -> io::Result<()> {
     of(core).enable_dump(core, signum)
 }
 
-/// [`EventLoop::add_signal_handler`] on the running loop.
+/// [`EventLoop::add_signal_handler`](crate::EventLoop::add_signal_handler) on the running loop.
 ///
 /// # Errors
 ///
-/// As [`EventLoop::add_signal_handler`].
+/// As [`EventLoop::add_signal_handler`](crate::EventLoop::add_signal_handler).
 ///
 /// # Panics
 ///
@@ -323,7 +323,7 @@ pub fn add_signal_handler(signum: i32, callback: impl FnMut() + 'static) -> io::
     of(&core).add_handler(&core, signum, Box::new(callback))
 }
 
-/// [`EventLoop::remove_signal_handler`] on the running loop.
+/// [`EventLoop::remove_signal_handler`](crate::EventLoop::remove_signal_handler) on the running loop.
 ///
 /// # Panics
 ///
@@ -373,7 +373,7 @@ impl Signal {
     ///
     /// # Errors
     ///
-    /// If no loop is running on this thread, and as [`EventLoop::add_signal_handler`].
+    /// If no loop is running on this thread, and as [`EventLoop::add_signal_handler`](crate::EventLoop::add_signal_handler).
     ///
     /// # Examples
     ///
@@ -480,7 +480,7 @@ impl Drop for Signal {
 /// # Errors
 ///
 /// The future's output is an error if it is polled outside a running loop or the listener
-/// cannot be set up (see [`EventLoop::add_signal_handler`]).
+/// cannot be set up (see [`EventLoop::add_signal_handler`](crate::EventLoop::add_signal_handler)).
 ///
 /// # Examples
 ///

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use super::{Trace, TraceKind};
-use crate::runtime::dump::WaitingOn;
 use crate::runtime::recorder::Recorder;
 use crate::runtime::task::TaskId;
+use crate::runtime::task::WaitingOn;
 
 /// Builds a trace from `(seconds, task, kind)` triples on a loop started at `start`.
 pub(crate) fn trace_of(start: Instant, events: Vec<(f64, u64, TraceKind)>) -> Trace {

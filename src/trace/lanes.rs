@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::{Trace, TraceEvent, TraceKind};
-use crate::runtime::dump::WaitingOn;
 use crate::runtime::task::TaskId;
+use crate::runtime::task::WaitingOn;
 
 /// Formats loop time as seconds with milliseconds: `6.000s`.
 pub(super) fn secs(d: Duration) -> String {

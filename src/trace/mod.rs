@@ -35,9 +35,9 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::runtime::dump::WaitingOn;
 use crate::runtime::recorder::{Recorder, TraceEvent, TraceKind};
 use crate::runtime::task::TaskId;
+use crate::runtime::task::WaitingOn;
 
 #[cfg(test)]
 mod fixtures;

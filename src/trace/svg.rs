@@ -446,8 +446,8 @@ fn legend(out: &mut String, y: f64) {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use crate::runtime::dump::WaitingOn;
     use crate::runtime::recorder::TraceKind;
+    use crate::runtime::task::WaitingOn;
     use crate::trace::fixtures::*;
     use crate::trace::Trace;
 

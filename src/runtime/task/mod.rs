@@ -37,6 +37,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use pin_project_lite::pin_project;
 
@@ -125,6 +126,65 @@ fn next_task_id() -> u64 {
         r.set((next + 1, end));
         next
     })
+}
+
+/// What a task is waiting for, as far as the loop can tell.
+///
+/// # Examples
+///
+/// See [`TaskDump`](crate::TaskDump).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitingOn {
+    /// It is in the ready queue, or running.
+    Nothing,
+    /// A timer (a `sleep`, a timeout) due at this instant.
+    Timer(Instant),
+    /// A socket or other descriptor becoming readable (`false`) or writable (`true`).
+    Io {
+        /// The descriptor's number.
+        fd: i32,
+        /// Waiting to write rather than to read.
+        write: bool,
+    },
+    /// Another task, through its handle.
+    Task(TaskId),
+    /// The members of a `gather` (how many).
+    Gather(usize),
+    /// Tasks of a [`wait`](crate::wait), [`as_completed`](crate::as_completed) or
+    /// [`shield`](crate::shield) (how many of them are still running), and the timer that ends
+    /// the wait early, if the task has one (the `timeout` of `wait`, or a `sleep` or `timeout`
+    /// around it): whichever comes first wakes the task.
+    ///
+    /// # Examples
+    ///
+    /// A task inside `wait`, with a 2 s timeout, for three tasks that sleep 1, 2 and 3 s:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aioloop::{ReturnWhen, WaitingOn};
+    ///
+    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
+    /// let start = lp.time();
+    /// let waiter = lp.spawn(async {
+    ///     let sleepers: Vec<_> = (1..=3).map(|i| aioloop::spawn(aioloop::sleep(Duration::from_secs(i)))).collect();
+    ///     aioloop::wait(sleepers, Some(Duration::from_secs(2)), ReturnWhen::AllCompleted).await
+    /// });
+    /// lp.run_until_complete(aioloop::yield_now()); // the waiter runs once and parks in `wait`
+    /// let dump = lp.tasks();
+    /// let snapshot = dump.tasks.iter().find(|t| t.id == waiter.id()).unwrap();
+    /// let timeout = Some(start + Duration::from_secs(2));
+    /// assert_eq!(snapshot.waiting_on, WaitingOn::Tasks { count: 3, timeout });
+    /// assert!(dump.to_string().contains("3 tasks or timer in 2.000s"));
+    /// ```
+    Tasks {
+        /// How many of the tasks have not finished.
+        count: usize,
+        /// When the task's earliest timer is due, if it has one.
+        timeout: Option<Instant>,
+    },
+    /// Something the loop does not track (a channel, a lock, a foreign future).
+    Other,
 }
 
 /// Where a task is in its life (internal: `Done` splits by outcome).
