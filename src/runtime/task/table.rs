@@ -103,36 +103,43 @@ pub(crate) struct TaskTable {
 
 impl TaskTable {
     /// The entries, to read.
+    #[inline]
     pub(crate) fn entries(&self) -> Ref<'_, Slab<TaskEntry>> {
         self.entries.borrow()
     }
 
     /// The entries, to change (not to remove one: [`Core::remove_task`] does that).
+    #[inline]
     pub(crate) fn entries_mut(&self) -> RefMut<'_, Slab<TaskEntry>> {
         self.entries.borrow_mut()
     }
 
     /// The side table of extras, to read.
+    #[inline]
     pub(crate) fn extras(&self) -> Ref<'_, Extras> {
         self.extras.borrow()
     }
 
     /// The side table of extras, to change.
+    #[inline]
     pub(crate) fn extras_mut(&self) -> RefMut<'_, Extras> {
         self.extras.borrow_mut()
     }
 
     /// How many tasks are in the table (waiting, ready, or finished with an outcome to take).
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.entries.borrow().len()
     }
 
     /// The id of the live task with `key`, if the key is not stale.
+    #[inline]
     pub(crate) fn id_of(&self, key: TaskKey) -> Option<u64> {
         self.entries.borrow().get(key.index()).filter(|e| key.matches(e.id)).map(|e| e.id)
     }
 
     /// Keeps a finished task's panic payload for its handle.
+    #[inline]
     pub(crate) fn keep_panic(&self, id: u64, payload: Box<dyn Any + Send>) {
         self.panics.borrow_mut().insert(id, payload);
     }
@@ -148,8 +155,12 @@ impl TaskTable {
     }
 
     /// Forgets task `id`'s name (its handle, which could still ask for it, is gone).
+    #[inline]
     pub(crate) fn forget_name(&self, id: u64) {
-        take_by_id(&self.names, id);
+        // Most loops name no task: then this is one test.
+        if !self.names.borrow().is_empty() {
+            self.names.borrow_mut().remove(&id);
+        }
     }
 
     /// After a burst: gives back the slab's buffer if it is empty, and the extras' if they are
@@ -193,14 +204,20 @@ impl Core {
     /// its extra, its panic payload (reported as never retrieved when `why` says so, by the
     /// task's name) and its name (unless a handle keeps asking for it), and gives buffers back
     /// once the table is empty.
+    #[inline(always)]
     pub(crate) fn remove_task(&self, key: TaskKey, why: Removal) -> Removed {
         let (entry, extra) = {
             let mut entries = self.tasks.entries.borrow_mut();
             let mut entry = entries.remove(key.index());
-            let extra = take_extra(&mut self.tasks.extras.borrow_mut(), &mut entry, key.index());
+            // (A finished task has none; a main task unwinding may have one.)
+            let extra = if entry.has_extra {
+                take_extra(&mut self.tasks.extras.borrow_mut(), &mut entry, key.index())
+            } else {
+                None
+            };
             (entry, extra)
         };
-        drop(extra); // (empty: a finished task has none; a main task unwinding may have one)
+        drop(extra);
         let id = entry.id;
         let (payload, report, keep_name) = match why {
             Removal::Detached(p) => (p, true, false),
