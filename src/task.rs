@@ -341,7 +341,7 @@ impl<T> Task<T> {
                 drop(tasks);
                 let mut removed = self.core.remove_task(self.key, Removal::Taken);
                 let mut out: Option<T> = None;
-                if let Some(cell) = removed.entry.cell.as_mut() {
+                if let Some(cell) = removed.cell.as_mut() {
                     cell.as_mut().take_output(&mut out);
                 }
                 self.unlink();

@@ -703,7 +703,7 @@ impl<'a> MainTask<'a> {
     pub(crate) fn finish(self) -> (Status, Option<Box<dyn std::any::Any + Send>>) {
         let removed = self.core.remove_task(self.key, task::Removal::Main);
         std::mem::forget(self);
-        (removed.entry.status, removed.payload)
+        (removed.status, removed.payload)
     }
 }
 

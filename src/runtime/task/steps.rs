@@ -344,9 +344,10 @@ impl Core {
             // (Otherwise nothing is kept: the output, if any, is dropped below, outside the borrow.)
             (join, e.id, e.detached, is_main)
         };
-        let removed = if detached {
-            // Nobody can read the outcome: the entry goes now, and a panic is reported.
-            Some(self.remove_task(key, Removal::Detached(payload)))
+        // Nobody can read a detached task's outcome: its entry goes now, and a panic is
+        // reported; what is left to drop is dropped below, with the output.
+        let leftover = if detached {
+            self.remove_task(key, Removal::Detached(payload)).payload
         } else {
             if let Some(p) = payload {
                 self.tasks.keep_panic(id, p);
@@ -364,10 +365,12 @@ impl Core {
         }
         // User code from here on: destructors of the output and of a panic's payload, foreign
         // wakers. A panic there is reported and contained, like a panicking callback.
-        self.contain(move || {
-            drop(cell);
-            drop(removed);
-        });
+        if cell.is_some() || leftover.is_some() {
+            self.contain(move || {
+                drop(cell);
+                drop(leftover);
+            });
+        }
         self.forget_spawn_location(id);
         match join {
             JoinSlot::Empty => {}

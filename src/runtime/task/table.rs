@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::cell::{Ref, RefCell, RefMut};
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use slab::Slab;
@@ -191,11 +192,13 @@ pub(crate) enum Removal {
 }
 
 /// What [`Core::remove_task`] took out of the table, to be dropped by the caller outside the
-/// borrows (the entry may hold the task's output, whose destructor is user code).
+/// borrows (the output's destructor and the payload's are user code).
 pub(crate) struct Removed {
-    /// The entry (its `cell` holds the output of a task that completed with a value).
-    pub(crate) entry: TaskEntry,
-    /// The panic payload, if the task panicked and it was not reported.
+    /// The task's final status.
+    pub(crate) status: Status,
+    /// The cell holding the output of a task that completed with a value (else `None`).
+    pub(crate) cell: Option<Pin<Box<dyn TaskCell>>>,
+    /// The panic payload, if the task panicked.
     pub(crate) payload: Option<Box<dyn Any + Send>>,
 }
 
@@ -239,7 +242,7 @@ impl Core {
         if self.tasks.entries.borrow().is_empty() {
             self.release_burst_memory();
         }
-        Removed { entry, payload }
+        Removed { status: entry.status, cell: entry.cell, payload }
     }
 
     pub(crate) fn report_unretrieved(&self, id: u64, payload: &(dyn Any + Send)) {
