@@ -76,7 +76,7 @@ impl Core {
         self.note_spawn_location(id, at);
         let task = Task::new(self.clone(), key, id);
         let spawner = self.current.get();
-        self.run_task(key, &mut None);
+        self.run_first_step(key);
         self.current.set(spawner);
         if let Some(spawner) = spawner {
             // Builder::dump_on_signal: the spawner's poll goes on (its clock restarts here).
@@ -217,9 +217,19 @@ impl Core {
         }
     }
 
+    /// An eager task's first step, run by `spawn_eager` (out of line: the loop's phase 6 has
+    /// its own inlined copy of [`run_task`](Self::run_task)).
+    #[inline(never)]
+    fn run_first_step(&self, key: TaskKey) {
+        self.run_task(key, &mut None);
+    }
+
     /// Runs one step of a task: polls it, or drops its future if its cancellation was requested.
     ///
     /// `main` is the future of `run_until_complete`, polled when `key` is the main task.
+    /// Inlined into phase 6, its hot caller; an eager spawn calls it through
+    /// [`run_first_step`](Self::run_first_step).
+    #[inline(always)]
     pub(crate) fn run_task(&self, key: TaskKey, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
         let (cell, cancel, is_main, stale) = {
             let mut tasks = self.tasks.entries_mut();
