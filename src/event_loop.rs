@@ -539,7 +539,10 @@ impl EventLoop {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn trace(&self) -> crate::Trace {
-        self.core.trace()
+        match self.core.recorder() {
+            Some(r) => crate::Trace::recorded(&r),
+            None => crate::Trace::empty(self.core.clock.start()), // the loop's creation (runtime/clock.rs)
+        }
     }
 
     /// Returns every unfinished task, with its state, spawn location (debug mode) and what it

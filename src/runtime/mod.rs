@@ -587,12 +587,9 @@ impl Core {
         self.closed.get()
     }
 
-    /// A snapshot of the trace recorded so far (empty when tracing is off).
-    pub(crate) fn trace(&self) -> crate::Trace {
-        match &self.tracer {
-            Some(r) => crate::Trace::recorded(&r.borrow()),
-            None => crate::Trace::empty(self.clock.start()), // the loop's creation (runtime/clock.rs)
-        }
+    /// The trace recorder, if tracing is on.
+    pub(crate) fn recorder(&self) -> Option<std::cell::Ref<'_, recorder::Recorder>> {
+        self.tracer.as_ref().map(RefCell::borrow)
     }
 
     /// The loop's anatomy and counters now (for [`EventLoop::stats`](crate::EventLoop::stats)).
