@@ -466,6 +466,10 @@ fn item_52_removing_the_last_listener_restores_what_the_signal_did_before() {
 
 /// Checklist 52: a listener replaced by a new one (created before the old one is dropped) while
 /// signals keep coming: each of 300 spaced signals reaches one of them, none is lost.
+///
+/// The sender starts only once the first listener exists: a SIGUSR2 sent before it would meet
+/// the signal's default action and kill the test process (under load the sender could win
+/// that race when it was started before the loop ran).
 #[test]
 fn item_52_a_signal_during_a_listener_swap_is_never_lost() {
     let _s = serial();
@@ -474,31 +478,35 @@ fn item_52_a_signal_during_a_listener_swap_is_never_lost() {
     let sent = Arc::new(AtomicU32::new(0));
     let mut lp = EventLoop::new().unwrap();
     let handle = lp.handle();
-    let sender = {
+    let start_sender = {
         let (received, sent) = (received.clone(), sent.clone());
-        std::thread::spawn(move || {
-            for i in 1..=300 {
-                sent.store(i, SeqCst);
-                send(SIGUSR2);
-                let start = Instant::now();
-                while received.load(SeqCst) < i {
-                    assert!(start.elapsed() < Duration::from_secs(5), "delivery {i} was lost");
-                    std::hint::spin_loop();
+        move || {
+            std::thread::spawn(move || {
+                for i in 1..=300 {
+                    sent.store(i, SeqCst);
+                    send(SIGUSR2);
+                    let start = Instant::now();
+                    while received.load(SeqCst) < i {
+                        assert!(start.elapsed() < Duration::from_secs(5), "delivery {i} was lost");
+                        std::hint::spin_loop();
+                    }
                 }
-            }
-            handle.stop();
-        })
+                handle.stop();
+            })
+        }
     };
     let r = received.clone();
-    watchdog(Duration::from_secs(30), "listener swaps", || {
+    let sender = watchdog(Duration::from_secs(30), "listener swaps", || {
         lp.run_until_complete(async move {
             let mut current = Signal::new(SIGUSR2).unwrap();
+            let sender = start_sender(); // listening already: no signal can come before
             while r.load(SeqCst) < 300 {
                 current.recv().await;
                 r.fetch_add(1, SeqCst);
                 let next = Signal::new(SIGUSR2).unwrap(); // the new one first...
                 drop(std::mem::replace(&mut current, next)); // ...then the old one goes
             }
+            sender
         })
     });
     sender.join().unwrap();
