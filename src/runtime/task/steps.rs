@@ -269,6 +269,7 @@ impl Core {
         }
     }
 
+    #[inline(always)]
     fn step(key: TaskKey, mut cell: Pin<Box<dyn TaskCell>>, cancel: bool) -> Step {
         if cancel {
             // Cancellation is dropping the future; a panicking destructor makes it a panic.
@@ -310,6 +311,7 @@ impl Core {
 
     /// Puts a task that returned `Pending` back among the waiting (or, if it cancelled itself
     /// while running, propagates the cancellation and queues it so its future gets dropped).
+    #[inline(always)]
     fn park(&self, key: TaskKey, cell: Option<Pin<Box<dyn TaskCell>>>) {
         let cancel = {
             let mut tasks = self.tasks.entries_mut();
