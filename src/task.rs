@@ -32,7 +32,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use crate::error::TaskError;
-use crate::runtime::task::{JoinSlot, Link, Removal, Status, TaskId, TaskState};
+use crate::runtime::task::{JoinSlot, Link, Removal, Removed, Status, TaskId, TaskState};
 use crate::runtime::waker::TaskKey;
 use crate::runtime::Core;
 
@@ -339,15 +339,14 @@ impl<T> Task<T> {
             }
             status => {
                 drop(tasks);
-                let mut removed = self.core.remove_task(self.key, Removal::Taken);
+                let Removed { cell, payload, .. } = self.core.remove_task(self.key, Removal::Taken);
                 let mut out: Option<T> = None;
-                if let Some(cell) = removed.cell.as_mut() {
+                if let Some(mut cell) = cell {
                     cell.as_mut().take_output(&mut out);
+                    drop(cell); // the output is out: only the emptied cell's memory goes
                 }
                 self.unlink();
                 self.finished.set(Some(status.public()));
-                let payload = removed.payload.take();
-                drop(removed);
                 Poll::Ready(match (status, out, payload) {
                     (Status::Done, Some(v), _) => Ok(v),
                     (Status::Panicked, _, Some(p)) => Err(TaskError::Panicked(p)),

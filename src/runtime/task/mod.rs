@@ -47,7 +47,7 @@ use crate::runtime::waker::TaskKey;
 mod steps;
 mod table;
 
-pub(crate) use table::{extra_of, Removal, TaskTable};
+pub(crate) use table::{extra_of, Removal, Removed, TaskTable};
 
 /// The public state of a task: the four states the seeds name.
 ///
