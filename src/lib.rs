@@ -28,7 +28,8 @@
 //! - the **ready queue** (`runtime.rs`, asyncio's `_ready`): task steps and callbacks to run;
 //! - the **waiting set** (`task.rs`): every task lives in a slab slot; those not in the ready
 //!   queue are parked until a waker, which is just the slot's number (`waker.rs`), names them;
-//! - the **timer heap** (`timer.rs`, asyncio's `_scheduled`): a binary min-heap of deadlines;
+//! - the **timer heap** (`timer.rs`, asyncio's `_scheduled`): a min-heap of deadlines, bucketed
+//!   by millisecond;
 //! - the **poller** (`reactor.rs`, asyncio's selector): epoll/kqueue, where the loop sleeps.
 //!
 //! One iteration, `run_once`, is asyncio's `_run_once`:
@@ -56,8 +57,9 @@
 //! | `group.rs` | how [`wait`], [`gather`] and [`as_completed`] learn that their tasks finished |
 //! | `waker.rs` | how a `Waker` becomes "push this task onto the ready queue" |
 //! | `remote.rs` | the thread-safe half: the inbox for wakes from other threads |
-//! | `timer.rs` | the timer heap with lazy cancellation |
-//! | `time.rs` | [`sleep`], [`timeout`], [`wait_for`], [`yield_now`] |
+//! | `timer.rs` | the timer heap: buckets of a millisecond, tombstones for cancelled timers |
+//! | `time.rs` | [`sleep`], [`yield_now`]; the timer a future owns |
+//! | `timeout.rs` | [`timeout`], [`timeout_at`], [`wait_for`] |
 //! | `interval.rs` | [`interval`]: periodic ticks without drift, [`MissedTickBehavior`] |
 //! | `handle.rs` | [`EventLoop::call_soon`] / [`call_later`](EventLoop::call_later) handles |
 //! | `combinators.rs` | [`gather`], [`wait`], [`as_completed`], [`shield`] |
@@ -170,6 +172,7 @@ mod task;
 mod task_group;
 mod threadsafe;
 mod time;
+mod timeout;
 mod timer;
 mod trace;
 #[allow(unsafe_code)]
@@ -196,7 +199,8 @@ pub use signal::{add_signal_handler, remove_signal_handler};
 pub use task::{TaskId, TaskState};
 pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};
 pub use threadsafe::{LoopClosed, LoopHandle, RemoteTask};
-pub use time::{sleep, sleep_until, timeout, timeout_at, wait_for, yield_now, Sleep, Timeout, YieldNow};
+pub use time::{sleep, sleep_until, yield_now, Sleep, YieldNow};
+pub use timeout::{timeout, timeout_at, wait_for, Timeout};
 pub use trace::{Trace, TraceEvent, TraceKind};
 
 #[cfg(doctest)]

@@ -110,10 +110,15 @@ pub(crate) struct Core {
     pub(crate) timers: RefCell<TimerHeap>,
     /// Real or virtual time.
     pub(crate) clock: Clock,
+    /// When the timeouts of the last few iterations were created, at the latest.
+    pub(crate) timeout_clock: crate::timeout::TimeoutClock,
     /// The thread-safe half: inbox, stop flag, poller.
     pub(crate) remote: Arc<Remote>,
     /// The task being polled right now (asyncio's `current_task()`).
     pub(crate) current: Cell<Option<TaskKey>>,
+    /// The task whose awaiting link was set last (`set_awaiting_of_current`): while it is not
+    /// the running task, the running task has none (`current_may_await`).
+    pub(crate) last_linked: Cell<Option<TaskKey>>,
     /// The next handle sequence number (orders equal timer deadlines; detects stale handles).
     pub(crate) next_seq: Cell<u64>,
     /// Set by `close()`: spawned tasks are born cancelled, the loop cannot run again.
@@ -163,9 +168,11 @@ impl Core {
             handles: RefCell::new(Slab::new()),
             timers: RefCell::new(TimerHeap::default()),
             clock,
+            timeout_clock: crate::timeout::TimeoutClock::default(),
             tracer,
             remote: Remote::register()?,
             current: Cell::new(None),
+            last_linked: Cell::new(None),
             next_seq: Cell::new(0),
             closed: Cell::new(false),
             panics: RefCell::new(HashMap::new()),
@@ -187,6 +194,7 @@ impl Core {
     /// Runs one iteration of the loop (asyncio's `_run_once`).
     pub(crate) fn run_once(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
         self.iterations.set(self.iterations.get() + 1);
+        crate::context::begin_iteration(self.iterations.get() as u32);
         // 1. Forget cancelled timers at the head of the heap, so the timeout below is right.
         self.purge_timers();
         // 2. Decide how long we may sleep: not at all if anything is ready.
@@ -199,6 +207,11 @@ impl Core {
         self.fire_due_timers();
         // 6. Run what is ready now; whatever this schedules waits for the next iteration.
         self.run_ready(main);
+        // When timeouts were created in this iteration, note when it ended (their deadlines
+        // count from no later than this; see timeout.rs).
+        if crate::context::end_iteration() {
+            self.timeout_clock.record(self.iterations.get() as u32, self.clock.now_ns());
+        }
     }
 
     fn purge_timers(&self) {

@@ -178,6 +178,23 @@ pub(crate) enum Link {
 }
 
 impl Link {
+    /// Returns true if what this names has finished (a task; every member of a gather).
+    pub(crate) fn finished(&self, core: &Core) -> bool {
+        match self {
+            Link::Task(t) => core.status_of(*t).is_none_or(|s| s.is_finished()),
+            Link::Group(g) => g.outer_done(),
+        }
+    }
+
+    /// Cancels what this names; returns true if there is something to wait for (it finishes
+    /// later and wakes whoever awaits it).
+    pub(crate) fn cancel(&self, core: &Core) -> bool {
+        match self {
+            Link::Task(t) => core.cancel_task(*t),
+            Link::Group(g) => g.cancel_members(core),
+        }
+    }
+
     /// Returns true if both name the same task or the same group.
     pub(crate) fn same(&self, other: &Link) -> bool {
         match (self, other) {
@@ -763,6 +780,7 @@ impl Core {
     /// the running task, to [`unlink`](Self::unlink) it later.
     pub(crate) fn set_awaiting_of_current(&self, link: Link) -> Option<TaskKey> {
         let cur = self.current.get()?;
+        self.last_linked.set(Some(cur));
         let old = {
             let mut tasks = self.tasks.borrow_mut();
             let e = tasks.get_mut(cur.index())?;
@@ -771,6 +789,13 @@ impl Core {
         };
         drop(old);
         Some(cur)
+    }
+
+    /// Returns true if the running task may have an awaiting link: false only when none was set
+    /// during its current poll (a poll starts without one), which costs no lookup.
+    pub(crate) fn current_may_await(&self) -> bool {
+        let cur = self.current.get();
+        cur.is_some() && self.last_linked.get() == cur
     }
 
     /// Takes the running task's awaiting link (to see what a sub-future links during its poll).
