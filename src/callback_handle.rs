@@ -171,7 +171,7 @@ impl Core {
             Action::Expire(waker, link) => {
                 // When the awaited task (or gather) finishes cancelling, it wakes the timed-out
                 // task itself; only if there is nothing to cancel is the task woken now.
-                if !link.is_some_and(|l| crate::time::cancel_link(self, &l)) {
+                if !link.is_some_and(|l| l.cancel(self)) {
                     self.contain(move || waker.wake());
                 }
             }

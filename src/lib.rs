@@ -80,7 +80,8 @@
 //! | `context.rs` | the free functions on the running loop: [`spawn`], [`run`], [`current_task`], [`call_soon`]... |
 //! | `task.rs` | [`Task`], the handle: awaiting a task (a `Future`), [`AbortHandle`], [`IntoTask`] |
 //! | `callback_handle.rs` | [`Handle`], [`TimerHandle`] of `call_soon`/`call_later`, and the records the loop runs for them |
-//! | `time.rs` | [`sleep`], [`timeout`], [`wait_for`], [`yield_now`] |
+//! | `time.rs` | [`sleep`], [`yield_now`]; the timer a future owns (a sleep's, a timeout's) |
+//! | `timeout/` | [`timeout`], [`timeout_at`], [`timeout_with`], [`wait_for`]: the timeout and its lazy deadline in `mod.rs`, [`TimeoutHandle`] in `handle.rs` |
 //! | `interval.rs` | [`interval`]: periodic ticks without drift, [`MissedTickBehavior`] |
 //! | `combinators/` | [`gather`], [`wait`], [`as_completed`], [`shield`]: one file each, the member tracking in `mod.rs` |
 //! | `task_group.rs` | [`TaskGroup`]: structured concurrency |
@@ -100,13 +101,14 @@
 //! | `runtime/mod.rs` | `Core`: the ready queue, the parts, `run_once` and its six phases |
 //! | `runtime/task/` | task states and entries (`mod.rs`), spawn to finish (`steps.rs`), the task table (`table.rs`) |
 //! | `runtime/waker.rs` | task keys, and the `Waker` that carries one |
-//! | `runtime/running.rs` | this thread's running loop (asyncio's `get_running_loop()`) |
+//! | `runtime/running.rs` | this thread's running loop (asyncio's `get_running_loop()`), and its iteration, which a timeout notes |
 //! | `runtime/timer.rs` | the timer heap |
 //! | `runtime/readiness.rs` | the I/O sources: readiness, the tasks waiting on each, `add_reader` records |
 //! | `runtime/reactor.rs` | the poller, and a descriptor's registration with it |
 //! | `runtime/cross_thread.rs` | the thread-safe half: the inbox for wakes and callbacks from other threads |
 //! | `runtime/members.rs` | how [`wait`], [`gather`] and [`as_completed`] learn that their tasks finished |
 //! | `runtime/clock.rs` | real and virtual time |
+//! | `runtime/timeout_clock.rs` | when the last few iterations that created a timeout ended: what a lazy timeout deadline counts from |
 //! | `runtime/exception.rs` | the exception handler: what the loop reports; debug mode's slow steps |
 //! | `runtime/dump.rs`, `runtime/recorder.rs` | the loop's view of itself: the task dump ([`EventLoop::tasks`]) and the trace's events |
 //! | `runtime/stats.rs` | [`Stats`]: the loop's counters |
@@ -202,6 +204,7 @@ pub mod sync;
 mod task;
 mod task_group;
 mod time;
+mod timeout;
 mod trace;
 
 pub use callback_handle::{Handle, TimerHandle};
@@ -229,9 +232,8 @@ pub use runtime::task::{TaskId, TaskState};
 pub use signal::{add_signal_handler, remove_signal_handler};
 pub use task::{AbortHandle, IntoTask, Task};
 pub use task_group::{Failure, GroupError, GroupJoin, TaskGroup};
-pub use time::{
-    sleep, sleep_until, timeout, timeout_at, timeout_with, wait_for, yield_now, Sleep, Timeout, TimeoutHandle, YieldNow,
-};
+pub use time::{sleep, sleep_until, yield_now, Sleep, YieldNow};
+pub use timeout::{timeout, timeout_at, timeout_with, wait_for, Timeout, TimeoutHandle};
 pub use trace::Trace;
 
 #[cfg(doctest)]

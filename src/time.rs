@@ -1,34 +1,25 @@
-//! Time for tasks: [`sleep`], [`sleep_until`], [`yield_now`], [`timeout`], [`timeout_at`],
-//! [`timeout_with`] (and its [`TimeoutHandle`]), [`wait_for`].
+//! Time for tasks: [`sleep`], [`sleep_until`], [`yield_now`], and the timer a future owns
+//! ([`TimerSlot`]: a sleep's, a timeout's, `wait`'s).
 //!
-//! These are the user-facing side of the timer heap ([`timer`](crate::runtime::timer)): a `Sleep` puts one
-//! entry in the heap whose action is "wake this task", and removes it when dropped (a cancelled
-//! sleep cancels its timer, asyncio's `test_sleep_cancel`).
+//! These are the user-facing side of the timer heap ([`timer`](crate::runtime::timer)): a `Sleep`
+//! puts one entry in the heap, which holds the sleeping task's waker, and cancels it when dropped
+//! (a cancelled sleep cancels its timer, asyncio's `test_sleep_cancel`). Timeouts are in
+//! [`timeout`](crate::timeout).
 //!
 //! # Invariants
 //! - A sleep never completes before its deadline: it completes when its timer fired (the loop
 //!   fires a timer only once `deadline <= now`), and a zero or past deadline yields for exactly one
 //!   iteration (asyncio's `sleep(0)`).
-//! - A timeout's deadline is fixed when it is created inside a running loop (asyncio's `timeout()`),
-//!   or at its first poll otherwise. A [`TimeoutHandle`] may move it (or remove it: `None`, as
-//!   `timeout(None)` starts); the timeout applies a move when its body suspends, or at its next
-//!   poll if the move came from elsewhere, unless its timer fired first (the expiry stands).
-//! - On expiry, a timeout first checks its own deadline, then the inner future: when nested
-//!   timeouts expire together the outermost reports the timeout. If the inner future was awaiting
-//!   a task, that task is cancelled and the timeout waits until it has finished before reporting,
-//!   so the task is not running any more when `Err(TimeoutError)` arrives.
+//! - A sleep's delay counts from its first poll (asyncio's `sleep` is a coroutine: `call_later`
+//!   runs when it first runs).
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use pin_project_lite::pin_project;
-
 use crate::callback_handle::Action;
-use crate::error::TimeoutError;
 use crate::runtime::task::Link;
 use crate::runtime::timer::TimerKey;
 use crate::runtime::Core;
@@ -54,7 +45,7 @@ pub(crate) struct TimerSlot {
     /// What a deadline that has already passed when the timer is armed does.
     past_due: PastDue,
     /// The timer of a timeout: its action cancels what the timed-out future awaits.
-    expire: bool,
+    pub(crate) expire: bool,
 }
 
 /// A timer's life: armed at its first poll (or only once its timeout's body is pending), then
@@ -88,11 +79,14 @@ pub(crate) enum PastDue {
 }
 
 impl TimerSlot {
+    /// Returns an unarmed timer at `deadline` (loop time) on `core`'s loop.
+    #[inline]
     pub(crate) fn new(core: &Core, deadline: u64, past_due: PastDue) -> TimerSlot {
         TimerSlot { slot: core.remote.slot(), past_due, expire: false, state: Arm::Unarmed, deadline, seq: 0 }
     }
 
     /// Takes the timer's place among equal deadlines now, without arming it yet.
+    #[inline]
     pub(crate) fn reserve_seq(&mut self, core: &Core) {
         if self.state == Arm::Unarmed {
             self.seq = core.take_seq();
@@ -123,11 +117,18 @@ impl TimerSlot {
     }
 
     /// Returns true if the timer fired, without registering anything.
+    #[inline]
     pub(crate) fn has_fired(&mut self) -> bool {
-        if let Arm::Record(_) | Arm::Entry(_) = self.state {
-            if !self.pending(&self.core(), None) {
-                self.state = Arm::Done;
-            }
+        match self.state {
+            Arm::Record(_) | Arm::Entry(_) => self.check_fired(),
+            state => state == Arm::Done,
+        }
+    }
+
+    /// [`has_fired`](Self::has_fired) for a scheduled timer: asks the loop.
+    fn check_fired(&mut self) -> bool {
+        if !self.pending(&self.core(), None) {
+            self.state = Arm::Done;
         }
         self.state == Arm::Done
     }
@@ -144,7 +145,7 @@ impl TimerSlot {
     }
 
     /// [`poll_fired`](Self::poll_fired) with the timer's loop at hand.
-    fn poll_fired_on(&mut self, core: &Core, cx: &mut Context<'_>) -> bool {
+    pub(crate) fn poll_fired_on(&mut self, core: &Core, cx: &mut Context<'_>) -> bool {
         match self.state {
             Arm::Done => return true,
             Arm::Record(_) | Arm::Entry(_) => {
@@ -240,7 +241,17 @@ impl TimerSlot {
     /// Cancels the timer if it is still scheduled. Off its loop's thread (or while the loop is
     /// not running) nothing can be done; the timer then fires a wake nobody waits for, or is
     /// dropped when the loop closes.
+    #[inline]
     pub(crate) fn cancel(&mut self) {
+        match self.state {
+            Arm::Record(_) | Arm::Entry(_) => self.cancel_scheduled(),
+            Arm::Reserved => self.state = Arm::Unarmed,
+            Arm::Unarmed | Arm::Done => {}
+        }
+    }
+
+    /// [`cancel`](Self::cancel) for a scheduled timer.
+    fn cancel_scheduled(&mut self) {
         match std::mem::replace(&mut self.state, Arm::Unarmed) {
             Arm::Record(index) => {
                 self.with_core(|core| core.cancel_handle((index, self.seq)));
@@ -256,6 +267,7 @@ impl TimerSlot {
 }
 
 impl Drop for TimerSlot {
+    #[inline]
     fn drop(&mut self) {
         self.cancel();
     }
@@ -288,47 +300,17 @@ impl Core {
     }
 }
 
-/// When a sleep or timeout ends: fixed already, or relative to its first poll.
+/// When a sleep ends: at an instant, or a delay after its first poll.
 #[derive(Debug, Clone, Copy)]
 enum When {
     At(Instant),
     After(Duration),
-    /// Fixed by a running loop: the deadline in that loop's time (registry slot `slot`), and as
-    /// an `Instant`, so the first poll on that loop need not convert it back.
-    Fixed {
-        /// The iteration of the loop in which it was fixed, modulo 2^32 (see `Timeout::poll`).
-        iteration: u32,
-        /// It was fixed from a delay greater than zero.
-        ahead: bool,
-        slot: u16,
-        ns: u64,
-        at: Instant,
-    },
 }
 
 impl When {
-    /// Fixes the deadline now if a loop is running (as asyncio does when `timeout()` is called).
-    fn fix(self) -> When {
-        match self {
-            When::After(d) => crate::runtime::running::with_running(|core| {
-                let ns = core.deadline_after(d);
-                When::Fixed {
-                    iteration: core.iterations.get() as u32,
-                    ahead: !d.is_zero(),
-                    slot: core.remote.slot(),
-                    ns,
-                    at: core.clock.instant(ns),
-                }
-            })
-            .unwrap_or(self),
-            at => at,
-        }
-    }
-
     fn deadline_ns(self, core: &Core) -> u64 {
         match self {
-            When::Fixed { slot, ns, .. } if slot == core.remote.slot() => ns,
-            When::At(at) | When::Fixed { at, .. } => core.clock.ns_of(at),
+            When::At(at) => core.clock.ns_of(at),
             When::After(d) => core.deadline_after(d),
         }
     }
@@ -336,7 +318,7 @@ impl When {
     /// The deadline as an `Instant`, if it is fixed.
     fn instant(self) -> Option<Instant> {
         match self {
-            When::At(at) | When::Fixed { at, .. } => Some(at),
+            When::At(at) => Some(at),
             When::After(_) => None,
         }
     }
@@ -543,618 +525,6 @@ impl Future for YieldNow {
         self.yielded = true;
         cx.waker().wake_by_ref();
         Poll::Pending
-    }
-}
-
-/// Runs `fut` with a deadline `delay` from now: `Ok(output)`, or `Err(TimeoutError)` and `fut`
-/// dropped (asyncio's `async with asyncio.timeout(delay)`). `delay` is a `Duration`, or `None`
-/// for no deadline (asyncio's `timeout(None)`, for a deadline set later through
-/// [`Timeout::handle`]).
-///
-/// The deadline is fixed when `timeout` is called inside a running loop (at the first poll
-/// otherwise). A deadline already passed still lets `fut` run until its first suspension. When
-/// nested timeouts expire together, the outermost reports. If `fut` was awaiting a [`Task`]
-/// (directly or through its own futures), the task is cancelled and the timeout waits for it to
-/// finish before returning.
-///
-/// [`Task`]: crate::Task
-///
-/// # Panics
-///
-/// When polled outside a running loop: "no running event loop".
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
-/// lp.run_until_complete(async {
-///     let slow = aioloop::sleep(Duration::from_secs(10));
-///     assert!(aioloop::timeout(Duration::from_secs(1), slow).await.is_err());
-///     let fast = async { 5 };
-///     assert_eq!(aioloop::timeout(Duration::from_secs(1), fast).await, Ok(5));
-/// });
-/// ```
-pub fn timeout<F: IntoFuture>(delay: impl Into<Option<Duration>>, fut: F) -> Timeout<F::IntoFuture> {
-    Timeout::new(delay.into().map(|d| When::After(d).fix()), fut.into_future(), Zero::No)
-}
-
-/// Like [`timeout`], and gives the body a [`TimeoutHandle`] to read, move or remove its own
-/// deadline (asyncio's `async with asyncio.timeout(delay) as cm:` and `cm.reschedule(when)`).
-///
-/// `body` is called at once with the handle and returns the future to run. The handle may be
-/// cloned and kept past the timeout: [`expired`](TimeoutHandle::expired) then tells whether the
-/// deadline ended it.
-///
-/// # Panics
-///
-/// When polled outside a running loop: "no running event loop".
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
-/// let t0 = lp.time();
-/// let r = lp.run_until_complete(aioloop::timeout_with(Duration::from_secs(1), |cm| async move {
-///     // More time than planned: move the deadline 3 s from now.
-///     cm.reschedule(Some(aioloop::now() + Duration::from_secs(3)));
-///     aioloop::sleep(Duration::from_secs(2)).await;
-///     "done"
-/// }));
-/// assert_eq!(r, Ok("done"));
-/// assert_eq!(lp.time() - t0, Duration::from_secs(2));
-/// ```
-pub fn timeout_with<F: IntoFuture>(
-    delay: impl Into<Option<Duration>>,
-    body: impl FnOnce(TimeoutHandle) -> F,
-) -> Timeout<F::IntoFuture> {
-    let shared = Arc::new(Mutex::new(Shared::default()));
-    let fut = body(TimeoutHandle(shared.clone()));
-    let mut t = timeout(delay, fut);
-    t.attach(shared);
-    t
-}
-
-/// Like [`timeout`], with an absolute deadline in loop time, or `None` (asyncio's `timeout_at`).
-///
-/// # Panics
-///
-/// When polled outside a running loop: "no running event loop".
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
-/// let at = lp.time() + Duration::from_secs(1);
-/// let r = lp.run_until_complete(aioloop::timeout_at(at, aioloop::sleep(Duration::from_secs(9))));
-/// assert!(r.is_err());
-/// assert_eq!(lp.time(), at);
-/// ```
-pub fn timeout_at<F: IntoFuture>(deadline: impl Into<Option<Instant>>, fut: F) -> Timeout<F::IntoFuture> {
-    Timeout::new(deadline.into().map(When::At), fut.into_future(), Zero::No)
-}
-
-/// Waits for a future or a task with a timeout; on timeout cancels it (a task: waits until it
-/// is cancelled) and returns `Err(TimeoutError)` (asyncio 3.12's `asyncio.wait_for`).
-///
-/// A plain future runs inside the caller's task. With a zero timeout a plain future never
-/// starts, and a task is cancelled at once unless it already finished, in which case its
-/// outcome is returned (asyncio's `wait_for(x, 0)`); "a task" is a [`Task`](crate::Task) or a
-/// `&mut Task` (not a future that wraps one). Awaiting a `Task` gives `Result<T, TaskError>`
-/// inside the `Ok`.
-///
-/// # Panics
-///
-/// When polled outside a running loop: "no running event loop".
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
-/// lp.run_until_complete(async {
-///     let mut t = aioloop::spawn(aioloop::sleep(Duration::from_secs(60)));
-///     let r = aioloop::wait_for(&mut t, Duration::from_secs(1)).await;
-///     assert!(r.is_err());
-///     assert!(t.is_cancelled()); // cancelled, and finished before wait_for returned
-/// });
-/// ```
-pub fn wait_for<F: IntoFuture>(fut: F, timeout: Duration) -> Timeout<F::IntoFuture> {
-    let zero = match (timeout.is_zero(), crate::task::is_task_handle::<F::IntoFuture>()) {
-        (false, _) => Zero::No,
-        (true, true) => Zero::Task,
-        (true, false) => Zero::Future,
-    };
-    Timeout::new(Some(When::After(timeout).fix()), fut.into_future(), zero)
-}
-
-/// `wait_for` with a zero timeout (asyncio 3.12's `timeout <= 0` path).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Zero {
-    /// Not a zero-timeout `wait_for`.
-    No,
-    /// A task: give its outcome if it finished, else cancel it at once and wait for it.
-    Task,
-    /// A plain future: time out without starting it.
-    Future,
-}
-
-#[derive(Clone)]
-enum TimeoutState {
-    /// Running the inner future.
-    Active,
-    /// The deadline passed; waiting for what the inner future awaited to finish cancelling.
-    Expiring(Link),
-    /// Finished.
-    Done,
-}
-
-pin_project! {
-    /// The future of [`timeout`], [`timeout_at`] and [`wait_for`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// aioloop::run(async {
-    ///     let t: aioloop::Timeout<_> = aioloop::timeout(Duration::from_secs(1), async { 1 });
-    ///     assert!(t.deadline().is_some());
-    ///     assert_eq!(t.await, Ok(1));
-    /// });
-    /// ```
-    #[must_use = "futures do nothing unless awaited"]
-    pub struct Timeout<F> {
-        #[pin]
-        inner: Option<F>,
-        when: When,
-        timer: Option<TimerSlot>,
-        state: TimeoutState,
-        // What the inner future was awaiting at its last poll (a task or a gather).
-        linked: Option<Link>,
-        zero: Zero,
-        // It returned `Err(TimeoutError)`.
-        expired: bool,
-        // No deadline: `timeout(None)`, or moved to none (`when` and the timer are then unused).
-        unbounded: bool,
-        // What it shares with its `TimeoutHandle`s, once one was asked for.
-        shared: Option<Arc<Mutex<Shared>>>,
-    }
-}
-
-impl<F> Timeout<F> {
-    /// `when` is `None` for no deadline.
-    fn new(when: Option<When>, inner: F, zero: Zero) -> Timeout<F> {
-        Timeout {
-            inner: Some(inner),
-            when: when.unwrap_or(When::After(Duration::MAX)),
-            timer: None,
-            state: TimeoutState::Active,
-            linked: None,
-            zero,
-            expired: false,
-            unbounded: when.is_none(),
-            shared: None,
-        }
-    }
-
-    /// Returns a handle to this timeout: to read its deadline, move or remove it, and see
-    /// whether it expired (asyncio's `Timeout.when`, `reschedule`, `expired`). To use one inside
-    /// the timeout's own body, create the timeout with [`timeout_with`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
-    /// lp.run_until_complete(async {
-    ///     let mut t = aioloop::timeout(None, aioloop::sleep(Duration::from_secs(60)));
-    ///     let cm = t.handle();
-    ///     assert_eq!(cm.when(), None); // no deadline yet
-    ///     let at = aioloop::now() + Duration::from_secs(1);
-    ///     aioloop::call_at(at - Duration::from_millis(500), move || cm.reschedule(Some(at)));
-    ///     assert!(t.await.is_err());
-    ///     assert_eq!(aioloop::now(), at);
-    /// });
-    /// ```
-    pub fn handle(&mut self) -> TimeoutHandle {
-        if self.shared.is_none() {
-            self.attach(Arc::default());
-        }
-        TimeoutHandle(self.shared.clone().expect("attached above"))
-    }
-
-    /// Shares this timeout's state with handles through `shared`, publishing its deadline.
-    fn attach(&mut self, shared: Arc<Mutex<Shared>>) {
-        lock(&shared).deadline = self.deadline();
-        self.shared = Some(shared);
-    }
-
-    /// Returns the deadline, if it is fixed already (asyncio's `Timeout.when()`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let lp = aioloop::EventLoop::new().unwrap();
-    /// let at = lp.time() + Duration::from_secs(1);
-    /// assert_eq!(aioloop::timeout_at(at, async {}).deadline(), Some(at));
-    /// ```
-    pub fn deadline(&self) -> Option<Instant> {
-        if self.unbounded {
-            None
-        } else {
-            self.when.instant()
-        }
-    }
-}
-
-/// What a [`Timeout`] shares with its [`TimeoutHandle`]s: behind a mutex so that the timeout
-/// stays `Send`, and allocated only when a handle is asked for.
-#[derive(Default)]
-struct Shared {
-    /// The deadline (`None`: none, or not fixed yet), as set or last moved.
-    deadline: Option<Instant>,
-    /// A handle moved the deadline and the timeout has not applied the move yet.
-    moved: bool,
-    /// Where the timeout is in its life (asyncio's `_State`).
-    phase: Phase,
-    /// The timeout is polling its body: a move made there is applied when the poll returns.
-    in_body: bool,
-    /// The waker of the timeout's last poll: a move made elsewhere wakes it to re-arm its timer.
-    waker: Option<std::task::Waker>,
-}
-
-/// A timeout's life, as its handles see it (asyncio's `_State`, from `ENTERED` on).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Phase {
-    /// Running its body.
-    #[default]
-    Entered,
-    /// The deadline passed; what the body awaited is being cancelled.
-    Expiring,
-    /// It ended with `Err(TimeoutError)`.
-    Expired,
-    /// Its body completed in time.
-    Finished,
-}
-
-/// Locks a timeout's shared state, ignoring poisoning (no code panics while holding it).
-fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A handle to a running [`timeout`]: reads its deadline, moves or removes it, and tells
-/// whether the timeout expired (asyncio's `Timeout` object: `when()`, `reschedule()`,
-/// `expired()`). From [`timeout_with`] (inside the body) or [`Timeout::handle`].
-///
-/// A move made inside the timeout's body takes effect when the body suspends; one made
-/// elsewhere (another task, a callback, another thread) wakes the timeout's task, which re-arms
-/// its timer (and polls its body once more). A deadline already passed ends the body at its
-/// next suspension.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
-/// let (r, cm) = lp.run_until_complete(async {
-///     let mut keep = None;
-///     let r = aioloop::timeout_with(Duration::from_secs(10), |cm| {
-///         keep = Some(cm.clone());
-///         async move {
-///             cm.reschedule(Some(aioloop::now() + Duration::from_millis(50))); // less time
-///             aioloop::sleep(Duration::from_secs(1)).await;
-///         }
-///     })
-///     .await;
-///     (r, keep.unwrap())
-/// });
-/// assert!(r.is_err());
-/// assert!(cm.expired());
-/// ```
-#[derive(Clone)]
-pub struct TimeoutHandle(Arc<Mutex<Shared>>);
-
-impl TimeoutHandle {
-    /// Returns the deadline in loop time, or `None` if there is none (asyncio's `when()`); a
-    /// relative deadline created outside a running loop is fixed at the timeout's first poll.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
-    /// lp.run_until_complete(async {
-    ///     let t0 = aioloop::now(); // virtual time: the same instant as the timeout's call
-    ///     let mut t = aioloop::timeout(Duration::from_secs(2), async {});
-    ///     assert_eq!(t.handle().when(), Some(t0 + Duration::from_secs(2)));
-    ///     assert_eq!(aioloop::timeout(None, async {}).handle().when(), None);
-    /// });
-    /// ```
-    pub fn when(&self) -> Option<Instant> {
-        lock(&self.0).deadline
-    }
-
-    /// Moves the deadline to `when` (loop time), or removes it with `None` (asyncio's
-    /// `reschedule()`).
-    ///
-    /// # Panics
-    ///
-    /// "Cannot change state of expired Timeout" (or "expiring", "finished"), as asyncio's
-    /// `RuntimeError`, once the deadline ended the timeout or its body completed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
-    /// let r = lp.run_until_complete(aioloop::timeout_with(Duration::from_millis(10), |cm| async move {
-    ///     cm.reschedule(None); // no deadline after all
-    ///     aioloop::sleep(Duration::from_secs(1)).await;
-    ///     cm.expired()
-    /// }));
-    /// assert_eq!(r, Ok(false));
-    /// ```
-    pub fn reschedule(&self, when: Option<Instant>) {
-        let waker = {
-            let mut s = lock(&self.0);
-            match s.phase {
-                Phase::Entered => {}
-                Phase::Expiring => panic!("Cannot change state of expiring Timeout"),
-                Phase::Expired => panic!("Cannot change state of expired Timeout"),
-                Phase::Finished => panic!("Cannot change state of finished Timeout"),
-            }
-            s.deadline = when;
-            s.moved = true;
-            if s.in_body {
-                None
-            } else {
-                s.waker.take()
-            }
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    /// Returns true if the deadline ended the timeout (asyncio's `expired()`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let mut lp = aioloop::EventLoop::builder().virtual_time(true).build().unwrap();
-    /// let mut t = aioloop::timeout(Duration::from_secs(1), aioloop::sleep(Duration::from_secs(2)));
-    /// let cm = t.handle();
-    /// assert!(!cm.expired());
-    /// assert!(lp.run_until_complete(t).is_err());
-    /// assert!(cm.expired());
-    /// ```
-    pub fn expired(&self) -> bool {
-        lock(&self.0).phase == Phase::Expired
-    }
-}
-
-impl std::fmt::Debug for TimeoutHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = lock(&self.0);
-        f.debug_struct("TimeoutHandle").field("when", &s.deadline).field("phase", &s.phase).finish()
-    }
-}
-
-impl<F> std::fmt::Debug for Timeout<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match self.state {
-            TimeoutState::Active => "active",
-            TimeoutState::Expiring(_) => "expiring",
-            TimeoutState::Done if self.expired => "expired",
-            TimeoutState::Done => "finished",
-        };
-        f.debug_struct("Timeout").field("deadline", &self.deadline()).field("state", &state).finish()
-    }
-}
-
-/// Returns true if what `link` names has finished (a task; every member of a gather).
-fn link_finished(core: &Core, link: &Link) -> bool {
-    match link {
-        Link::Task(t) => core.status_of(*t).is_none_or(|s| s.is_finished()),
-        Link::Group(g) => g.outer_done(),
-        // Nothing in particular to wait for: the inner future is dropped with its handles.
-        Link::Several => true,
-    }
-}
-
-/// Cancels what `link` names; returns true if there is something to wait for.
-pub(crate) fn cancel_link(core: &Core, link: &Link) -> bool {
-    match link {
-        Link::Task(t) => core.cancel_task(*t),
-        Link::Group(g) => g.cancel_members(core),
-        Link::Several => false,
-    }
-}
-
-impl<F: Future> Future for Timeout<F> {
-    type Output = Result<F::Output, TimeoutError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if this.timer.is_none() {
-            let core = crate::runtime::running::current();
-            let deadline = if *this.unbounded { u64::MAX } else { this.when.deadline_ns(&core) };
-            if let (When::After(_), false) = (*this.when, *this.unbounded) {
-                *this.when = When::At(core.clock.instant(deadline)); // for `deadline()`
-                if let Some(sh) = this.shared.as_deref() {
-                    let mut s = lock(sh);
-                    if !s.moved {
-                        s.deadline = this.when.instant();
-                    }
-                }
-            }
-            let mut timer = TimerSlot::new(&core, deadline, PastDue::Soon);
-            timer.expire = true;
-            *this.timer = Some(timer);
-        }
-        let timer = this.timer.as_mut().expect("created above");
-        let core = timer.core();
-        if let Some(sh) = this.shared.as_deref() {
-            // A deadline moved from elsewhere since the last poll.
-            apply_move(sh, timer, this.when, this.unbounded, &core);
-        }
-        let when = *this.when;
-        if !*this.unbounded && *this.zero == Zero::No && matches!(this.state, TimeoutState::Active) && !timer.is_armed()
-        {
-            // A deadline fixed in this iteration from a positive delay is taken as not passed
-            // without reading the clock again: on virtual time it cannot have passed, and on real
-            // time it would have to pass within microseconds, where the only difference is
-            // whether the expiry is queued before or after what the body schedules in its first
-            // poll (either way the body is interrupted at its first suspension).
-            let fresh = matches!(when, When::Fixed { iteration, ahead: true, slot, .. }
-                if iteration == core.iterations.get() as u32 && slot == core.remote.slot());
-            if !fresh && timer.deadline <= core.clock.now_ns() {
-                // Armed before the body first runs, as asyncio's `timeout()` is at `__aenter__`:
-                // a deadline already passed is queued now, ahead of whatever the body schedules,
-                // so the body runs until its first suspension and is interrupted there (even a
-                // `sleep(0)`).
-                timer.poll_fired(cx);
-            } else {
-                // A future deadline: take the timer's place in the order now, as asyncio does,
-                // but arm it only if the body is still pending after its poll; a body that is
-                // ready at once (the common case of a timeout) never touches the heap.
-                timer.reserve_seq(&core);
-            }
-        }
-        loop {
-            match this.state.clone() {
-                TimeoutState::Done => panic!("aioloop: a `Timeout` was polled after it completed"),
-                TimeoutState::Expiring(link) => {
-                    if link_finished(&core, &link) {
-                        this.inner.set(None);
-                        *this.state = TimeoutState::Done;
-                        *this.expired = true;
-                        set_phase(this.shared, Phase::Expired);
-                        return Poll::Ready(Err(TimeoutError));
-                    }
-                    // Keep the link, so that cancelling us still reaches what we wait for.
-                    core.set_awaiting_of_current(link);
-                    return Poll::Pending;
-                }
-                TimeoutState::Active => {}
-            }
-            // The outer deadline is checked before the inner future is polled, so when nested
-            // timeouts expire together the outermost reports.
-            if *this.zero == Zero::Future || (!*this.unbounded && timer.has_fired()) {
-                timer.cancel();
-                match this.linked.take().filter(|l| !link_finished(&core, l)) {
-                    Some(link) if cancel_link(&core, &link) => {
-                        *this.state = TimeoutState::Expiring(link);
-                        set_phase(this.shared, Phase::Expiring);
-                        continue;
-                    }
-                    _ => {
-                        this.inner.set(None);
-                        *this.state = TimeoutState::Done;
-                        *this.expired = true;
-                        set_phase(this.shared, Phase::Expired);
-                        return Poll::Ready(Err(TimeoutError));
-                    }
-                }
-            }
-            let before = core.take_awaiting_of_current();
-            set_in_body(this.shared, true);
-            let polled = this.inner.as_mut().as_pin_mut().expect("inner future present while active").poll(cx);
-            set_in_body(this.shared, false);
-            let linked = core.take_awaiting_of_current();
-            // The step's link is both what was linked before the inner poll and what it linked
-            // (`Several` if they differ); with neither, it is unset already: it was just taken.
-            for link in [before, linked.clone()].into_iter().flatten() {
-                core.set_awaiting_of_current(link);
-            }
-            *this.linked = linked;
-            return match polled {
-                Poll::Ready(out) => {
-                    timer.cancel();
-                    this.inner.set(None);
-                    *this.state = TimeoutState::Done;
-                    set_phase(this.shared, Phase::Finished);
-                    Poll::Ready(Ok(out))
-                }
-                Poll::Pending if *this.zero == Zero::Task => {
-                    // wait_for(task, 0) on a task that has not finished: expire at the next poll,
-                    // one iteration from now, which cancels the task and waits for it (asyncio
-                    // 3.12's `_cancel_and_wait` takes as many iterations).
-                    *this.zero = Zero::No;
-                    timer.expire_now();
-                    cx.waker().wake_by_ref();
-                    Poll::Pending
-                }
-                Poll::Pending => {
-                    if let Some(sh) = this.shared.as_deref() {
-                        // A deadline the body moved; and the waker a move from elsewhere wakes.
-                        apply_move(sh, timer, this.when, this.unbounded, &core);
-                        {
-                            let mut s = lock(sh);
-                            if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                                s.waker = Some(cx.waker().clone());
-                            }
-                        }
-                        if !*this.unbounded && timer.has_fired() {
-                            // Moved into the past: the body ends where it just suspended.
-                            continue;
-                        }
-                    }
-                    if !*this.unbounded {
-                        timer.poll_fired(cx);
-                        timer.set_link(this.linked.clone());
-                    }
-                    Poll::Pending
-                }
-            };
-        }
-    }
-}
-
-/// Applies a deadline moved by a [`TimeoutHandle`] to the timeout's timer (cancelled, to be armed
-/// anew when the body is pending), unless that timer already fired: the expiry stands.
-fn apply_move(shared: &Mutex<Shared>, timer: &mut TimerSlot, when: &mut When, unbounded: &mut bool, core: &Core) {
-    let moved = {
-        let mut s = lock(shared);
-        if !std::mem::take(&mut s.moved) {
-            return;
-        }
-        s.deadline
-    };
-    if !*unbounded && timer.has_fired() {
-        return;
-    }
-    timer.cancel();
-    match moved {
-        Some(at) => {
-            *unbounded = false;
-            *when = When::At(at);
-            timer.deadline = core.clock.ns_of(at);
-            if timer.deadline <= core.clock.now_ns() {
-                // Passed already: it counts as fired (asyncio's `reschedule` queues
-                // `_on_timeout` at once), so the body goes no further than where it suspends.
-                timer.expire_now();
-            }
-        }
-        None => *unbounded = true,
-    }
-}
-
-/// Records a timeout's phase for its handles, if it has any.
-fn set_phase(shared: &Option<Arc<Mutex<Shared>>>, phase: Phase) {
-    if let Some(sh) = shared {
-        lock(sh).phase = phase;
-    }
-}
-
-/// Records whether a timeout is polling its body, if it has handles.
-fn set_in_body(shared: &Option<Arc<Mutex<Shared>>>, in_body: bool) {
-    if let Some(sh) = shared {
-        lock(sh).in_body = in_body;
     }
 }
 

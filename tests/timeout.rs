@@ -637,3 +637,23 @@ fn a_deadline_set_from_another_thread_wakes_the_loop() {
     assert!(started.elapsed() < Duration::from_secs(10), "woken by the move, not by the sleep");
     assert!(setter.join().unwrap().expired());
 }
+
+// The lazy deadline (a timeout created in a running loop reads no clock until needed) under a
+// handle: asked for in a later iteration, it still counts from the creation (asyncio's
+// `loop.time() + delay` at the call), and a move from the body is applied on top of it.
+#[test]
+fn a_lazy_deadline_asked_for_later_by_a_handle_counts_from_the_creation() {
+    let mut lp = new_loop();
+    let t0 = lp.time();
+    let r = lp.run_until_complete(async move {
+        let mut t = timeout(Duration::from_secs(1), sleep(Duration::from_secs(10)));
+        sleep(ms(400)).await;
+        let cm = t.handle();
+        assert_eq!(cm.when(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(t.deadline(), Some(t0 + Duration::from_secs(1)));
+        cm.reschedule(Some(t0 + ms(700)));
+        let r = t.await;
+        (r, cm.expired(), aioloop::now() - t0)
+    });
+    assert_eq!(r, (Err(TimeoutError), true, ms(700)));
+}

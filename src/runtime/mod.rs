@@ -50,6 +50,7 @@ pub(crate) mod recorder;
 pub(crate) mod running;
 pub(crate) mod stats;
 pub(crate) mod task;
+pub(crate) mod timeout_clock;
 pub(crate) mod timer;
 #[allow(unsafe_code)]
 pub(crate) mod waker;
@@ -145,10 +146,15 @@ pub(crate) struct Core {
     pub(crate) timers: RefCell<TimerHeap>,
     /// Real or virtual time.
     pub(crate) clock: Clock,
+    /// When the timeouts of the last few iterations were created, at the latest.
+    pub(crate) timeout_clock: timeout_clock::TimeoutClock,
     /// The thread-safe half: inbox, stop flag, poller.
     pub(crate) remote: Arc<Remote>,
     /// The task being polled right now (asyncio's `current_task()`).
     current: Cell<Option<TaskKey>>,
+    /// The task whose await link was set last (`set_awaiting_of_current`): while it is not the
+    /// running task, the running task has none (`current_may_await`).
+    last_linked: Cell<Option<TaskKey>>,
     /// The next handle sequence number (orders equal timer deadlines; detects stale handles).
     pub(crate) next_seq: Cell<u64>,
     /// Set by `close()`: spawned tasks are born cancelled, the loop cannot run again.
@@ -192,9 +198,11 @@ impl Core {
             handles: RefCell::new(Slab::new()),
             timers: RefCell::new(TimerHeap::default()),
             clock,
+            timeout_clock: timeout_clock::TimeoutClock::default(),
             tracer,
             remote: Remote::register()?,
             current: Cell::new(None),
+            last_linked: Cell::new(None),
             next_seq: Cell::new(0),
             closed: Cell::new(false),
             io: readiness::IoSources::default(),
@@ -212,6 +220,7 @@ impl Core {
     /// Runs one iteration of the loop (asyncio's `_run_once`).
     pub(crate) fn run_once(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
         self.iterations.set(self.iterations.get() + 1);
+        running::begin_iteration(self.iterations.get() as u32);
         // 1. Forget cancelled timers at the head of the heap, so the timeout below is right.
         self.purge_timers();
         // 2. Decide how long we may sleep: not at all if anything is ready.
@@ -224,6 +233,11 @@ impl Core {
         self.fire_due_timers();
         // 6. Run what is ready now; whatever this schedules waits for the next iteration.
         self.run_ready(main);
+        // When timeouts were created in this iteration, note when it ended (their deadlines
+        // count from no later than this; see timeout.rs).
+        if running::end_iteration() {
+            self.timeout_clock.record(self.iterations.get() as u32, self.clock.now_ns());
+        }
     }
 
     fn purge_timers(&self) {

@@ -244,6 +244,27 @@ pub(crate) enum Link {
 }
 
 impl Link {
+    /// Returns true if what this names has finished (a task; every member of a gather;
+    /// [`Several`](Link::Several): nothing in particular to wait for, the future that awaited
+    /// them is dropped with their handles).
+    pub(crate) fn finished(&self, core: &crate::runtime::Core) -> bool {
+        match self {
+            Link::Task(t) => core.status_of(*t).is_none_or(|s| s.is_finished()),
+            Link::Group(g) => g.outer_done(),
+            Link::Several => true,
+        }
+    }
+
+    /// Cancels what this names; returns true if there is something to wait for (it finishes
+    /// later and wakes whoever awaits it).
+    pub(crate) fn cancel(&self, core: &crate::runtime::Core) -> bool {
+        match self {
+            Link::Task(t) => core.cancel_task(*t),
+            Link::Group(g) => g.cancel_members(core),
+            Link::Several => false,
+        }
+    }
+
     /// Returns true if both name the same task or the same group.
     pub(crate) fn same(&self, other: &Link) -> bool {
         match (self, other) {

@@ -76,8 +76,11 @@ impl Core {
         self.note_spawn_location(id, at);
         let task = Task::new(self.clone(), key, id);
         let spawner = self.current.get();
+        // The spawner's poll goes on after the new task's step: so does its `current_may_await`.
+        let linked = self.last_linked.get();
         self.run_first_step(key);
         self.current.set(spawner);
+        self.last_linked.set(linked);
         if let Some(spawner) = spawner {
             // Builder::dump_on_signal: the spawner's poll goes on (its clock restarts here).
             self.probe_poll_started(spawner);

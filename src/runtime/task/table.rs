@@ -338,6 +338,7 @@ impl Core {
     /// step to something else makes it [`Link::Several`] (links are cleared at each step).
     pub(crate) fn set_awaiting_of_current(&self, link: Link) -> Option<TaskKey> {
         let cur = self.current.get()?;
+        self.last_linked.set(Some(cur));
         let old = {
             let mut tasks = self.tasks.entries_mut();
             let e = tasks.get_mut(cur.index())?;
@@ -352,6 +353,15 @@ impl Core {
         };
         drop(old);
         Some(cur)
+    }
+
+    /// Returns true if the running task may have an await link: false only when none was set
+    /// during its current poll (a poll starts without one: `run_task` clears it), which costs no
+    /// lookup.
+    #[inline]
+    pub(crate) fn current_may_await(&self) -> bool {
+        let cur = self.current.get();
+        cur.is_some() && self.last_linked.get() == cur
     }
 
     /// Takes the running task's awaiting link (to see what a sub-future links during its poll).
