@@ -7,9 +7,10 @@ use std::future::{Future, IntoFuture};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::callback_handle::{Action, Handle, TimerHandle};
+use crate::callback_handle::{Handle, TimerHandle};
 use crate::error::NoRunningLoop;
 use crate::event_loop::EventLoop;
+use crate::runtime::callbacks::Action;
 use crate::runtime::running::{current, is_running, with_running};
 use crate::runtime::task::TaskId;
 use crate::task::Task;

@@ -15,8 +15,9 @@ use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::callback_handle::{Action, Handle, TimerHandle};
+use crate::callback_handle::{Handle, TimerHandle};
 use crate::loop_handle::LoopHandle;
+use crate::runtime::callbacks::Action;
 use crate::runtime::stats::Stats;
 use crate::runtime::task::Status;
 use crate::runtime::{Core, DebugMode, MainTask};

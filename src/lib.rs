@@ -51,7 +51,7 @@
 //!
 //! The crate has two floors. The **public face** (files at the top of `src/`) is what a user
 //! calls; the **engine** (`src/runtime/`) is the loop itself, and imports nothing from the face
-//! except [`Task`]'s handle and the callback records it runs. Follow one task downwards:
+//! except [`Task`]'s handle, which it hands out at spawn. Follow one task downwards:
 //!
 //! 1. `context.rs`: [`spawn`] finds this thread's running loop (`runtime/running.rs`) and hands
 //!    it the future.
@@ -70,7 +70,7 @@
 //! (the task table, the I/O sources, the callback records and the timer heap, the cross-thread
 //! half), and each part's file adds the `Core` methods that use that part together with the
 //! ready queue (`impl Core` in `runtime/task/steps.rs`, `runtime/readiness.rs`,
-//! `runtime/dump.rs`, `runtime/exception.rs`, `callback_handle.rs`). So those files import
+//! `runtime/dump.rs`, `runtime/exception.rs`, `runtime/callbacks.rs`). So those files import
 //! `Core`, and `Core` imports their part types: a circle by design, the price of one loop struct
 //! whose phases touch every part. Everything else imports downwards only.
 //!
@@ -79,7 +79,7 @@
 //! | `event_loop.rs` | [`EventLoop`] and its [`Builder`]: the public face of one loop |
 //! | `context.rs` | the free functions on the running loop: [`spawn`], [`run`], [`current_task`], [`call_soon`]... |
 //! | `task.rs` | [`Task`], the handle: awaiting a task (a `Future`), [`AbortHandle`], [`IntoTask`] |
-//! | `callback_handle.rs` | [`Handle`], [`TimerHandle`] of `call_soon`/`call_later`, and the records the loop runs for them |
+//! | `callback_handle.rs` | [`Handle`], [`TimerHandle`]: the handles of `call_soon`/`call_later` |
 //! | `time.rs` | [`sleep`], [`yield_now`]; the timer a future owns (a sleep's, a timeout's) |
 //! | `timeout/` | [`timeout`], [`timeout_at`], [`timeout_with`], [`wait_for`]: the timeout and its lazy deadline in `mod.rs`, [`TimeoutHandle`] in `handle.rs` |
 //! | `interval.rs` | [`interval`]: periodic ticks without drift, [`MissedTickBehavior`] |
@@ -102,6 +102,7 @@
 //! | `runtime/task/` | task states and entries (`mod.rs`), spawn to finish (`steps.rs`), the task table (`table.rs`) |
 //! | `runtime/waker.rs` | task keys, and the `Waker` that carries one |
 //! | `runtime/running.rs` | this thread's running loop (asyncio's `get_running_loop()`), and its iteration, which a timeout notes |
+//! | `runtime/callbacks.rs` | the callback records the ready queue and the timer heap run (asyncio's `Handle`s) |
 //! | `runtime/timer.rs` | the timer heap |
 //! | `runtime/readiness.rs` | the I/O sources: readiness, the tasks waiting on each, `add_reader` records |
 //! | `runtime/reactor.rs` | the poller, and a descriptor's registration with it |

@@ -364,7 +364,7 @@ impl<F: Future> Future for Child<F> {
                 // already running in this iteration still finish (and may fail too).
                 if let Some(core) = crate::runtime::running::with_running(Rc::clone) {
                     let group = this.group.clone();
-                    core.call_soon_action(crate::callback_handle::Action::Callback(Box::new(move || {
+                    core.call_soon_action(crate::runtime::callbacks::Action::Callback(Box::new(move || {
                         if !group.aborting.get() {
                             group.abort();
                         }

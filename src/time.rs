@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::callback_handle::Action;
+use crate::runtime::callbacks::Action;
 use crate::runtime::task::Link;
 use crate::runtime::timer::TimerKey;
 use crate::runtime::Core;

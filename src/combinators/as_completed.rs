@@ -1,8 +1,9 @@
 //! [`as_completed`](crate::as_completed): the outcomes in the order the tasks finish, with an
 //! optional overall deadline.
 
-use crate::callback_handle::{Action, TimerHandle};
+use crate::callback_handle::TimerHandle;
 use crate::error::{TaskError, TimeoutError};
+use crate::runtime::callbacks::Action;
 use crate::runtime::members::WakeWhen;
 use crate::task::IntoTask;
 use futures_core::Stream;

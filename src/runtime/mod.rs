@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+pub(crate) mod callbacks;
 pub(crate) mod clock;
 pub(crate) mod cross_thread;
 pub(crate) mod dump;
@@ -61,7 +62,7 @@ use self::stats::Stats;
 use self::task::{Status, TaskId};
 use self::timer::{Due, TimerHeap, TimerKey};
 use self::waker::TaskKey;
-use crate::callback_handle::{Action, HandleRecord};
+use crate::runtime::callbacks::{Action, HandleRecord};
 
 /// The longest the loop sleeps in one go (asyncio's `MAXIMUM_SELECT_TIMEOUT`, one day): a timer
 /// further away than that is looked at again after a day.

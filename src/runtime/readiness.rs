@@ -38,7 +38,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use crate::callback_handle::Action;
+use crate::runtime::callbacks::Action;
 use slab::Slab;
 
 use crate::runtime::reactor::{IoEvent, Mode, Registration};

@@ -376,7 +376,7 @@ impl Core {
         });
         if is_main {
             // asyncio stops `run_until_complete` from a done-callback: one iteration later.
-            self.call_soon_action(crate::callback_handle::Action::Stop);
+            self.call_soon_action(crate::runtime::callbacks::Action::Stop);
         }
         // User code from here on: destructors of the output and of a panic's payload, foreign
         // wakers. A panic there is reported and contained, like a panicking callback.
@@ -391,7 +391,7 @@ impl Core {
             JoinSlot::Empty => {}
             JoinSlot::Waker(w) => self.contain(move || w.wake()),
             JoinSlot::Group(group, member) => {
-                self.call_soon_action(crate::callback_handle::Action::Member(group, member, status));
+                self.call_soon_action(crate::runtime::callbacks::Action::Member(group, member, status));
             }
         }
     }

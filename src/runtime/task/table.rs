@@ -292,7 +292,7 @@ impl Core {
         };
         drop(old);
         if let Some(status) = finished {
-            self.call_soon_action(crate::callback_handle::Action::Member(group.clone(), member, status));
+            self.call_soon_action(crate::runtime::callbacks::Action::Member(group.clone(), member, status));
         }
     }
 
