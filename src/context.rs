@@ -242,7 +242,7 @@ pub fn call_at(when: Instant, f: impl FnOnce() + 'static) -> TimerHandle {
 /// ```
 #[track_caller]
 pub fn add_reader(fd: impl std::os::fd::AsFd, callback: impl FnMut() + 'static) -> std::io::Result<()> {
-    current().add_fd_callback(fd.as_fd(), crate::runtime::readiness::Dir::Read, Box::new(callback))
+    current().add_fd_callback(fd.as_fd(), crate::runtime::reactor::Dir::Read, Box::new(callback))
 }
 
 /// [`EventLoop::remove_reader`] on the running loop.
@@ -256,7 +256,7 @@ pub fn add_reader(fd: impl std::os::fd::AsFd, callback: impl FnMut() + 'static) 
 /// See [`add_reader`].
 #[track_caller]
 pub fn remove_reader(fd: impl std::os::fd::AsRawFd) -> bool {
-    current().remove_fd_callback(fd.as_raw_fd(), crate::runtime::readiness::Dir::Read)
+    current().remove_fd_callback(fd.as_raw_fd(), crate::runtime::reactor::Dir::Read)
 }
 
 /// [`EventLoop::add_writer`] on the running loop.
@@ -282,7 +282,7 @@ pub fn remove_reader(fd: impl std::os::fd::AsRawFd) -> bool {
 /// ```
 #[track_caller]
 pub fn add_writer(fd: impl std::os::fd::AsFd, callback: impl FnMut() + 'static) -> std::io::Result<()> {
-    current().add_fd_callback(fd.as_fd(), crate::runtime::readiness::Dir::Write, Box::new(callback))
+    current().add_fd_callback(fd.as_fd(), crate::runtime::reactor::Dir::Write, Box::new(callback))
 }
 
 /// [`EventLoop::remove_writer`] on the running loop.
@@ -296,7 +296,7 @@ pub fn add_writer(fd: impl std::os::fd::AsFd, callback: impl FnMut() + 'static) 
 /// See [`add_writer`].
 #[track_caller]
 pub fn remove_writer(fd: impl std::os::fd::AsRawFd) -> bool {
-    current().remove_fd_callback(fd.as_raw_fd(), crate::runtime::readiness::Dir::Write)
+    current().remove_fd_callback(fd.as_raw_fd(), crate::runtime::reactor::Dir::Write)
 }
 
 /// Returns every unfinished task of the running loop (asyncio's `asyncio.all_tasks()`), the

@@ -473,7 +473,7 @@ impl EventLoop {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn add_reader(&self, fd: impl std::os::fd::AsFd, callback: impl FnMut() + 'static) -> io::Result<()> {
-        self.core.add_fd_callback(fd.as_fd(), crate::runtime::readiness::Dir::Read, Box::new(callback))
+        self.core.add_fd_callback(fd.as_fd(), crate::runtime::reactor::Dir::Read, Box::new(callback))
     }
 
     /// Stops the reader callback of `fd`; returns true if there was one (asyncio's `remove_reader`).
@@ -485,7 +485,7 @@ impl EventLoop {
     /// assert!(!lp.remove_reader(0));
     /// ```
     pub fn remove_reader(&self, fd: impl std::os::fd::AsRawFd) -> bool {
-        self.core.remove_fd_callback(fd.as_raw_fd(), crate::runtime::readiness::Dir::Read)
+        self.core.remove_fd_callback(fd.as_raw_fd(), crate::runtime::reactor::Dir::Read)
     }
 
     /// Runs `callback` whenever the loop finds `fd` writable (asyncio's `add_writer`), until
@@ -508,7 +508,7 @@ impl EventLoop {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn add_writer(&self, fd: impl std::os::fd::AsFd, callback: impl FnMut() + 'static) -> io::Result<()> {
-        self.core.add_fd_callback(fd.as_fd(), crate::runtime::readiness::Dir::Write, Box::new(callback))
+        self.core.add_fd_callback(fd.as_fd(), crate::runtime::reactor::Dir::Write, Box::new(callback))
     }
 
     /// Stops the writer callback of `fd`; returns true if there was one (asyncio's `remove_writer`).
@@ -520,7 +520,7 @@ impl EventLoop {
     /// assert!(!lp.remove_writer(1));
     /// ```
     pub fn remove_writer(&self, fd: impl std::os::fd::AsRawFd) -> bool {
-        self.core.remove_fd_callback(fd.as_raw_fd(), crate::runtime::readiness::Dir::Write)
+        self.core.remove_fd_callback(fd.as_raw_fd(), crate::runtime::reactor::Dir::Write)
     }
 
     /// Returns what the loop recorded of its tasks' lives so far, if it was built with

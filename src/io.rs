@@ -9,8 +9,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use crate::runtime::reactor::Dir;
 use crate::runtime::reactor::{Mode, Registration};
-use crate::runtime::readiness::Dir;
 use crate::runtime::Core;
 
 /// Explains the poller's refusal of a descriptor it cannot poll: epoll's `EPERM` means a regular

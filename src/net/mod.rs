@@ -56,7 +56,7 @@ use std::time::Duration;
 
 use rustix::net::{AddressFamily, SocketType};
 
-use crate::runtime::readiness::Dir;
+use crate::runtime::reactor::Dir;
 use crate::Async;
 
 /// Creates a socket in non-blocking, close-on-exec mode.

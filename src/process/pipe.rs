@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::runtime::readiness::Dir;
+use crate::runtime::reactor::Dir;
 use crate::Async;
 
 /// Reads once from a registered pipe, parking on `WouldBlock`.

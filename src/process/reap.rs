@@ -43,7 +43,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use crate::runtime::cross_thread::Remote;
-use crate::runtime::readiness::Dir;
+use crate::runtime::reactor::Dir;
 use crate::runtime::Core;
 use crate::Async;
 

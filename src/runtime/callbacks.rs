@@ -32,7 +32,7 @@ pub(crate) enum Action {
     Expire(Waker, Option<crate::runtime::task::Link>),
     /// Run the `add_reader` (or `add_writer`) callback of I/O source `usize`, if it is still the
     /// one with this sequence number.
-    Io(usize, crate::runtime::readiness::Dir, u64),
+    Io(usize, crate::runtime::reactor::Dir, u64),
     /// Tell a combinator's group that a member finished (asyncio's done-callback of a child).
     Member(std::rc::Rc<crate::runtime::members::Group>, u32, crate::runtime::task::Status),
 }

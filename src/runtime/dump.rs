@@ -167,7 +167,7 @@ impl Core {
             return WaitingOn::Timer(at);
         }
         match self.io_waited_by(key) {
-            Some((fd, dir)) => WaitingOn::Io { fd, write: dir == crate::runtime::readiness::Dir::Write },
+            Some((fd, dir)) => WaitingOn::Io { fd, write: dir == crate::runtime::reactor::Dir::Write },
             None => WaitingOn::Other,
         }
     }

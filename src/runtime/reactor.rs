@@ -26,6 +26,13 @@ use std::time::Duration;
 
 use super::cross_thread::Remote;
 
+/// A direction of readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Read = 0,
+    Write = 1,
+}
+
 /// A readiness event: which registration, readable, writable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IoEvent {

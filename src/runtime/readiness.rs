@@ -41,15 +41,9 @@ use std::task::{Poll, Waker};
 use crate::runtime::callbacks::Action;
 use slab::Slab;
 
+use crate::runtime::reactor::Dir;
 use crate::runtime::reactor::{IoEvent, Mode, Registration};
 use crate::runtime::Core;
-
-/// A direction of readiness.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dir {
-    Read = 0,
-    Write = 1,
-}
 
 /// A callback of `add_reader`/`add_writer`, with a number that tells a re-added one apart.
 ///
