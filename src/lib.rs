@@ -66,13 +66,17 @@
 //! 7. `runtime/timer.rs`, `runtime/readiness.rs`, `runtime/reactor.rs`: what a task waits on
 //!    (a deadline, a socket) and how phases 1, 3 and 5 turn it back into a wake.
 //!
-//! **The one import circle, and why.** `Core` (`runtime/mod.rs`) owns one value of each part
-//! (the task table, the I/O sources, the callback records and the timer heap, the cross-thread
-//! half), and each part's file adds the `Core` methods that use that part together with the
-//! ready queue (`impl Core` in `runtime/task/steps.rs`, `runtime/readiness.rs`,
-//! `runtime/dump.rs`, `runtime/exception.rs`, `runtime/callbacks.rs`). So those files import
-//! `Core`, and `Core` imports their part types: a circle by design, the price of one loop struct
-//! whose phases touch every part. Everything else imports downwards only.
+//! **What still imports in both directions, and why.** Each part of the loop is a type in its
+//! own file (the task table, the I/O sources, the timer heap, the cross-thread half), and
+//! `Core` (`runtime/mod.rs`) holds one of each; the files that run a part together with the
+//! ready queue add `Core` methods (`impl Core` in `runtime/task/steps.rs`,
+//! `runtime/readiness.rs`, `runtime/callbacks.rs`, `runtime/dump.rs`, `runtime/exception.rs`),
+//! so they and `runtime/mod.rs` name each other: one loop struct whose phases touch every part.
+//! Two pairs need each other too: `runtime/cross_thread.rs` owns the poller
+//! (`runtime/reactor.rs`), and a registration with the poller holds the cross-thread half so the
+//! poller outlives every registered descriptor; a task's joiner may be a combinator's group
+//! (`runtime/members.rs`), and a group counts its members' final statuses
+//! (`runtime/task/mod.rs`). Everything else imports downwards only.
 //!
 //! | file | concept |
 //! |---|---|
