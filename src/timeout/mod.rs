@@ -43,6 +43,10 @@
 //! - asked for with [`Timeout::deadline`] (or a handle made, [`Timeout::handle`],
 //!   [`timeout_with`]) before: fixed then, by the same two rules.
 //!
+//! A timeout tells the two cases apart by the thread's *timeout epoch*, which moves on at the
+//! end of each iteration in which a timeout was created (`runtime::running::end_iteration`): the
+//! loop pays one thread-local load per iteration for it, and nothing else when no timeout is made.
+//!
 //! `timeout(Duration::ZERO)`, `timeout_at` and `wait_for(x, 0)` have their deadline at once;
 //! `timeout(None)` and `timeout_at(None)` have none (nor a timer) until a handle sets one.
 
@@ -98,6 +102,7 @@ use handle::{Phase, Shared};
 ///     assert_eq!(aioloop::timeout(Duration::from_secs(1), fast).await, Ok(5));
 /// });
 /// ```
+#[inline]
 pub fn timeout<F: IntoFuture>(delay: impl Into<Option<Duration>>, fut: F) -> Timeout<F::IntoFuture> {
     Timeout::new(delay.into().map_or(Deadline::Never, Deadline::after), fut.into_future(), Zero::No)
 }
@@ -156,6 +161,7 @@ pub fn timeout_with<F: IntoFuture>(
 /// assert!(r.is_err());
 /// assert_eq!(lp.time(), at);
 /// ```
+#[inline]
 pub fn timeout_at<F: IntoFuture>(deadline: impl Into<Option<Instant>>, fut: F) -> Timeout<F::IntoFuture> {
     Timeout::new(deadline.into().map_or(Deadline::Never, Deadline::At), fut.into_future(), Zero::No)
 }
@@ -185,6 +191,7 @@ pub fn timeout_at<F: IntoFuture>(deadline: impl Into<Option<Instant>>, fut: F) -
 ///     assert!(t.is_cancelled()); // cancelled, and finished before wait_for returned
 /// });
 /// ```
+#[inline]
 pub fn wait_for<F: IntoFuture>(fut: F, timeout: Duration) -> Timeout<F::IntoFuture> {
     let zero = match (timeout.is_zero(), crate::task::is_task_handle::<F::IntoFuture>()) {
         (false, _) => Zero::No,
@@ -201,9 +208,10 @@ enum Deadline {
     At(Instant),
     /// `d` after the first poll (created outside a running loop).
     After(Duration),
-    /// `d` after the timeout's creation in iteration `iteration` (modulo 2^32) of the loop in
-    /// registry slot `slot`; fixed when first needed (see the module docs).
-    Lazy { d: Duration, iteration: u32, slot: u16 },
+    /// `d` after the timeout's creation on the loop in registry slot `slot`, in an iteration of
+    /// timeout epoch `epoch` (see `runtime::running::note_timeout`); fixed when first needed (see
+    /// the module docs).
+    Lazy { d: Duration, epoch: u32, slot: u16 },
     /// No deadline: `timeout(None)`, `timeout_at(None)`, or removed by a handle (the timer is then
     /// never armed).
     Never,
@@ -230,7 +238,7 @@ impl Deadline {
                 .unwrap_or(Deadline::After(d));
         }
         match crate::runtime::running::note_timeout() {
-            Some(it) => Deadline::Lazy { d, iteration: it.number, slot: it.slot },
+            Some((slot, epoch)) => Deadline::Lazy { d, epoch, slot },
             None => Deadline::After(d),
         }
     }
@@ -241,11 +249,11 @@ impl Deadline {
         match self {
             Deadline::At(at) => Resolved::Known(core.clock.ns_of(at)),
             Deadline::After(d) => Resolved::Known(core.deadline_after(d)),
-            Deadline::Lazy { d, iteration, slot } if slot == core.remote.slot() => {
-                if iteration == core.iterations.get() as u32 {
+            Deadline::Lazy { d, epoch, slot } if slot == core.remote.slot() => {
+                if epoch == crate::runtime::running::timeout_epoch() {
                     Resolved::Fresh(d)
                 } else {
-                    let created = core.timeout_clock.created_by(iteration).unwrap_or_else(|| core.clock.now_ns());
+                    let created = core.timeout_clock.created_by(epoch).unwrap_or_else(|| core.clock.now_ns());
                     Resolved::Known(created.saturating_add(crate::runtime::clock::duration_ns(d)))
                 }
             }
