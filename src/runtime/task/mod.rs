@@ -47,6 +47,7 @@ use crate::runtime::waker::TaskKey;
 mod steps;
 mod table;
 
+pub(crate) use steps::any_cancel_pending;
 pub(crate) use table::{extra_of, Removal, Removed, TaskTable};
 
 /// The public state of a task: the four states the seeds name.
