@@ -23,54 +23,67 @@ use crate::waker::TaskKey;
 thread_local! {
     /// The loop running on this thread, if any.
     static RUNNING: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
-    /// The running loop's iteration, for a timeout to note without looking the loop up (a
-    /// plain `Cell`: reading it costs a load, where `RUNNING` costs a borrow and a check).
-    static ITERATION: Cell<Option<Iteration>> = const { Cell::new(None) };
+    /// What a timeout created on this thread records of the running loop, without looking the
+    /// loop up (a plain `Cell`: reading it costs a load, where `RUNNING` costs a borrow).
+    static TIMEOUTS: Cell<Timeouts> = const { Cell::new(Timeouts { slot: None, epoch: 0, created: false }) };
 }
 
-/// Where the loop running on this thread is: what a timeout created now records (see
-/// `timeout.rs`).
+/// The timeouts of this thread's running loop (see `timeout.rs`).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Iteration {
-    /// The loop's registry slot.
-    pub(crate) slot: u16,
-    /// The iteration running (or about to run), modulo 2^32.
-    pub(crate) number: u32,
-    /// A timeout was created in this iteration.
-    timeout_created: bool,
+struct Timeouts {
+    /// The running loop's registry slot; `None` while no loop runs on this thread.
+    slot: Option<u16>,
+    /// Moves on at the end of each iteration in which a timeout was created: a timeout is
+    /// *fresh* (first polled in the iteration that created it) while it has not.
+    epoch: u32,
+    /// A timeout was created since `epoch` last moved on.
+    created: bool,
 }
 
-/// Returns the running loop's slot and iteration, and notes that a timeout is being created in
-/// it; `None` if no loop runs on this thread.
-pub(crate) fn note_timeout() -> Option<Iteration> {
-    ITERATION.with(|i| {
-        let mut it = i.get()?;
-        if !it.timeout_created {
-            it.timeout_created = true;
-            i.set(Some(it));
+/// Notes that a timeout is being created; returns the running loop's slot and the epoch the
+/// timeout belongs to, or `None` if no loop runs on this thread.
+#[inline]
+pub(crate) fn note_timeout() -> Option<(u16, u32)> {
+    TIMEOUTS.with(|t| {
+        let mut now = t.get();
+        let slot = now.slot?;
+        if !now.created {
+            now.created = true;
+            t.set(now);
         }
-        Some(it)
+        Some((slot, now.epoch))
     })
 }
 
-/// The loop begins iteration `number` (modulo 2^32).
-pub(crate) fn begin_iteration(number: u32) {
-    ITERATION.with(|i| {
-        if let Some(it) = i.get() {
-            i.set(Some(Iteration { number, ..it }));
+/// Returns the current timeout epoch: a timeout of an earlier one was created in an iteration
+/// that has ended.
+#[inline]
+pub(crate) fn timeout_epoch() -> u32 {
+    TIMEOUTS.with(|t| t.get().epoch)
+}
+
+/// The loop ends an iteration: if a timeout was created in it, moves the epoch on and returns
+/// the epoch of those timeouts.
+#[inline]
+pub(crate) fn end_iteration() -> Option<u32> {
+    TIMEOUTS.with(|t| {
+        let now = t.get();
+        if !now.created {
+            return None;
         }
+        t.set(Timeouts { epoch: now.epoch.wrapping_add(1), created: false, ..now });
+        Some(now.epoch)
+    })
+}
+
+/// Sets (or, with `None`, clears) the running loop of this thread for its timeouts. Timeouts
+/// created while the loop was not iterating (its destructors at close) are never fresh.
+fn set_timeout_loop(slot: Option<u16>) {
+    TIMEOUTS.with(|t| {
+        let now = t.get();
+        let epoch = if now.created { now.epoch.wrapping_add(1) } else { now.epoch };
+        t.set(Timeouts { slot, epoch, created: false });
     });
-}
-
-/// The loop ends an iteration: returns true if a timeout was created in it.
-pub(crate) fn end_iteration() -> bool {
-    ITERATION.with(|i| match i.get() {
-        Some(it) if it.timeout_created => {
-            i.set(Some(Iteration { timeout_created: false, ..it }));
-            true
-        }
-        _ => false,
-    })
 }
 
 /// Marks a loop as running on this thread until dropped.
@@ -87,14 +100,13 @@ pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
         assert!(r.is_none(), "Cannot run the event loop while another loop is running");
         *r = Some(core.clone());
     });
-    let number = core.iterations.get().wrapping_add(1) as u32; // the next to run
-    ITERATION.with(|i| i.set(Some(Iteration { slot: core.remote.slot, number, timeout_created: false })));
+    set_timeout_loop(Some(core.remote.slot));
     EnterGuard(())
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        ITERATION.with(|i| i.set(None));
+        set_timeout_loop(None);
         let core = RUNNING.with(|r| r.borrow_mut().take());
         drop(core);
     }

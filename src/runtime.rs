@@ -194,7 +194,6 @@ impl Core {
     /// Runs one iteration of the loop (asyncio's `_run_once`).
     pub(crate) fn run_once(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
         self.iterations.set(self.iterations.get() + 1);
-        crate::context::begin_iteration(self.iterations.get() as u32);
         // 1. Forget cancelled timers at the head of the heap, so the timeout below is right.
         self.purge_timers();
         // 2. Decide how long we may sleep: not at all if anything is ready.
@@ -209,8 +208,8 @@ impl Core {
         self.run_ready(main);
         // When timeouts were created in this iteration, note when it ended (their deadlines
         // count from no later than this; see timeout.rs).
-        if crate::context::end_iteration() {
-            self.timeout_clock.record(self.iterations.get() as u32, self.clock.now_ns());
+        if let Some(epoch) = crate::context::end_iteration() {
+            self.timeout_clock.record(epoch, self.clock.now_ns());
         }
     }
 

@@ -34,6 +34,10 @@
 //!   many were) and keeps the last few readings ([`TimeoutClock`]); a reading taken after the
 //!   creation gives a deadline at or after asyncio's, and the same one on virtual time, where the
 //!   clock does not move within an iteration.
+//!
+//! A timeout tells the two cases apart by the thread's *timeout epoch*, which moves on at the
+//! end of each iteration in which a timeout was created (`context::end_iteration`): the loop
+//! pays one thread-local load per iteration for it, and nothing else when no timeout is made.
 //! - asked for with [`Timeout::deadline`] before: fixed then, by the same two rules.
 //!
 //! `timeout(Duration::ZERO)`, `timeout_at` and `wait_for(x, 0)` have their deadline at once.
@@ -84,6 +88,7 @@ use crate::time::{PastDue, TimerSlot};
 ///     assert_eq!(aioloop::timeout(Duration::from_secs(1), fast).await, Ok(5));
 /// });
 /// ```
+#[inline]
 pub fn timeout<F: IntoFuture>(delay: Duration, fut: F) -> Timeout<F::IntoFuture> {
     Timeout::new(Deadline::after(delay), fut.into_future(), Zero::No)
 }
@@ -104,6 +109,7 @@ pub fn timeout<F: IntoFuture>(delay: Duration, fut: F) -> Timeout<F::IntoFuture>
 /// assert!(r.is_err());
 /// assert_eq!(lp.time(), at);
 /// ```
+#[inline]
 pub fn timeout_at<F: IntoFuture>(deadline: Instant, fut: F) -> Timeout<F::IntoFuture> {
     Timeout::new(Deadline::At(deadline), fut.into_future(), Zero::No)
 }
@@ -132,6 +138,7 @@ pub fn timeout_at<F: IntoFuture>(deadline: Instant, fut: F) -> Timeout<F::IntoFu
 ///     assert!(t.is_cancelled()); // cancelled, and finished before wait_for returned
 /// });
 /// ```
+#[inline]
 pub fn wait_for<A: Awaitable>(aw: A, timeout: Duration) -> Timeout<A::Future> {
     let zero = match (timeout.is_zero(), A::IS_TASK) {
         (false, _) => Zero::No,
@@ -148,9 +155,10 @@ enum Deadline {
     At(Instant),
     /// `d` after the first poll (created outside a running loop).
     After(Duration),
-    /// `d` after the timeout's creation in iteration `iteration` (modulo 2^32) of the loop in
-    /// registry slot `slot`; fixed when first needed (see the module docs).
-    Lazy { d: Duration, iteration: u32, slot: u16 },
+    /// `d` after the timeout's creation on the loop in registry slot `slot`, in an iteration of
+    /// timeout epoch `epoch` (see `context::note_timeout`); fixed when first needed (see the
+    /// module docs).
+    Lazy { d: Duration, epoch: u32, slot: u16 },
 }
 
 /// A deadline worked out at a timeout's first poll.
@@ -172,7 +180,7 @@ impl Deadline {
                 .unwrap_or(Deadline::After(d));
         }
         match crate::context::note_timeout() {
-            Some(it) => Deadline::Lazy { d, iteration: it.number, slot: it.slot },
+            Some((slot, epoch)) => Deadline::Lazy { d, epoch, slot },
             None => Deadline::After(d),
         }
     }
@@ -183,11 +191,11 @@ impl Deadline {
         match self {
             Deadline::At(at) => Resolved::Known(core.clock.ns_of(at)),
             Deadline::After(d) => Resolved::Known(core.deadline_after(d)),
-            Deadline::Lazy { d, iteration, slot } if slot == core.remote.slot => {
-                if iteration == core.iterations.get() as u32 {
+            Deadline::Lazy { d, epoch, slot } if slot == core.remote.slot => {
+                if epoch == crate::context::timeout_epoch() {
                     Resolved::Fresh(d)
                 } else {
-                    let created = core.timeout_clock.created_by(iteration).unwrap_or_else(|| core.clock.now_ns());
+                    let created = core.timeout_clock.created_by(epoch).unwrap_or_else(|| core.clock.now_ns());
                     Resolved::Known(created.saturating_add(crate::clock::duration_ns(d)))
                 }
             }
@@ -276,6 +284,7 @@ pin_project! {
 }
 
 impl<F> Timeout<F> {
+    #[inline]
     fn new(deadline: Deadline, inner: F, zero: Zero) -> Timeout<F> {
         Timeout {
             inner: Some(inner),
@@ -475,43 +484,45 @@ fn schedule(core: &Core, deadline: &Cell<Deadline>, timer: &mut TimerSlot, state
 
 /// When the timeouts created in the last few iterations were created, at the latest: the loop
 /// reads its clock at the end of each iteration in which a timeout was created (once, however
-/// many were; the thread's running loop notes it: `context::note_timeout`), and keeps the last
-/// [`TimeoutClock::KEPT`] readings.
+/// many were), and keeps the last [`TimeoutClock::KEPT`] readings, by timeout epoch (the
+/// thread's count of such iterations, `context::end_iteration`).
 #[derive(Default)]
 pub(crate) struct TimeoutClock {
     /// `(iteration, loop time at its end)`, the latest at `next - 1` (a ring).
     ends: Cell<[(u32, u64); TimeoutClock::KEPT]>,
     /// Where the next reading goes in `ends`.
     next: Cell<usize>,
-    /// `ends` holds at least one reading.
+    /// `ends` holds at least one reading. (`ends` is `(epoch, loop time at the end of the
+    /// iteration)`.)
     any: Cell<bool>,
 }
 
 impl TimeoutClock {
     const KEPT: usize = 4;
 
-    /// Records the end of iteration `iteration` (modulo 2^32), in which a timeout was created:
-    /// loop time `now`.
-    pub(crate) fn record(&self, iteration: u32, now: u64) {
+    /// Records the end of the iteration in which the timeouts of `epoch` were created: loop
+    /// time `now`.
+    pub(crate) fn record(&self, epoch: u32, now: u64) {
         let mut ends = self.ends.get();
-        ends[self.next.get()] = (iteration, now);
+        ends[self.next.get()] = (epoch, now);
         self.ends.set(ends);
         self.next.set((self.next.get() + 1) % Self::KEPT);
         self.any.set(true);
     }
 
-    /// Returns a loop time no earlier than the creation of a timeout created in iteration
-    /// `iteration`: the end of that iteration, or of the earliest later one kept (if the ring
-    /// has moved on since); `None` if none is kept (the caller reads the clock).
-    fn created_by(&self, iteration: u32) -> Option<u64> {
+    /// Returns a loop time no earlier than the creation of a timeout of `epoch`: the end of the
+    /// iteration that created it, or of the earliest later one kept (if the ring has moved on
+    /// since, or another loop of this thread used the epoch); `None` if none is kept (the
+    /// caller reads the clock).
+    fn created_by(&self, epoch: u32) -> Option<u64> {
         if !self.any.get() {
             return None;
         }
         self.ends
             .get()
             .into_iter()
-            .filter(|&(i, _)| i.wrapping_sub(iteration) < u32::MAX / 2)
-            .min_by_key(|&(i, _)| i.wrapping_sub(iteration))
+            .filter(|&(e, _)| e.wrapping_sub(epoch) < u32::MAX / 2)
+            .min_by_key(|&(e, _)| e.wrapping_sub(epoch))
             .map(|(_, ns)| ns)
     }
 }
@@ -521,7 +532,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_clock_of_an_earlier_iteration_is_its_end_or_a_later_one() {
+    fn the_clock_of_an_earlier_epoch_is_its_end_or_a_later_one() {
         let c = TimeoutClock::default();
         assert_eq!(c.created_by(3), None);
         c.record(5, 50);

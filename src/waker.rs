@@ -113,8 +113,16 @@ pub(crate) fn key_of(waker: &Waker) -> Option<TaskKey> {
 /// Wakes the task with this key: directly if its loop runs on this thread, else via the inbox.
 pub(crate) fn wake_key(key: TaskKey) {
     if !crate::context::wake_on_running_loop(key) {
-        Remote::wake_from_outside(key.slot(), key.0);
+        wake_from_outside(key);
     }
+}
+
+/// The other path of [`wake_key`], out of line: inlined, it makes every wake on the loop's own
+/// thread save and restore registers it only needs here.
+#[cold]
+#[inline(never)]
+fn wake_from_outside(key: TaskKey) {
+    Remote::wake_from_outside(key.slot(), key.0);
 }
 
 #[cfg(test)]
