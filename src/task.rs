@@ -481,6 +481,9 @@ impl Core {
                     }
                     Some(e) => {
                         let already = std::mem::replace(&mut e.cancel_requested, true);
+                        if !already {
+                            note_cancel_pending(true);
+                        }
                         if e.status != Status::Idle || e.scheduled || (already && !first) {
                             // Running or queued: its future is dropped at its next run. Already
                             // requested: a walk through it is under way.
@@ -630,9 +633,12 @@ impl Core {
             let mut tasks = self.tasks.borrow_mut();
             let e = &mut tasks[key.index()];
             let is_main = e.is_main;
-            if status == Status::Done && e.cancel_requested {
-                // Cancellation beats completion: the value is discarded (asyncio T12).
-                status = Status::Cancelled;
+            if e.cancel_requested {
+                note_cancel_pending(false);
+                if status == Status::Done {
+                    // Cancellation beats completion: the value is discarded (asyncio T12).
+                    status = Status::Cancelled;
+                }
             }
             e.status = status;
             e.scheduled = false;
@@ -821,6 +827,27 @@ impl Core {
         let stale = self.update_extra_of(task, |x| x.awaiting.take_if(|l| l.same(link)));
         drop(stale);
     }
+}
+
+thread_local! {
+    /// How many tasks of this thread's loops have had `cancel()` called and have not finished
+    /// (a task finishes once after it: its next run drops its future). While none has, no task
+    /// of this thread has a cancellation pending, which the sync primitives ask at every wake
+    /// (`sync::task_cancelled`): they need not look the loop up. A task that leaves without
+    /// finishing (the main task of a `run_until_complete` that unwinds) leaves the count high,
+    /// which only costs them that lookup.
+    static CANCELS_PENDING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts a task whose cancellation was requested (`true`) or that finished after it (`false`).
+fn note_cancel_pending(requested: bool) {
+    CANCELS_PENDING.with(|c| c.set(if requested { c.get() + 1 } else { c.get() - 1 }));
+}
+
+/// Returns true if some task of a loop of this thread may have a cancellation pending.
+#[inline]
+pub(crate) fn any_cancel_pending() -> bool {
+    CANCELS_PENDING.with(|c| c.get() > 0)
 }
 
 /// Removes `id` from one of the loop's side tables (task names, panic payloads); most of the time

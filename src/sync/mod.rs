@@ -35,6 +35,9 @@
 //!    slot in the waker is not compared, so a waiter of another loop of this thread matches only
 //!    a task whose id agrees with its own in the low 26 bits (ids are unique in the process).
 //!
+//! While no task of this thread's loops has a cancellation pending (a per-thread count kept by
+//! the task module), the answer is no without looking anything up: the common case costs a load.
+//!
 //! Under a **foreign waker** (the waiter polled inside a combinator that gives each future a
 //! waker of its own, such as futures' `FuturesUnordered`, or with a hand-made `Context`), and
 //! for any choice made while no loop runs on this thread (a release between two
@@ -122,9 +125,12 @@ fn cancelled(waiter: &Waiter) -> bool {
 }
 
 /// Returns true if the task this waker wakes has a cancellation pending (see [`cancelled`]).
+#[inline]
 fn task_cancelled(waker: &Waker) -> bool {
-    crate::waker::key_of(waker)
-        .is_some_and(|key| crate::context::with_running(|core| core.cancel_requested(key)).unwrap_or(false))
+    // Usually no task has a cancellation pending: then nothing needs looking up.
+    crate::task::any_cancel_pending()
+        && crate::waker::key_of(waker)
+            .is_some_and(|key| crate::context::with_running(|core| core.cancel_requested(key)).unwrap_or(false))
 }
 
 impl WaitList {
@@ -177,6 +183,12 @@ impl WaitList {
             self.order.retain(|&(key, seq)| waiters.get(key).is_some_and(|w| w.seq == seq));
         }
         Some(woken)
+    }
+
+    /// Returns true if anyone waits in the list (woken or not, cancelled or not).
+    #[inline]
+    fn has_waiters(&self) -> bool {
+        !self.waiters.is_empty()
     }
 
     /// Returns the first live waiter, dropping stale entries.

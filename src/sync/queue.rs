@@ -125,6 +125,7 @@ enum GetterAt {
 
 impl<T> Items<T> {
     /// True for a FIFO queue with no item: the only case where a put may hand its item over.
+    #[inline]
     fn fifo_and_empty(&self) -> bool {
         matches!(self, Items::Fifo(items) if items.is_empty())
     }
@@ -138,6 +139,7 @@ impl<T> Items<T> {
         }
     }
 
+    #[inline]
     fn len(&self) -> usize {
         match self {
             Items::Fifo(items) => items.len(),
@@ -146,6 +148,7 @@ impl<T> Items<T> {
         }
     }
 
+    #[inline]
     fn push(&mut self, item: T) {
         match self {
             Items::Fifo(items) => items.push_back(item),
@@ -154,6 +157,7 @@ impl<T> Items<T> {
         }
     }
 
+    #[inline]
     fn pop(&mut self) -> Option<T> {
         match self {
             Items::Fifo(items) => items.pop_front(),
@@ -321,6 +325,7 @@ impl<T> Queue<T> {
     /// assert!(q.full());
     /// assert_eq!(q.put_nowait(2), Err(aioloop::sync::QueueFull(2)));
     /// ```
+    #[inline]
     pub fn put_nowait(&self, item: T) -> Result<(), QueueFull<T>> {
         if self.full() {
             return Err(QueueFull(item));
@@ -368,6 +373,7 @@ impl<T> Queue<T> {
     /// q.put_nowait("x").unwrap();
     /// assert_eq!(q.get_nowait(), Ok("x"));
     /// ```
+    #[inline]
     pub fn get_nowait(&self) -> Result<T, QueueEmpty> {
         let inner = &*self.inner;
         // An item handed to the lone getter is the oldest: take it from under it (the getter
@@ -392,6 +398,7 @@ impl<T> Queue<T> {
 
     /// An item left the queue: the first waiting putter may put (asyncio's
     /// `_wakeup_next(self._putters)`).
+    #[inline]
     fn item_taken(&self) {
         if self.inner.maxsize == 0 {
             return; // unbounded: no putter ever waits
@@ -513,11 +520,12 @@ impl<T> Queue<T> {
 
     /// Registers a getter that found the queue empty: in the lone slot if nobody else waits,
     /// else at the end of the wait list.
+    #[inline]
     fn start_waiting(&self, at: &mut GetterAt, waker: &Waker) {
         let inner = &*self.inner;
         let mut lone = inner.lone.borrow_mut();
         let mut getters = inner.getters.borrow_mut();
-        *at = if matches!(*lone, Lone::Empty) && getters.front().is_none() {
+        *at = if matches!(*lone, Lone::Empty) && !getters.has_waiters() {
             *lone = Lone::Waiting(waker.clone());
             GetterAt::Lone
         } else {
@@ -528,6 +536,7 @@ impl<T> Queue<T> {
     /// Polls a registered getter: `Ready(Some(item))` if it was handed an item,
     /// `Ready(None)` if it was woken without one (it must look at the queue again); either way
     /// it is no longer registered.
+    #[inline]
     fn poll_waiting(&self, at: &mut GetterAt, waker: &Waker) -> Poll<Option<T>> {
         let inner = &*self.inner;
         match *at {
@@ -564,6 +573,7 @@ impl<T> Queue<T> {
     /// A registered getter leaves before it took an item (its future was dropped): an item
     /// handed to it goes back to the head of the queue, and a wake-up it got passes on to the
     /// next getter while an item remains (asyncio's `get` cancellation handler).
+    #[inline]
     fn stop_waiting(&self, at: &mut GetterAt) {
         let inner = &*self.inner;
         let woken = match std::mem::replace(at, GetterAt::Nowhere) {
@@ -632,6 +642,7 @@ struct GetWait<'a, T> {
 
 impl<T> Future for GetWait<'_, T> {
     type Output = Option<T>;
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = &mut *self;
         if this.at == GetterAt::Nowhere {
@@ -643,6 +654,7 @@ impl<T> Future for GetWait<'_, T> {
 }
 
 impl<T> Drop for GetWait<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         self.queue.stop_waiting(&mut self.at);
     }
