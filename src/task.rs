@@ -280,8 +280,8 @@ impl<T> Task<T> {
     /// Panics if the running task is this task (it would wait for itself forever) or runs on
     /// another loop (this task's loop cannot run meanwhile).
     fn check_awaiter(&self) {
-        let foreign =
-            crate::runtime::running::with_running(|running| !Rc::ptr_eq(running, &self.core)).unwrap_or(false);
+        // (The core is alive, so its registry slot names it alone.)
+        let foreign = crate::runtime::running::running_slot().is_some_and(|s| s != self.core.remote.slot());
         assert!(!foreign, "aioloop: a Task was awaited from a loop other than the one it belongs to");
         assert!(self.core.current_task() != Some(self.key), "Task cannot await on itself");
     }

@@ -87,6 +87,13 @@ fn set_timeout_loop(slot: Option<u16>) {
 /// Marks a loop as running on this thread until dropped.
 pub(crate) struct EnterGuard(());
 
+/// The registry slot of the loop running on this thread, if any: a load, where
+/// [`with_running`] borrows (a live loop's slot names it alone).
+#[inline]
+pub(crate) fn running_slot() -> Option<u16> {
+    TIMEOUTS.try_with(|t| t.get().slot).ok().flatten()
+}
+
 /// Makes `core` this thread's running loop.
 ///
 /// # Panics
