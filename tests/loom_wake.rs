@@ -17,12 +17,12 @@
 //! What runs here is the production code of the remote half (`Remote::push`, `push_job`,
 //! `notify`, `has_pending`, `clear_notified`, `drain`, the real task `Waker` and `LoopHandle`),
 //! built with loom's mutex (the `cfg(loom)` imports at the top of `src/runtime/cross_thread.rs`) and with its
-//! `SeqCst` atomics as values behind loom mutexes (`ScAtomic` in `src/loom_shim.rs`: loom's own
+//! `SeqCst` atomics as values behind loom mutexes (`ScAtomic` in `src/runtime/loom_atomics.rs`: loom's own
 //! atomics model `SeqCst` as `AcqRel` and gave false deadlocks here). Two more things are
 //! stand-ins, as they must be under loom:
 //!
 //! - the poller: `polling::Poller` blocks in `epoll_wait`, which loom cannot schedule, so in the
-//!   loom build `Remote::notify` also sets a sticky flag (`src/loom_shim.rs`, `Park`) that the
+//!   loom build `Remote::notify` also sets a sticky flag (`src/runtime/loom_atomics.rs`, `Park`) that the
 //!   loop below sleeps on, with `Poller::notify`'s semantics (a notification sent while nobody
 //!   waits ends the next wait at once);
 //! - the loop: [`Loop::run_once`] is `Core::run_once` (`src/runtime/mod.rs`) as far as the remote

@@ -416,7 +416,9 @@ thread_local! {
 
 /// Counts a task whose cancellation was requested (`true`) or that finished after it (`false`).
 fn note_cancel_pending(requested: bool) {
-    CANCELS_PENDING.with(|c| c.set(if requested { c.get() + 1 } else { c.get() - 1 }));
+    // (Saturating: a decrement always follows its increment on this thread, but an underflow
+    // here must never be a panic on the loop's hot path.)
+    CANCELS_PENDING.with(|c| c.set(if requested { c.get() + 1 } else { c.get().saturating_sub(1) }));
 }
 
 /// Returns true if some task of a loop of this thread may have a cancellation pending.

@@ -158,10 +158,7 @@ impl TaskTable {
     /// Forgets task `id`'s name (its handle, which could still ask for it, is gone).
     #[inline]
     pub(crate) fn forget_name(&self, id: u64) {
-        // Most loops name no task: then this is one test.
-        if !self.names.borrow().is_empty() {
-            self.names.borrow_mut().remove(&id);
-        }
+        take_by_id(&self.names, id);
     }
 
     /// After a burst: gives back the slab's buffer if it is empty, and the extras' if they are
@@ -378,9 +375,9 @@ impl Core {
     }
 }
 
-/// Removes `id` from one of the loop's side tables (task names, panic payloads); most of the time
-/// the table is empty, and the lookup costs nothing.
-pub(crate) fn take_by_id<V>(table: &std::cell::RefCell<std::collections::HashMap<u64, V>>, id: u64) -> Option<V> {
+/// Removes `id` from one of the task table's side tables (names, panic payloads); most loops
+/// name no task and see no panic, and then this is one test.
+fn take_by_id<V>(table: &std::cell::RefCell<std::collections::HashMap<u64, V>>, id: u64) -> Option<V> {
     let mut table = table.borrow_mut();
     if table.is_empty() {
         None
