@@ -95,7 +95,7 @@
 //! | `net/` | sockets: [`net::TcpListener`] (and its `incoming` stream), [`net::TcpStream`], [`net::UdpSocket`], Unix sockets; [`net::lookup_host`] |
 //! | `executor.rs`, `pool.rs` | [`run_in_executor`], [`to_thread`]: blocking work on the thread pools |
 //! | `fs/` | files on the executor pool: [`fs::read`], [`fs::write`], [`fs::File`]... |
-//! | `sync/` | [`sync::Queue`] (and [`sync::LifoQueue`], [`sync::PriorityQueue`]), [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::BoundedSemaphore`], [`sync::Condition`], [`sync::Barrier`]: one file each, the shared wait list in `mod.rs` |
+//! | `sync/` | [`sync::Queue`] (and [`sync::LifoQueue`], [`sync::PriorityQueue`]), [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`], [`sync::BoundedSemaphore`], [`sync::Condition`], [`sync::Barrier`]: one file each, the shared wait list in `mod.rs`, a queue's item storage in `items.rs` |
 //! | `process/` | [`process::Command`], [`process::Child`]: child processes, their pipes, reaping (pidfd or SIGCHLD) |
 //! | `signal/` | [`EventLoop::add_signal_handler`], [`signal::Signal`], [`signal::ctrl_c`]; the handler, the signal thread |
 //! | `trace/` | [`Trace`]: every task's life as text, Chrome trace JSON or an SVG timeline |

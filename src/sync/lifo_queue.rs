@@ -7,6 +7,7 @@
 use std::fmt;
 use std::ops::Deref;
 
+use super::items::Items;
 use super::Queue;
 
 /// A last-in, first-out queue between tasks (asyncio's `LifoQueue`): [`get`](Queue::get) returns
@@ -44,7 +45,7 @@ impl<T> LifoQueue<T> {
     /// assert_eq!(q.get_nowait(), Ok('b'));
     /// ```
     pub fn new(maxsize: usize) -> LifoQueue<T> {
-        LifoQueue { queue: Queue::with_items(maxsize, super::queue::Items::Lifo(Vec::new())) }
+        LifoQueue { queue: Queue::with_items(maxsize, Items::Lifo(Vec::new())) }
     }
 }
 

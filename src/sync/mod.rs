@@ -69,6 +69,7 @@
 //! | `lock.rs` | [`Lock`] and its [`LockGuard`] |
 //! | `semaphore.rs` | [`Semaphore`] and its [`Permit`] |
 //! | `queue.rs` | [`Queue`], its errors and its [`QueueStream`] |
+//! | `items.rs` | where a queue keeps its items (FIFO, LIFO, or `heapq`'s min-heap): the order they come back out in |
 //! | `condition.rs` | [`Condition`] |
 
 use std::collections::VecDeque;
@@ -80,6 +81,7 @@ mod barrier;
 mod bounded_semaphore;
 mod condition;
 mod event;
+mod items;
 mod lifo_queue;
 mod lock;
 mod priority_queue;

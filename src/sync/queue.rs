@@ -36,7 +36,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use super::priority_queue::Heap;
+use super::items::Items;
 use super::{wake, Event, Ticket, WaitList};
 
 /// A FIFO queue between tasks (asyncio's `Queue`), bounded or not.
@@ -88,17 +88,6 @@ struct QueueInner<T> {
     finished: Event,
 }
 
-/// A queue's items, in the order they come back out: asyncio's `Queue`, `LifoQueue` and
-/// `PriorityQueue` differ only in this (their `_put` and `_get`).
-pub(super) enum Items<T> {
-    /// First in, first out.
-    Fifo(VecDeque<T>),
-    /// Last in, first out.
-    Lifo(Vec<T>),
-    /// Smallest first.
-    Priority(Heap<T>),
-}
-
 /// The lone getter's slot.
 enum Lone<T> {
     /// Nobody in it.
@@ -121,50 +110,6 @@ enum GetterAt {
     Lone,
     /// In the wait list.
     List(Ticket),
-}
-
-impl<T> Items<T> {
-    /// True for a FIFO queue with no item: the only case where a put may hand its item over.
-    #[inline]
-    fn fifo_and_empty(&self) -> bool {
-        matches!(self, Items::Fifo(items) if items.is_empty())
-    }
-
-    /// Puts back the item a getter was handed and did not take: it was the oldest.
-    fn unget(&mut self, item: T) {
-        match self {
-            Items::Fifo(items) => items.push_front(item),
-            // Only a FIFO queue hands items over.
-            Items::Lifo(_) | Items::Priority(_) => self.push(item),
-        }
-    }
-
-    #[inline]
-    fn len(&self) -> usize {
-        match self {
-            Items::Fifo(items) => items.len(),
-            Items::Lifo(items) => items.len(),
-            Items::Priority(items) => items.len(),
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, item: T) {
-        match self {
-            Items::Fifo(items) => items.push_back(item),
-            Items::Lifo(items) => items.push(item),
-            Items::Priority(items) => items.push(item),
-        }
-    }
-
-    #[inline]
-    fn pop(&mut self) -> Option<T> {
-        match self {
-            Items::Fifo(items) => items.pop_front(),
-            Items::Lifo(items) => items.pop(),
-            Items::Priority(items) => items.pop(),
-        }
-    }
 }
 
 impl<T> Clone for Queue<T> {
