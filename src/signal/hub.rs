@@ -29,7 +29,10 @@
 //!   the signal again, so a second Ctrl-C still kills the program once its listener is gone.
 //! - A delivery counted while a listener existed, but seen by the thread only after the last
 //!   listener went away, is raised again by the thread, so it meets the default action: a signal
-//!   reaches a listener or its default action, it is never dropped.
+//!   reaches a listener or its default action, it is never dropped. For that, a loop's count of
+//!   listeners goes up before `LISTENERS` and down after it, and a loop leaves the table only
+//!   once its counts are zero: a dispatch that does not find a listener in any loop's count
+//!   does not find it in `LISTENERS` either (see `Subscriber::unlisten`).
 //!
 //! Production note: tokio keeps one flag and one pipe per signal and a driver per runtime; asyncio
 //! writes the signal number to a per-loop wakeup fd (`signal.set_wakeup_fd`) and allows handlers
@@ -79,6 +82,16 @@ static DRAIN: Mutex<()> = Mutex::new(());
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Marks a point between two steps where the signal thread may interleave: the unit tests at
+/// the end of this file run the other side of the race there. Does nothing outside them.
+#[cfg(not(test))]
+fn race_point(_at: &'static str) {}
+
+#[cfg(test)]
+fn race_point(at: &'static str) {
+    tests::race_point(at);
 }
 
 /// Returns the last valid signal number of the platform.
@@ -216,6 +229,9 @@ pub(crate) struct Subscriber {
     /// The loop's thread, for reports ("loop on thread 'main'").
     thread: String,
     /// Listeners of this loop per signal (handlers, `Signal`s, dump_on_signal, the reap pass).
+    /// Changed only on the loop's thread (the signal thread reads them); a count is raised
+    /// before `LISTENERS` and lowered after it, so `LISTENERS` never counts a listener that no
+    /// loop's count shows.
     counts: [AtomicU32; NSIG],
     /// The loop's `dump_on_signal` signal (0: none).
     dump_signal: AtomicI32,
@@ -257,21 +273,29 @@ impl Subscriber {
         Ok(sub)
     }
 
-    /// Removes the loop from the table and gives up all its listeners.
+    /// Gives up all the loop's listeners and removes it from the table.
     pub(crate) fn unsubscribe(self: &Arc<Self>) {
-        lock(&LOOPS).retain(|s| !Arc::ptr_eq(s, self));
+        // Each listener goes as in `unlisten` (`LISTENERS` first, then this loop's count), and
+        // the loop leaves the table last: a dispatch that no longer finds the loop in the table
+        // must not find its listeners still counted in `LISTENERS`, or the delivery would go
+        // neither to the loop nor back to the default action.
         for (sig, count) in self.counts.iter().enumerate() {
-            let n = count.swap(0, SeqCst);
+            let n = count.load(SeqCst);
             if n > 0 {
                 LISTENERS[sig].fetch_sub(n as usize, SeqCst);
+                race_point("unsubscribe: LISTENERS lowered");
+                count.fetch_sub(n, SeqCst);
             }
         }
+        race_point("unsubscribe: counts cleared");
+        lock(&LOOPS).retain(|s| !Arc::ptr_eq(s, self));
     }
 
     /// Adds a listener of `sig` (a valid signal number) to this loop, installing the handler
     /// the first time the process listens to it.
     pub(crate) fn listen(&self, sig: usize) -> io::Result<()> {
         // Counted before the handler exists: a signal arriving as it is installed is delivered.
+        // This loop's count goes up before `LISTENERS` (the mirror of `unlisten`).
         self.counts[sig].fetch_add(1, SeqCst);
         LISTENERS[sig].fetch_add(1, SeqCst);
         if let Err(e) = install(sig) {
@@ -283,10 +307,19 @@ impl Subscriber {
 
     /// Removes a listener of `sig`.
     pub(crate) fn unlisten(&self, sig: usize) {
-        let had = self.counts[sig].fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
-        if had {
-            LISTENERS[sig].fetch_sub(1, SeqCst);
+        if self.counts[sig].load(SeqCst) == 0 {
+            return;
         }
+        // `LISTENERS` first, then this loop's count. The signal thread reads the count, then
+        // `LISTENERS`: it sends a delivery to the loops whose count is above zero, and raises it
+        // again if it sent it nowhere and `LISTENERS` shows no listener. In this order a
+        // dispatch that misses the listener in the count (read after the second step) misses it
+        // in `LISTENERS` too (read later, so after the first step), and raises the delivery
+        // again. In the other order a dispatch between the steps missed the listener in the
+        // count, found it in `LISTENERS`, and the delivery was lost.
+        LISTENERS[sig].fetch_sub(1, SeqCst);
+        race_point("unlisten: LISTENERS lowered");
+        self.counts[sig].fetch_sub(1, SeqCst);
     }
 
     /// Makes `sig` this loop's dump signal (`Builder::dump_on_signal`).
@@ -418,7 +451,12 @@ fn signal_thread(rx: UnixStream, mut seen: Vec<u64>) {
                 std::mem::replace(&mut seen[sig], now) != now
             })
             .collect();
-        dispatch(&moved, recheck);
+        for (&sig, fate) in moved.iter().zip(dispatch(&moved, recheck)) {
+            if fate == Fate::RaiseAgain {
+                // SAFETY: `kill(2)` on our own pid with a valid signal number; no memory is involved.
+                unsafe { libc::kill(libc::getpid(), sig as i32) };
+            }
+        }
     }
 }
 
@@ -427,9 +465,23 @@ fn recheck_due() -> bool {
     !lock(&ORPHANS).is_empty() || lock(&LOOPS).iter().any(|s| s.sigchld_children.load(SeqCst) > 0)
 }
 
+/// What a dispatch did with the deliveries of one signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// Queued to every loop that listens to it (at least one).
+    Sent,
+    /// Sent to no loop, and its default action terminates: the caller raises it again, so that it
+    /// meets that action (or a listener that came back meanwhile).
+    RaiseAgain,
+    /// Sent to no loop, and nothing else is due: its disposition was not `SIG_DFL` before
+    /// aioloop's (the handler already chained to that one), or its default action does not
+    /// terminate.
+    Unheard,
+}
+
 /// Hands the deliveries of `moved` to every loop that listens; `recheck`: the periodic check
-/// of children (as if a SIGCHLD came).
-fn dispatch(moved: &[usize], recheck: bool) {
+/// of children (as if a SIGCHLD came). Returns what became of each signal of `moved`.
+fn dispatch(moved: &[usize], recheck: bool) -> Vec<Fate> {
     let sigchld = libc::SIGCHLD as usize;
     let loops: Vec<Arc<Subscriber>> = lock(&LOOPS).clone();
     let mut taken = vec![false; moved.len()];
@@ -449,6 +501,7 @@ fn dispatch(moved: &[usize], recheck: bool) {
         if mine.is_empty() && !check_children {
             continue;
         }
+        race_point("dispatch: counts read");
         // A closed loop refuses the job (it is being removed from the table).
         let _ = sub.remote.push_job(Box::new(move || {
             crate::runtime::running::with_running(|core| super::of(core).deliver(core, &mine, check_children));
@@ -457,14 +510,22 @@ fn dispatch(moved: &[usize], recheck: bool) {
     if recheck || moved.contains(&sigchld) {
         reap_orphans();
     }
+    race_point("dispatch: loops served");
     // Deliveries counted while a listener existed, but with none left now: raised again, so
     // they meet the default action (or a listener that came back meanwhile).
-    for (i, &sig) in moved.iter().enumerate() {
-        if !taken[i] && LISTENERS[sig].load(SeqCst) == 0 && DEFAULT_KILLS[sig].load(SeqCst) {
-            // SAFETY: `kill(2)` on our own pid with a valid signal number; no memory is involved.
-            unsafe { libc::kill(libc::getpid(), sig as i32) };
-        }
-    }
+    moved
+        .iter()
+        .zip(taken)
+        .map(|(&sig, taken)| {
+            if taken {
+                Fate::Sent
+            } else if LISTENERS[sig].load(SeqCst) == 0 && DEFAULT_KILLS[sig].load(SeqCst) {
+                Fate::RaiseAgain
+            } else {
+                Fate::Unheard
+            }
+        })
+        .collect()
 }
 
 /// Waits until the signal thread is between two dispatches. A dispatch holds clones of the
@@ -513,5 +574,107 @@ impl crate::runtime::PollProbe for Subscriber {
     /// Publishes that the poll ended.
     fn poll_ended(&self) {
         self.polling.store(0, SeqCst);
+    }
+}
+
+/// The races between a loop giving up listeners and the signal thread's dispatch, made
+/// deterministic: a probe runs at a [`race_point`] of this thread (the other side of the race,
+/// as the signal thread would at that instant), and calls [`dispatch`] directly, which reports
+/// what it would do instead of raising anything. No signal is sent. Each test uses a signal of
+/// its own: the listener counts are process-wide, and the tests run in parallel.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use crate::EventLoop;
+
+    /// What runs at a race point, given its name.
+    type Probe = Box<dyn FnMut(&'static str)>;
+    /// What a dispatch did at each race point: the point's name and the signal's fate.
+    type Seen = Rc<RefCell<Vec<(&'static str, Fate)>>>;
+
+    thread_local! {
+        /// What runs at this thread's race points (none: nothing).
+        static PROBE: RefCell<Option<Probe>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn race_point(at: &'static str) {
+        // Taken out while it runs: the dispatch it starts passes race points of its own.
+        let probe = PROBE.with(|p| p.borrow_mut().take());
+        if let Some(mut f) = probe {
+            f(at);
+            PROBE.with(|p| {
+                p.borrow_mut().get_or_insert(f);
+            });
+        }
+    }
+
+    /// Runs `f` at this thread's race points until the returned guard is dropped.
+    fn probe(f: impl FnMut(&'static str) + 'static) -> impl Drop {
+        struct Unset;
+        impl Drop for Unset {
+            fn drop(&mut self) {
+                PROBE.with(|p| p.borrow_mut().take());
+            }
+        }
+        PROBE.with(|p| *p.borrow_mut() = Some(Box::new(f)));
+        Unset
+    }
+
+    /// A loop listening to `sig` with one callback; checks that `sig` has a default action to
+    /// fall back to (its disposition was `SIG_DFL` when the handler was installed).
+    fn listening_loop(sig: i32) -> EventLoop {
+        let lp = EventLoop::new().unwrap();
+        lp.add_signal_handler(sig, || {}).unwrap();
+        assert!(DEFAULT_KILLS[sig as usize].load(SeqCst), "signal {sig} must start with its default disposition");
+        lp
+    }
+
+    /// Records what a dispatch of `sig` does at each race point whose name starts with `prefix`.
+    fn dispatch_at(sig: i32, prefix: &'static str) -> (Seen, impl Drop) {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        let guard = probe(move |at| {
+            if at.starts_with(prefix) {
+                s.borrow_mut().push((at, dispatch(&[sig as usize], false)[0]));
+            }
+        });
+        (seen, guard)
+    }
+
+    /// The last listener's loop closes while a delivery waits for the signal thread: at every
+    /// step of `unsubscribe`, the delivery goes to the loop or is raised again, and after the
+    /// last step it is raised again.
+    #[test]
+    fn closing_the_last_listeners_loop_never_drops_a_delivery() {
+        let sig = libc::SIGUSR1;
+        let lp = listening_loop(sig);
+        let (seen, guard) = dispatch_at(sig, "unsubscribe");
+        drop(lp);
+        drop(guard);
+        let seen = seen.take();
+        assert!(!seen.is_empty(), "no race point in unsubscribe");
+        for (at, fate) in seen {
+            assert_ne!(fate, Fate::Unheard, "a dispatch at \"{at}\" dropped the delivery");
+        }
+        assert_eq!(dispatch(&[sig as usize], false), [Fate::RaiseAgain]);
+    }
+
+    /// The same when the last listener is removed from a loop that stays open.
+    #[test]
+    fn removing_the_last_listener_never_drops_a_delivery() {
+        let sig = libc::SIGUSR2;
+        let lp = listening_loop(sig);
+        let (seen, guard) = dispatch_at(sig, "unlisten");
+        assert!(lp.remove_signal_handler(sig));
+        drop(guard);
+        let seen = seen.take();
+        assert!(!seen.is_empty(), "no race point in unlisten");
+        for (at, fate) in seen {
+            assert_ne!(fate, Fate::Unheard, "a dispatch at \"{at}\" dropped the delivery");
+        }
+        assert_eq!(dispatch(&[sig as usize], false), [Fate::RaiseAgain]);
     }
 }
