@@ -484,14 +484,13 @@ enum Fate {
 fn dispatch(moved: &[usize], recheck: bool) -> Vec<Fate> {
     let sigchld = libc::SIGCHLD as usize;
     let loops: Vec<Arc<Subscriber>> = lock(&LOOPS).clone();
-    let mut taken = vec![false; moved.len()];
+    let mut sent = vec![false; moved.len()];
     for sub in &loops {
         let dump = sub.dump_signal.load(SeqCst);
         let mut mine = Vec::new();
         for (i, &sig) in moved.iter().enumerate() {
             if sub.counts[sig].load(SeqCst) > 0 {
-                taken[i] = true;
-                mine.push(sig as i32);
+                mine.push(i);
                 if sig as i32 == dump {
                     sub.report_poll(dump);
                 }
@@ -502,10 +501,16 @@ fn dispatch(moved: &[usize], recheck: bool) -> Vec<Fate> {
             continue;
         }
         race_point("dispatch: counts read");
-        // A closed loop refuses the job (it is being removed from the table).
-        let _ = sub.remote.push_job(Box::new(move || {
-            crate::runtime::running::with_running(|core| super::of(core).deliver(core, &mine, check_children));
-        }));
+        let sigs: Vec<i32> = mine.iter().map(|&i| moved[i] as i32).collect();
+        let job = Box::new(move || {
+            crate::runtime::running::with_running(|core| super::of(core).deliver(core, &sigs, check_children));
+        });
+        // A loop that closed since its count was read refuses the job: not sent, then.
+        if sub.remote.push_job(job).is_ok() {
+            for i in mine {
+                sent[i] = true;
+            }
+        }
     }
     if recheck || moved.contains(&sigchld) {
         reap_orphans();
@@ -515,9 +520,9 @@ fn dispatch(moved: &[usize], recheck: bool) -> Vec<Fate> {
     // they meet the default action (or a listener that came back meanwhile).
     moved
         .iter()
-        .zip(taken)
-        .map(|(&sig, taken)| {
-            if taken {
+        .zip(sent)
+        .map(|(&sig, sent)| {
+            if sent {
                 Fate::Sent
             } else if LISTENERS[sig].load(SeqCst) == 0 && DEFAULT_KILLS[sig].load(SeqCst) {
                 Fate::RaiseAgain
@@ -676,5 +681,22 @@ mod tests {
             assert_ne!(fate, Fate::Unheard, "a dispatch at \"{at}\" dropped the delivery");
         }
         assert_eq!(dispatch(&[sig as usize], false), [Fate::RaiseAgain]);
+    }
+
+    /// The last listener's loop closes after a dispatch read its count but before the dispatch
+    /// queued the job: the loop refuses the job, and the delivery is raised again.
+    #[test]
+    fn a_delivery_refused_by_a_loop_that_closed_meanwhile_is_raised_again() {
+        let sig = libc::SIGVTALRM;
+        let mut lp = Some(listening_loop(sig));
+        let guard = probe(move |at| {
+            if at == "dispatch: counts read" {
+                drop(lp.take());
+            }
+        });
+        let fate = dispatch(&[sig as usize], false);
+        drop(guard);
+        assert_eq!(LISTENERS[sig as usize].load(SeqCst), 0, "the loop did not close");
+        assert_eq!(fate, [Fate::RaiseAgain]);
     }
 }
