@@ -27,12 +27,13 @@
 //!   disposition was the default one before aioloop installed its handler, and whose default action
 //!   is to terminate, gets that action: the handler resets the disposition to `SIG_DFL` and raises
 //!   the signal again, so a second Ctrl-C still kills the program once its listener is gone.
-//! - A delivery counted while a listener existed, but seen by the thread only after the last
-//!   listener went away, is raised again by the thread, so it meets the default action: a signal
-//!   reaches a listener or its default action, it is never dropped. For that, a loop's count of
-//!   listeners goes up before `LISTENERS` and down after it, and a loop leaves the table only
-//!   once its counts are zero: a dispatch that does not find a listener in any loop's count
-//!   does not find it in `LISTENERS` either (see `Subscriber::unlisten`).
+//! - A delivery counted while a listener existed, but that the thread could send to no loop (the
+//!   last listener went away before it looked), is raised again by the thread, so that the
+//!   handler decides once more: the default action, or a count for a listener that came back
+//!   meanwhile. A signal reaches a listener or its default action, it is never dropped. A loop's
+//!   count of listeners goes up before `LISTENERS` and down after it, and a loop leaves the table
+//!   only once its counts are zero: a delivery the thread finds no listener for in any loop's
+//!   count finds none in `LISTENERS` either, and the raise is final (see `Subscriber::unlisten`).
 //!
 //! Production note: tokio keeps one flag and one pipe per signal and a driver per runtime; asyncio
 //! writes the signal number to a per-loop wakeup fd (`signal.set_wakeup_fd`) and allows handlers
@@ -310,13 +311,14 @@ impl Subscriber {
         if self.counts[sig].load(SeqCst) == 0 {
             return;
         }
-        // `LISTENERS` first, then this loop's count. The signal thread reads the count, then
-        // `LISTENERS`: it sends a delivery to the loops whose count is above zero, and raises it
-        // again if it sent it nowhere and `LISTENERS` shows no listener. In this order a
-        // dispatch that misses the listener in the count (read after the second step) misses it
-        // in `LISTENERS` too (read later, so after the first step), and raises the delivery
-        // again. In the other order a dispatch between the steps missed the listener in the
-        // count, found it in `LISTENERS`, and the delivery was lost.
+        // `LISTENERS` first, then this loop's count. The signal thread sends a delivery to the
+        // loops whose count is above zero, and raises it again if it sent it nowhere; the
+        // handler then performs the default action if `LISTENERS` is zero. In this order a
+        // dispatch that misses the listener in the count (read after the second step) raises a
+        // signal that finds `LISTENERS` lowered already (the first step): the default action.
+        // In the other order a dispatch between the steps missed the listener in the count while
+        // `LISTENERS` still showed it: the delivery was dropped (or, raised again, counted again
+        // for a listener no loop shows, round and round until the second step).
         LISTENERS[sig].fetch_sub(1, SeqCst);
         race_point("unlisten: LISTENERS lowered");
         self.counts[sig].fetch_sub(1, SeqCst);
@@ -471,7 +473,7 @@ enum Fate {
     /// Queued to every loop that listens to it (at least one).
     Sent,
     /// Sent to no loop, and its default action terminates: the caller raises it again, so that it
-    /// meets that action (or a listener that came back meanwhile).
+    /// meets that action (or the count of a listener that came back meanwhile).
     RaiseAgain,
     /// Sent to no loop, and nothing else is due: its disposition was not `SIG_DFL` before
     /// aioloop's (the handler already chained to that one), or its default action does not
@@ -516,15 +518,18 @@ fn dispatch(moved: &[usize], recheck: bool) -> Vec<Fate> {
         reap_orphans();
     }
     race_point("dispatch: loops served");
-    // Deliveries counted while a listener existed, but with none left now: raised again, so
-    // they meet the default action (or a listener that came back meanwhile).
+    // Deliveries counted while a listener existed, but sent to no loop: raised again, whether or
+    // not `LISTENERS` shows a listener now. The handler decides again: the default action if no
+    // listener is left, else a count for the one that came back meanwhile (a loop that listened
+    // after its count was read above). Skipping the raise while `LISTENERS` showed one dropped
+    // such a delivery.
     moved
         .iter()
         .zip(sent)
         .map(|(&sig, sent)| {
             if sent {
                 Fate::Sent
-            } else if LISTENERS[sig].load(SeqCst) == 0 && DEFAULT_KILLS[sig].load(SeqCst) {
+            } else if DEFAULT_KILLS[sig].load(SeqCst) {
                 Fate::RaiseAgain
             } else {
                 Fate::Unheard
@@ -597,8 +602,9 @@ mod tests {
 
     /// What runs at a race point, given its name.
     type Probe = Box<dyn FnMut(&'static str)>;
-    /// What a dispatch did at each race point: the point's name and the signal's fate.
-    type Seen = Rc<RefCell<Vec<(&'static str, Fate)>>>;
+    /// What a dispatch did at each race point: the point's name, the signal's fate, and the
+    /// listeners `LISTENERS` counted right after.
+    type Seen = Rc<RefCell<Vec<(&'static str, Fate, usize)>>>;
 
     thread_local! {
         /// What runs at this thread's race points (none: nothing).
@@ -643,15 +649,30 @@ mod tests {
         let s = seen.clone();
         let guard = probe(move |at| {
             if at.starts_with(prefix) {
-                s.borrow_mut().push((at, dispatch(&[sig as usize], false)[0]));
+                let fate = dispatch(&[sig as usize], false)[0];
+                s.borrow_mut().push((at, fate, LISTENERS[sig as usize].load(SeqCst)));
             }
         });
         (seen, guard)
     }
 
+    /// Checks that each dispatch sent the delivery to the loop, or raised it again with no
+    /// listener counted (so the handler performs the default action, rather than counting the
+    /// delivery again for a listener no loop shows).
+    fn assert_never_dropped(seen: Seen) {
+        let seen = seen.take();
+        assert!(!seen.is_empty(), "no race point reached");
+        for (at, fate, listeners) in seen {
+            assert!(
+                fate == Fate::Sent || (fate == Fate::RaiseAgain && listeners == 0),
+                "a dispatch at \"{at}\" neither sent the delivery nor left it to the default action: {fate:?} with {listeners} listener(s) counted"
+            );
+        }
+    }
+
     /// The last listener's loop closes while a delivery waits for the signal thread: at every
     /// step of `unsubscribe`, the delivery goes to the loop or is raised again, and after the
-    /// last step it is raised again.
+    /// last step it is raised again, into the default action.
     #[test]
     fn closing_the_last_listeners_loop_never_drops_a_delivery() {
         let sig = libc::SIGUSR1;
@@ -659,11 +680,7 @@ mod tests {
         let (seen, guard) = dispatch_at(sig, "unsubscribe");
         drop(lp);
         drop(guard);
-        let seen = seen.take();
-        assert!(!seen.is_empty(), "no race point in unsubscribe");
-        for (at, fate) in seen {
-            assert_ne!(fate, Fate::Unheard, "a dispatch at \"{at}\" dropped the delivery");
-        }
+        assert_never_dropped(seen);
         assert_eq!(dispatch(&[sig as usize], false), [Fate::RaiseAgain]);
     }
 
@@ -675,12 +692,31 @@ mod tests {
         let (seen, guard) = dispatch_at(sig, "unlisten");
         assert!(lp.remove_signal_handler(sig));
         drop(guard);
-        let seen = seen.take();
-        assert!(!seen.is_empty(), "no race point in unlisten");
-        for (at, fate) in seen {
-            assert_ne!(fate, Fate::Unheard, "a dispatch at \"{at}\" dropped the delivery");
-        }
+        assert_never_dropped(seen);
         assert_eq!(dispatch(&[sig as usize], false), [Fate::RaiseAgain]);
+    }
+
+    /// The last listener went; a new one comes while a dispatch is under way, after it looked at
+    /// the loops: the delivery is raised again, so the new listener gets it (the handler counts
+    /// it again), rather than being dropped because a listener exists.
+    #[test]
+    fn a_listener_that_comes_back_during_a_dispatch_gets_the_delivery() {
+        let sig = libc::SIGALRM;
+        let lp = listening_loop(sig);
+        assert!(lp.remove_signal_handler(sig));
+        let core = lp.core.clone();
+        let guard = probe(move |at| {
+            if at == "dispatch: loops served" {
+                super::super::add_handler(&core, sig, Box::new(|| {})).unwrap();
+            }
+        });
+        let fate = dispatch(&[sig as usize], false);
+        drop(guard);
+        assert_eq!(LISTENERS[sig as usize].load(SeqCst), 1, "the listener did not come back");
+        assert_eq!(fate, [Fate::RaiseAgain]);
+        // Raised again, the handler counts it (a listener exists); the next dispatch sends it.
+        assert_eq!(dispatch(&[sig as usize], false), [Fate::Sent]);
+        drop(lp);
     }
 
     /// The last listener's loop closes after a dispatch read its count but before the dispatch
