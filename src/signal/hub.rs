@@ -27,9 +27,13 @@
 //!   disposition was the default one before aioloop installed its handler, and whose default action
 //!   is to terminate, gets that action: the handler resets the disposition to `SIG_DFL` and raises
 //!   the signal again, so a second Ctrl-C still kills the program once its listener is gone.
-//! - A delivery counted while a listener existed, but seen by the thread only after the last
-//!   listener went away, is raised again by the thread, so it meets the default action: a signal
-//!   reaches a listener or its default action, it is never dropped.
+//! - A delivery counted while a listener existed, but that the thread could send to no loop (the
+//!   last listener went away before it looked), is raised again by the thread, so that the
+//!   handler decides once more: the default action, or a count for a listener that came back
+//!   meanwhile. A signal reaches a listener or its default action, it is never dropped. A loop's
+//!   count of listeners goes up before `LISTENERS` and down after it, and a loop leaves the table
+//!   only once its counts are zero: a delivery the thread finds no listener for in any loop's
+//!   count finds none in `LISTENERS` either, and the raise is final (see `Subscriber::unlisten`).
 //!
 //! Production note: tokio keeps one flag and one pipe per signal and a driver per runtime; asyncio
 //! writes the signal number to a per-loop wakeup fd (`signal.set_wakeup_fd`) and allows handlers
@@ -79,6 +83,16 @@ static DRAIN: Mutex<()> = Mutex::new(());
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Marks a point between two steps where the signal thread may interleave: the unit tests at
+/// the end of this file run the other side of the race there. Does nothing outside them.
+#[cfg(not(test))]
+fn race_point(_at: &'static str) {}
+
+#[cfg(test)]
+fn race_point(at: &'static str) {
+    tests::race_point(at);
 }
 
 /// Returns the last valid signal number of the platform.
@@ -216,6 +230,9 @@ pub(crate) struct Subscriber {
     /// The loop's thread, for reports ("loop on thread 'main'").
     thread: String,
     /// Listeners of this loop per signal (handlers, `Signal`s, dump_on_signal, the reap pass).
+    /// Changed only on the loop's thread (the signal thread reads them); a count is raised
+    /// before `LISTENERS` and lowered after it, so `LISTENERS` never counts a listener that no
+    /// loop's count shows.
     counts: [AtomicU32; NSIG],
     /// The loop's `dump_on_signal` signal (0: none).
     dump_signal: AtomicI32,
@@ -257,21 +274,29 @@ impl Subscriber {
         Ok(sub)
     }
 
-    /// Removes the loop from the table and gives up all its listeners.
+    /// Gives up all the loop's listeners and removes it from the table.
     pub(crate) fn unsubscribe(self: &Arc<Self>) {
-        lock(&LOOPS).retain(|s| !Arc::ptr_eq(s, self));
+        // Each listener goes as in `unlisten` (`LISTENERS` first, then this loop's count), and
+        // the loop leaves the table last: a dispatch that no longer finds the loop in the table
+        // must not find its listeners still counted in `LISTENERS`, or the delivery would go
+        // neither to the loop nor back to the default action.
         for (sig, count) in self.counts.iter().enumerate() {
-            let n = count.swap(0, SeqCst);
+            let n = count.load(SeqCst);
             if n > 0 {
                 LISTENERS[sig].fetch_sub(n as usize, SeqCst);
+                race_point("unsubscribe: LISTENERS lowered");
+                count.fetch_sub(n, SeqCst);
             }
         }
+        race_point("unsubscribe: counts cleared");
+        lock(&LOOPS).retain(|s| !Arc::ptr_eq(s, self));
     }
 
     /// Adds a listener of `sig` (a valid signal number) to this loop, installing the handler
     /// the first time the process listens to it.
     pub(crate) fn listen(&self, sig: usize) -> io::Result<()> {
         // Counted before the handler exists: a signal arriving as it is installed is delivered.
+        // This loop's count goes up before `LISTENERS` (the mirror of `unlisten`).
         self.counts[sig].fetch_add(1, SeqCst);
         LISTENERS[sig].fetch_add(1, SeqCst);
         if let Err(e) = install(sig) {
@@ -283,10 +308,20 @@ impl Subscriber {
 
     /// Removes a listener of `sig`.
     pub(crate) fn unlisten(&self, sig: usize) {
-        let had = self.counts[sig].fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
-        if had {
-            LISTENERS[sig].fetch_sub(1, SeqCst);
+        if self.counts[sig].load(SeqCst) == 0 {
+            return;
         }
+        // `LISTENERS` first, then this loop's count. The signal thread sends a delivery to the
+        // loops whose count is above zero, and raises it again if it sent it nowhere; the
+        // handler then performs the default action if `LISTENERS` is zero. In this order a
+        // dispatch that misses the listener in the count (read after the second step) raises a
+        // signal that finds `LISTENERS` lowered already (the first step): the default action.
+        // In the other order a dispatch between the steps missed the listener in the count while
+        // `LISTENERS` still showed it: the delivery was dropped (or, raised again, counted again
+        // for a listener no loop shows, round and round until the second step).
+        LISTENERS[sig].fetch_sub(1, SeqCst);
+        race_point("unlisten: LISTENERS lowered");
+        self.counts[sig].fetch_sub(1, SeqCst);
     }
 
     /// Makes `sig` this loop's dump signal (`Builder::dump_on_signal`).
@@ -418,7 +453,12 @@ fn signal_thread(rx: UnixStream, mut seen: Vec<u64>) {
                 std::mem::replace(&mut seen[sig], now) != now
             })
             .collect();
-        dispatch(&moved, recheck);
+        for (&sig, fate) in moved.iter().zip(dispatch(&moved, recheck)) {
+            if fate == Fate::RaiseAgain {
+                // SAFETY: `kill(2)` on our own pid with a valid signal number; no memory is involved.
+                unsafe { libc::kill(libc::getpid(), sig as i32) };
+            }
+        }
     }
 }
 
@@ -427,19 +467,32 @@ fn recheck_due() -> bool {
     !lock(&ORPHANS).is_empty() || lock(&LOOPS).iter().any(|s| s.sigchld_children.load(SeqCst) > 0)
 }
 
+/// What a dispatch did with the deliveries of one signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// Queued to every loop that listens to it (at least one).
+    Sent,
+    /// Sent to no loop, and its default action terminates: the caller raises it again, so that it
+    /// meets that action (or the count of a listener that came back meanwhile).
+    RaiseAgain,
+    /// Sent to no loop, and nothing else is due: its disposition was not `SIG_DFL` before
+    /// aioloop's (the handler already chained to that one), or its default action does not
+    /// terminate.
+    Unheard,
+}
+
 /// Hands the deliveries of `moved` to every loop that listens; `recheck`: the periodic check
-/// of children (as if a SIGCHLD came).
-fn dispatch(moved: &[usize], recheck: bool) {
+/// of children (as if a SIGCHLD came). Returns what became of each signal of `moved`.
+fn dispatch(moved: &[usize], recheck: bool) -> Vec<Fate> {
     let sigchld = libc::SIGCHLD as usize;
     let loops: Vec<Arc<Subscriber>> = lock(&LOOPS).clone();
-    let mut taken = vec![false; moved.len()];
+    let mut sent = vec![false; moved.len()];
     for sub in &loops {
         let dump = sub.dump_signal.load(SeqCst);
         let mut mine = Vec::new();
         for (i, &sig) in moved.iter().enumerate() {
             if sub.counts[sig].load(SeqCst) > 0 {
-                taken[i] = true;
-                mine.push(sig as i32);
+                mine.push(i);
                 if sig as i32 == dump {
                     sub.report_poll(dump);
                 }
@@ -449,22 +502,40 @@ fn dispatch(moved: &[usize], recheck: bool) {
         if mine.is_empty() && !check_children {
             continue;
         }
-        // A closed loop refuses the job (it is being removed from the table).
-        let _ = sub.remote.push_job(Box::new(move || {
-            crate::runtime::running::with_running(|core| super::of(core).deliver(core, &mine, check_children));
-        }));
+        race_point("dispatch: counts read");
+        let sigs: Vec<i32> = mine.iter().map(|&i| moved[i] as i32).collect();
+        let job = Box::new(move || {
+            crate::runtime::running::with_running(|core| super::of(core).deliver(core, &sigs, check_children));
+        });
+        // A loop that closed since its count was read refuses the job: not sent, then.
+        if sub.remote.push_job(job).is_ok() {
+            for i in mine {
+                sent[i] = true;
+            }
+        }
     }
     if recheck || moved.contains(&sigchld) {
         reap_orphans();
     }
-    // Deliveries counted while a listener existed, but with none left now: raised again, so
-    // they meet the default action (or a listener that came back meanwhile).
-    for (i, &sig) in moved.iter().enumerate() {
-        if !taken[i] && LISTENERS[sig].load(SeqCst) == 0 && DEFAULT_KILLS[sig].load(SeqCst) {
-            // SAFETY: `kill(2)` on our own pid with a valid signal number; no memory is involved.
-            unsafe { libc::kill(libc::getpid(), sig as i32) };
-        }
-    }
+    race_point("dispatch: loops served");
+    // Deliveries counted while a listener existed, but sent to no loop: raised again, whether or
+    // not `LISTENERS` shows a listener now. The handler decides again: the default action if no
+    // listener is left, else a count for the one that came back meanwhile (a loop that listened
+    // after its count was read above). Skipping the raise while `LISTENERS` showed one dropped
+    // such a delivery.
+    moved
+        .iter()
+        .zip(sent)
+        .map(|(&sig, sent)| {
+            if sent {
+                Fate::Sent
+            } else if DEFAULT_KILLS[sig].load(SeqCst) {
+                Fate::RaiseAgain
+            } else {
+                Fate::Unheard
+            }
+        })
+        .collect()
 }
 
 /// Waits until the signal thread is between two dispatches. A dispatch holds clones of the
@@ -513,5 +584,155 @@ impl crate::runtime::PollProbe for Subscriber {
     /// Publishes that the poll ended.
     fn poll_ended(&self) {
         self.polling.store(0, SeqCst);
+    }
+}
+
+/// The races between a loop giving up listeners and the signal thread's dispatch, made
+/// deterministic: a probe runs at a [`race_point`] of this thread (the other side of the race,
+/// as the signal thread would at that instant), and calls [`dispatch`] directly, which reports
+/// what it would do instead of raising anything. No signal is sent. Each test uses a signal of
+/// its own: the listener counts are process-wide, and the tests run in parallel.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use crate::EventLoop;
+
+    /// What runs at a race point, given its name.
+    type Probe = Box<dyn FnMut(&'static str)>;
+    /// What a dispatch did at each race point: the point's name, the signal's fate, and the
+    /// listeners `LISTENERS` counted right after.
+    type Seen = Rc<RefCell<Vec<(&'static str, Fate, usize)>>>;
+
+    thread_local! {
+        /// What runs at this thread's race points (none: nothing).
+        static PROBE: RefCell<Option<Probe>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn race_point(at: &'static str) {
+        // Taken out while it runs: the dispatch it starts passes race points of its own.
+        let probe = PROBE.with(|p| p.borrow_mut().take());
+        if let Some(mut f) = probe {
+            f(at);
+            PROBE.with(|p| {
+                p.borrow_mut().get_or_insert(f);
+            });
+        }
+    }
+
+    /// Runs `f` at this thread's race points until the returned guard is dropped.
+    fn probe(f: impl FnMut(&'static str) + 'static) -> impl Drop {
+        struct Unset;
+        impl Drop for Unset {
+            fn drop(&mut self) {
+                PROBE.with(|p| p.borrow_mut().take());
+            }
+        }
+        PROBE.with(|p| *p.borrow_mut() = Some(Box::new(f)));
+        Unset
+    }
+
+    /// A loop listening to `sig` with one callback; checks that `sig` has a default action to
+    /// fall back to (its disposition was `SIG_DFL` when the handler was installed).
+    fn listening_loop(sig: i32) -> EventLoop {
+        let lp = EventLoop::new().unwrap();
+        lp.add_signal_handler(sig, || {}).unwrap();
+        assert!(DEFAULT_KILLS[sig as usize].load(SeqCst), "signal {sig} must start with its default disposition");
+        lp
+    }
+
+    /// Records what a dispatch of `sig` does at each race point whose name starts with `prefix`.
+    fn dispatch_at(sig: i32, prefix: &'static str) -> (Seen, impl Drop) {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        let guard = probe(move |at| {
+            if at.starts_with(prefix) {
+                let fate = dispatch(&[sig as usize], false)[0];
+                s.borrow_mut().push((at, fate, LISTENERS[sig as usize].load(SeqCst)));
+            }
+        });
+        (seen, guard)
+    }
+
+    /// Checks that each dispatch sent the delivery to the loop, or raised it again with no
+    /// listener counted (so the handler performs the default action, rather than counting the
+    /// delivery again for a listener no loop shows).
+    fn assert_never_dropped(seen: Seen) {
+        let seen = seen.take();
+        assert!(!seen.is_empty(), "no race point reached");
+        for (at, fate, listeners) in seen {
+            assert!(
+                fate == Fate::Sent || (fate == Fate::RaiseAgain && listeners == 0),
+                "a dispatch at \"{at}\" neither sent the delivery nor left it to the default action: {fate:?} with {listeners} listener(s) counted"
+            );
+        }
+    }
+
+    /// The last listener's loop closes while a delivery waits for the signal thread: at every
+    /// step of `unsubscribe`, the delivery goes to the loop or is raised again, and after the
+    /// last step it is raised again, into the default action.
+    #[test]
+    fn closing_the_last_listeners_loop_never_drops_a_delivery() {
+        let sig = libc::SIGUSR1;
+        let lp = listening_loop(sig);
+        let (seen, guard) = dispatch_at(sig, "unsubscribe");
+        drop(lp);
+        drop(guard);
+        assert_never_dropped(seen);
+        assert_eq!(dispatch(&[sig as usize], false), [Fate::RaiseAgain]);
+    }
+
+    /// The same when the last listener is removed from a loop that stays open.
+    #[test]
+    fn removing_the_last_listener_never_drops_a_delivery() {
+        let sig = libc::SIGUSR2;
+        let lp = listening_loop(sig);
+        let (seen, guard) = dispatch_at(sig, "unlisten");
+        assert!(lp.remove_signal_handler(sig));
+        drop(guard);
+        assert_never_dropped(seen);
+        assert_eq!(dispatch(&[sig as usize], false), [Fate::RaiseAgain]);
+    }
+
+    /// The last listener went; a new one comes while a dispatch is under way, after it looked at
+    /// the loops: the delivery is raised again, so the new listener gets it (the handler counts
+    /// it again), rather than being dropped because a listener exists.
+    #[test]
+    fn a_listener_that_comes_back_during_a_dispatch_gets_the_delivery() {
+        let sig = libc::SIGALRM;
+        let lp = listening_loop(sig);
+        assert!(lp.remove_signal_handler(sig));
+        let core = lp.core.clone();
+        let guard = probe(move |at| {
+            if at == "dispatch: loops served" {
+                super::super::add_handler(&core, sig, Box::new(|| {})).unwrap();
+            }
+        });
+        let fate = dispatch(&[sig as usize], false);
+        drop(guard);
+        assert_eq!(LISTENERS[sig as usize].load(SeqCst), 1, "the listener did not come back");
+        assert_eq!(fate, [Fate::RaiseAgain]);
+        // Raised again, the handler counts it (a listener exists); the next dispatch sends it.
+        assert_eq!(dispatch(&[sig as usize], false), [Fate::Sent]);
+        drop(lp);
+    }
+
+    /// The last listener's loop closes after a dispatch read its count but before the dispatch
+    /// queued the job: the loop refuses the job, and the delivery is raised again.
+    #[test]
+    fn a_delivery_refused_by_a_loop_that_closed_meanwhile_is_raised_again() {
+        let sig = libc::SIGVTALRM;
+        let mut lp = Some(listening_loop(sig));
+        let guard = probe(move |at| {
+            if at == "dispatch: counts read" {
+                drop(lp.take());
+            }
+        });
+        let fate = dispatch(&[sig as usize], false);
+        drop(guard);
+        assert_eq!(LISTENERS[sig as usize].load(SeqCst), 0, "the loop did not close");
+        assert_eq!(fate, [Fate::RaiseAgain]);
     }
 }
