@@ -339,12 +339,12 @@ impl<T> Task<T> {
             }
             status => {
                 drop(tasks);
-                let Removed { cell, payload, .. } = self.core.remove_task(self.key, Removal::Taken);
+                let Removed { mut cell, payload, .. } = self.core.remove_task(self.key, Removal::Taken);
                 let mut out: Option<T> = None;
-                if let Some(mut cell) = cell {
-                    cell.as_mut().take_output(&mut out);
-                    drop(cell); // the output is out: only the emptied cell's memory goes
+                if status == Status::Done {
+                    cell.take_output(&mut out);
                 }
+                drop(cell); // the output is out: only the emptied cell's memory goes
                 self.unlink();
                 self.finished.set(Some(status.public()));
                 Poll::Ready(match (status, out, payload) {
@@ -372,11 +372,17 @@ impl<T> Drop for Task<T> {
                     // Detach: the loop owns the task now, and removes it when it finishes. A
                     // waker left by this handle has nobody to wake any more.
                     e.detached = true;
+                    let has_extra = e.has_extra;
                     drop(tasks);
-                    let old = self.core.update_extra_of(self.key, |x| match x.join {
-                        JoinSlot::Waker(_) => std::mem::take(&mut x.join),
-                        _ => JoinSlot::Empty,
-                    });
+                    // (Most detached tasks were never awaited: no extra, no second lookup.)
+                    let old = has_extra
+                        .then(|| {
+                            self.core.update_extra_of(self.key, |x| match x.join {
+                                JoinSlot::Waker(_) => std::mem::take(&mut x.join),
+                                _ => JoinSlot::Empty,
+                            })
+                        })
+                        .flatten();
                     (false, old)
                 }
                 Some(e) if self.key.matches(e.id) => (true, None),
