@@ -3,7 +3,7 @@
 //! what the combinators take.
 //!
 //! # Invariants
-//! - A handle refers to its task's slab entry by key; the entry stays in the slab until the
+//! - A handle refers to its task's table entry (its cell) by key; the entry stays until the
 //!   handle has taken the outcome or been dropped (then the task is *detached*: the loop removes
 //!   its entry when it finishes). An [`AbortHandle`] holds the key only: it never keeps an entry
 //!   alive, and a stale key (the slot reused by another task) is told apart by its generation.

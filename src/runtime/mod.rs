@@ -694,7 +694,7 @@ impl DebugMode {
     }
 }
 
-/// The main task's slab entry, removed when `run_until_complete` returns or unwinds.
+/// The main task's table entry, removed when `run_until_complete` returns or unwinds.
 pub(crate) struct MainTask<'a> {
     core: &'a Rc<Core>,
     key: TaskKey,

@@ -201,7 +201,7 @@ pub(crate) enum Status {
     Running,
     /// Finished with a value (held in the entry until a handle takes it).
     Done,
-    /// Finished with a panic (payload in `Core::panics` until a handle takes it).
+    /// Finished with a panic (payload in the task table's `panics` until a handle takes it).
     Panicked,
     /// Cancelled.
     Cancelled,
@@ -291,7 +291,7 @@ impl Link {
     }
 }
 
-/// The parts of a task that few tasks use at a time, kept out of the slab in `Core::extras`
+/// The parts of a task that few tasks use at a time, kept out of the cell in the task table's `extras`
 /// (by slab index) so the entry stays small.
 ///
 /// Invariant: a finished task has none (`finish_task` takes it), so removing a finished entry

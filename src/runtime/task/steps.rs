@@ -361,44 +361,44 @@ impl Core {
     }
 
     /// Cancellation beats completion (asyncio T12): a task whose cancellation was requested
-    /// and that completed in the same step loses its value, dropped here. The task is still
-    /// `Running`, so nothing removes its cell meanwhile (cell.rs's invariant 3), whatever the
-    /// value's destructor does; a panic there is reported and contained.
-    fn discard_output_if_cancelled(&self, key: TaskKey) {
+    /// and that completed in the same step loses its value, dropped here, and finishes
+    /// cancelled. The task is still `Running` while the value is dropped, so nothing removes its
+    /// cell meanwhile (cell.rs's invariant 3), whatever the value's destructor does; a panic
+    /// there is reported and contained.
+    #[cold]
+    #[inline(never)]
+    fn discard_output_and_cancel(&self, key: TaskKey) {
         let stage = {
             let tasks = self.tasks.entries();
             let e = &tasks[key.index()];
             debug_assert_eq!(e.status, Status::Running);
-            if !e.cancel_requested {
-                return;
-            }
             e.stage()
         };
         // SAFETY: as said above; no borrow of the table is held while the destructor runs.
         self.contain(|| unsafe { stage.drop_in_place() });
+        self.finish_task(key, Status::Cancelled, None);
     }
 
     /// Records a task's outcome, frees what nobody can read any more, and tells its joiner.
-    pub(crate) fn finish_task(&self, key: TaskKey, mut status: Status, payload: Option<Box<dyn Any + Send>>) {
-        if status == Status::Done {
-            self.discard_output_if_cancelled(key);
-        }
+    pub(crate) fn finish_task(&self, key: TaskKey, status: Status, payload: Option<Box<dyn Any + Send>>) {
         let (join, id, detached, is_main) = {
             let mut tasks = self.tasks.entries_mut();
             let e = &mut tasks[key.index()];
             let is_main = e.is_main;
             if e.cancel_requested {
-                note_cancel_pending(false);
                 if status == Status::Done {
                     // Cancellation beats completion: the value is discarded (asyncio T12).
-                    status = Status::Cancelled;
+                    drop(tasks);
+                    return self.discard_output_and_cancel(key);
                 }
+                note_cancel_pending(false);
             }
             e.status = status;
             e.scheduled = false;
-            let join = match take_extra(&mut self.tasks.extras_mut(), e, key.index()) {
-                Some(extra) => extra.join,
-                None => JoinSlot::Empty,
+            let join = if e.has_extra {
+                take_extra(&mut self.tasks.extras_mut(), e, key.index()).map_or(JoinSlot::Empty, |x| x.join)
+            } else {
+                JoinSlot::Empty
             };
             // (A value stays in the cell for the handle; a detached task's cell goes below.)
             (join, e.id, e.detached, is_main)

@@ -93,7 +93,7 @@ pub(crate) struct TaskTable {
     /// Every live task, by slab index (the index in its key).
     entries: RefCell<Slab<TaskCell>>,
     /// The joiners and await links of the tasks that have one, by slab index (kept out of the
-    /// slab so an entry stays 32 bytes).
+    /// cells, so a parked task's cell stays small).
     extras: RefCell<Extras>,
     /// Panic payloads of finished tasks, by task id, until a handle takes them.
     panics: RefCell<HashMap<u64, Box<dyn Any + Send>>>,
@@ -160,6 +160,14 @@ impl TaskTable {
         take_by_id(&self.names, id);
     }
 
+    /// Drops the extra part of a task whose entry was just removed (out of line: rare).
+    #[cold]
+    #[inline(never)]
+    fn drop_extra(&self, entry: &mut TaskCell, index: usize) {
+        let extra = take_extra(&mut self.extras.borrow_mut(), entry, index);
+        drop(extra);
+    }
+
     /// After a burst: gives back the slab's buffer if it is empty, and the extras' if they are
     /// mostly empty (see `Core::release_burst_memory`).
     pub(crate) fn release_memory(&self, burst: usize) {
@@ -206,21 +214,14 @@ impl Core {
     /// once the table is empty.
     #[inline(always)]
     pub(crate) fn remove_task(&self, key: TaskKey, why: Removal) -> Removed {
-        let (entry, extra) = {
-            let mut entries = self.tasks.entries.borrow_mut();
-            let mut entry = entries.remove(key.index());
-            // The cell goes with the entry: never while its stage is being polled (cell.rs's
-            // invariant 3; a main task's stage is empty, its future on the caller's stack).
-            assert!(entry.status != Status::Running || entry.is_main, "aioloop: a running task was removed");
+        let mut entry = self.tasks.entries.borrow_mut().remove(key.index());
+        // The cell goes with the entry: never while its stage is being polled (cell.rs's
+        // invariant 3; a main task's stage is empty, its future on the caller's stack).
+        assert!(entry.status != Status::Running || entry.is_main, "aioloop: a running task was removed");
+        if entry.has_extra {
             // (A finished task has none; a main task unwinding may have one.)
-            let extra = if entry.has_extra {
-                take_extra(&mut self.tasks.extras.borrow_mut(), &mut entry, key.index())
-            } else {
-                None
-            };
-            (entry, extra)
-        };
-        drop(extra);
+            self.tasks.drop_extra(&mut entry, key.index());
+        }
         let id = entry.id;
         let (status, quiet) = (entry.status, entry.quiet);
         let (payload, report, keep_name) = match why {
