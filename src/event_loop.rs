@@ -281,7 +281,7 @@ impl EventLoop {
         let mut wrapper = pin!(Some(async {
             out.set(Some(fut.await));
         }));
-        let (key, _) = self.core.insert_task(None, true, Status::Idle);
+        let key = self.core.insert_main_task();
         let main_task = MainTask::new(&self.core, key);
         let guard = crate::runtime::running::enter(&self.core);
         {

@@ -26,7 +26,8 @@
 //! An [`EventLoop`] holds four things, each in a file named after it under `src/runtime/`:
 //!
 //! - the **ready queue** (`runtime/mod.rs`, asyncio's `_ready`): task steps and callbacks to run;
-//! - the **waiting set** (`runtime/task/`): every task lives in the task table; those not in the
+//! - the **waiting set** (`runtime/task/`): every task is one allocation, its *cell*
+//!   (`runtime/task/cell.rs`: header and future), held by the task table; those not in the
 //!   ready queue are parked until a waker, a number naming the loop, the slot and its generation
 //!   (`runtime/waker.rs`), names them;
 //! - the **timer heap** (`runtime/timer.rs`, asyncio's `_scheduled`): deadlines, earliest first;
@@ -57,8 +58,9 @@
 //!    it the future.
 //! 2. `task.rs`: the [`Task`] handle you get back, a future of the task's outcome.
 //! 3. `runtime/mod.rs`: `Core`, which holds the loop's parts, and `run_once` with its six phases.
-//! 4. `runtime/task/steps.rs`: `spawn_at` inserts the task and queues its first step;
-//!    `run_task` polls it (phase 6); `park` puts it back among the waiting; `finish_task`
+//! 4. `runtime/task/steps.rs`: `spawn_at` makes the task's cell (`runtime/task/cell.rs`: its
+//!    header and future in one allocation), inserts it and queues its first step; `run_task`
+//!    polls the future in its cell (phase 6); `park` puts it back among the waiting; `finish_task`
 //!    records the outcome and tells the joiner.
 //! 5. `runtime/task/table.rs`: the task table, and `remove_task`, the one way out of it.
 //! 6. `runtime/waker.rs`: how `Waker::wake` becomes "push this task onto the ready queue", on
@@ -103,7 +105,7 @@
 //! | `hyper.rs` | `hyper::{HyperIo, HyperExecutor, HyperTimer}`: hyper 1.x on the loop (feature `hyper`) |
 //! | **`runtime/`** | **the engine** |
 //! | `runtime/mod.rs` | `Core`: the ready queue, the parts, `run_once` and its six phases |
-//! | `runtime/task/` | task states and entries (`mod.rs`), spawn to finish (`steps.rs`), the task table (`table.rs`) |
+//! | `runtime/task/` | task states (`mod.rs`), the task cell, header and future in one allocation (`cell.rs`), spawn to finish (`steps.rs`), the task table (`table.rs`) |
 //! | `runtime/waker.rs` | task keys, and the `Waker` that carries one |
 //! | `runtime/running.rs` | this thread's running loop (asyncio's `get_running_loop()`), and its iteration, which a timeout notes |
 //! | `runtime/callbacks.rs` | the callback records the ready queue and the timer heap run (asyncio's `Handle`s) |

@@ -3,7 +3,7 @@
 //! what the combinators take.
 //!
 //! # Invariants
-//! - A handle refers to its task's slab entry by key; the entry stays in the slab until the
+//! - A handle refers to its task's table entry (its cell) by key; the entry stays until the
 //!   handle has taken the outcome or been dropped (then the task is *detached*: the loop removes
 //!   its entry when it finishes). An [`AbortHandle`] holds the key only: it never keeps an entry
 //!   alive, and a stale key (the slot reused by another task) is told apart by its generation.
@@ -339,12 +339,12 @@ impl<T> Task<T> {
             }
             status => {
                 drop(tasks);
-                let Removed { cell, payload, .. } = self.core.remove_task(self.key, Removal::Taken);
+                let Removed { mut cell, payload, .. } = self.core.remove_task(self.key, Removal::Taken);
                 let mut out: Option<T> = None;
-                if let Some(mut cell) = cell {
-                    cell.as_mut().take_output(&mut out);
-                    drop(cell); // the output is out: only the emptied cell's memory goes
+                if status == Status::Done {
+                    cell.take_output(&mut out);
                 }
+                drop(cell); // the output is out: only the emptied cell's memory goes
                 self.unlink();
                 self.finished.set(Some(status.public()));
                 Poll::Ready(match (status, out, payload) {
@@ -372,11 +372,17 @@ impl<T> Drop for Task<T> {
                     // Detach: the loop owns the task now, and removes it when it finishes. A
                     // waker left by this handle has nobody to wake any more.
                     e.detached = true;
+                    let has_extra = e.has_extra;
                     drop(tasks);
-                    let old = self.core.update_extra_of(self.key, |x| match x.join {
-                        JoinSlot::Waker(_) => std::mem::take(&mut x.join),
-                        _ => JoinSlot::Empty,
-                    });
+                    // (Most detached tasks were never awaited: no extra, no second lookup.)
+                    let old = has_extra
+                        .then(|| {
+                            self.core.update_extra_of(self.key, |x| match x.join {
+                                JoinSlot::Waker(_) => std::mem::take(&mut x.join),
+                                _ => JoinSlot::Empty,
+                            })
+                        })
+                        .flatten();
                     (false, old)
                 }
                 Some(e) if self.key.matches(e.id) => (true, None),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::runtime::task::{JoinSlot, Link, TaskEntry, TaskId, TaskState, WaitingOn};
+use crate::runtime::task::{JoinSlot, Link, TaskCell, TaskId, TaskState, WaitingOn};
 use crate::runtime::timer::Waiting;
 use crate::runtime::waker::{key_of, TaskKey};
 use crate::runtime::Core;
@@ -139,11 +139,11 @@ impl Core {
     /// something the loop does not track.
     fn classify(
         &self,
-        tasks: &Slab<TaskEntry>,
+        tasks: &Slab<TaskCell>,
         timers: &[(TaskKey, u64)],
         groups: &HashMap<TaskKey, usize>,
         key: TaskKey,
-        e: &TaskEntry,
+        e: &TaskCell,
     ) -> WaitingOn {
         if e.scheduled || e.status.public() == TaskState::Running {
             return WaitingOn::Nothing;

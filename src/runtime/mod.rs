@@ -521,31 +521,27 @@ impl Core {
                     .iter_mut()
                     .filter(|(_, e)| !e.status.is_finished() && !e.is_main)
                     .map(|(i, e)| {
+                        // Running: its cell stays in the table until its future is dropped
+                        // below (task/cell.rs's invariant 3).
                         e.status = Status::Running;
-                        (TaskKey::new(slot, i, e.id), e.cell.take())
+                        TaskKey::new(slot, i, e.id)
                     })
                     .collect()
             };
             if doomed.is_empty() {
                 break;
             }
-            for (key, cell) in doomed {
-                if cell.is_some() {
+            for key in doomed {
+                self.destroy_pending_task(key, |id| {
                     destroyed += 1;
                     if destroyed <= DESTROYED_PENDING_REPORTS {
-                        let id = self.tasks.entries()[key.index()].id;
                         self.report(&crate::runtime::exception::ExceptionContext {
                             message: "Task was destroyed but it is pending!",
                             task: Some(self.task_info(id)),
                             panic: None,
                         });
                     }
-                }
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(cell)));
-                match outcome {
-                    Ok(()) => self.finish_task(key, Status::Cancelled, None, None),
-                    Err(p) => self.finish_task(key, Status::Panicked, None, Some(p)),
-                }
+                });
             }
         }
         if let Some(more) = destroyed.checked_sub(DESTROYED_PENDING_REPORTS).filter(|&n| n > 0) {
@@ -698,7 +694,7 @@ impl DebugMode {
     }
 }
 
-/// The main task's slab entry, removed when `run_until_complete` returns or unwinds.
+/// The main task's table entry, removed when `run_until_complete` returns or unwinds.
 pub(crate) struct MainTask<'a> {
     core: &'a Rc<Core>,
     key: TaskKey,

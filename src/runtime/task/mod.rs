@@ -3,10 +3,12 @@
 //!
 //! # Where a task lives
 //!
-//! Every task is one entry of the loop's slab ([`TaskEntry`]): its future (boxed once: the only
-//! allocation a task makes), its status and flags, and whom to tell when it finishes (its *join
-//! slot*). The key of that entry ([`TaskKey`]) is the task's waker. Tasks that are in the slab but
-//! not in the ready queue are asyncio's "waiting" tasks: parked until some waker names them.
+//! Every task is one allocation, its *cell* ([`TaskCell`], src/runtime/task/cell.rs): a 16-byte
+//! header (id, status, flags) and the future, later its output, in place. The loop's slab holds
+//! the cell's pointer; the key of that slab entry ([`TaskKey`]) is the task's waker. Whom to
+//! tell when the task finishes (its *join slot*) and what it awaits are kept in a side table for
+//! the few tasks that have them ([`Extra`]). Tasks that are in the slab but not in the ready
+//! queue are asyncio's "waiting" tasks: parked until some waker names them.
 //!
 //! # States (asyncio's, as the seeds name them)
 //!
@@ -30,22 +32,24 @@
 //! - The entry stays in the slab after the task finished only while a [`Task`] handle may still
 //!   read its outcome; a detached task's entry is removed when it finishes.
 
-use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 use std::time::Instant;
-
-use pin_project_lite::pin_project;
 
 use crate::runtime::members::Group;
 use crate::runtime::waker::TaskKey;
 
+// The task cell (one allocation per task) and the steps that poll it through a raw pointer:
+// the only `unsafe` of the task module.
+#[allow(unsafe_code)]
+mod cell;
+#[allow(unsafe_code)]
 mod steps;
 mod table;
+
+pub(crate) use cell::{Header, StagePtr, TaskCell};
 
 pub(crate) use steps::any_cancel_pending;
 pub(crate) use table::{extra_of, Removal, Removed, TaskTable};
@@ -197,7 +201,7 @@ pub(crate) enum Status {
     Running,
     /// Finished with a value (held in the entry until a handle takes it).
     Done,
-    /// Finished with a panic (payload in `Core::panics` until a handle takes it).
+    /// Finished with a panic (payload in the task table's `panics` until a handle takes it).
     Panicked,
     /// Cancelled.
     Cancelled,
@@ -287,35 +291,7 @@ impl Link {
     }
 }
 
-/// A task's slab entry: 32 bytes, the slab's own tag included (a test checks it), because a
-/// million parked tasks are a million of these.
-pub(crate) struct TaskEntry {
-    /// The future (or its output once done). `None` while the loop polls it, after it finished
-    /// without a value to keep, and always for the main task of `run_until_complete`, whose future
-    /// lives on the caller's stack.
-    pub(crate) cell: Option<Pin<Box<dyn TaskCell>>>,
-    /// The task id; its low bits are the generation in the task's key.
-    pub(crate) id: u64,
-    /// The task has an [`Extra`] in `Core::extras` (a joiner, or an await link).
-    pub(crate) has_extra: bool,
-    /// Its `Extra` holds an await link (so a poll, which clears the link, need not look when it
-    /// only holds a joiner).
-    pub(crate) awaits: bool,
-    /// Where the task is in its life.
-    pub(crate) status: Status,
-    /// The task is in the ready queue.
-    pub(crate) scheduled: bool,
-    /// `cancel()` was called and the task has not run since (asyncio's `_must_cancel`).
-    pub(crate) cancel_requested: bool,
-    /// No handle refers to the task any more: the loop removes the entry when it finishes.
-    pub(crate) detached: bool,
-    /// A panic outcome must not be reported as never retrieved (`cancel()` was called on it).
-    pub(crate) quiet: bool,
-    /// The main task of `run_until_complete`.
-    pub(crate) is_main: bool,
-}
-
-/// The parts of a task that few tasks use at a time, kept out of the slab in `Core::extras`
+/// The parts of a task that few tasks use at a time, kept out of the cell in the task table's `extras`
 /// (by slab index) so the entry stays small.
 ///
 /// Invariant: a finished task has none (`finish_task` takes it), so removing a finished entry
@@ -333,66 +309,5 @@ pub(crate) struct Extra {
 impl Extra {
     fn is_empty(&self) -> bool {
         matches!(self.join, JoinSlot::Empty) && self.awaiting.is_none()
-    }
-}
-
-/// A type-erased task future: polls it, drops it, or hands out its output.
-pub(crate) trait TaskCell {
-    /// Polls the future; on completion stores the output in place and drops the future.
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
-    /// Moves the stored output into `out`, which must be an `Option<Output>`.
-    fn take_output(self: Pin<&mut Self>, out: &mut dyn Any);
-}
-
-pin_project! {
-    /// A task's future, then its output.
-    #[project = StageProj]
-    pub(crate) enum Stage<F: Future> {
-        Running { #[pin] fut: F },
-        Finished { out: Option<F::Output> },
-    }
-}
-
-impl<F: Future> TaskCell for Stage<F>
-where
-    F::Output: 'static,
-{
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let out = match self.as_mut().project() {
-            StageProj::Running { fut } => match fut.poll(cx) {
-                Poll::Ready(out) => out,
-                Poll::Pending => return Poll::Pending,
-            },
-            StageProj::Finished { .. } => return Poll::Ready(()),
-        };
-        // Drops the future in place (allowed for pinned data) and keeps the output.
-        self.set(Stage::Finished { out: Some(out) });
-        Poll::Ready(())
-    }
-
-    fn take_output(self: Pin<&mut Self>, out: &mut dyn Any) {
-        if let (StageProj::Finished { out: value }, Some(slot)) =
-            (self.project(), out.downcast_mut::<Option<F::Output>>())
-        {
-            *slot = value.take();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_task_entry_is_32_bytes_in_the_slab() {
-        // The shape of slab's own entry type (private to the slab crate): the tag fits in a niche
-        // of `TaskEntry`, so a parked task costs the slab 32 bytes.
-        #[allow(dead_code)]
-        enum SlabEntry {
-            Vacant(usize),
-            Occupied(TaskEntry),
-        }
-        assert_eq!(std::mem::size_of::<TaskEntry>(), 32);
-        assert_eq!(std::mem::size_of::<SlabEntry>(), 32);
     }
 }

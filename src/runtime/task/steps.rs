@@ -17,10 +17,10 @@ use crate::task::Task;
 
 /// What one step of a task (one poll, or the drop of a cancelled future) ended in.
 enum Step {
-    /// The future returned `Pending`; here it is, to go back into the entry (`None`: the main task,
-    /// whose future stays on the caller's stack).
-    Pending(Option<Pin<Box<dyn TaskCell>>>),
-    Finished(Status, Option<Pin<Box<dyn TaskCell>>>, Option<Box<dyn Any + Send>>),
+    /// The future returned `Pending` (it stays in its cell).
+    Pending,
+    /// The task finished with this status (a value stays in the cell), and a panic's payload.
+    Finished(Status, Option<Box<dyn Any + Send>>),
 }
 
 impl Core {
@@ -40,15 +40,14 @@ impl Core {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let cell: Pin<Box<dyn TaskCell>> = Box::pin(Stage::Running { fut });
         if self.closed.get() {
             // asyncio refuses `create_task` on a closed loop; here the task is born cancelled,
             // which is what a spawn from a destructor running during `close()` needs.
-            let (key, id) = self.insert_task(None, false, Status::Cancelled);
-            drop(cell);
+            let (key, id) = self.insert_task(TaskCell::empty, Status::Cancelled);
+            drop(fut);
             return Task::new(self.clone(), key, id);
         }
-        let (key, id) = self.insert_task(Some(cell), false, Status::Idle);
+        let (key, id) = self.insert_task(|header| TaskCell::new(header, fut), Status::Idle);
         self.note_spawn_location(id, at);
         Task::new(self.clone(), key, id)
     }
@@ -72,8 +71,7 @@ impl Core {
         if self.closed.get() {
             return self.spawn_at(fut, at);
         }
-        let cell: Pin<Box<dyn TaskCell>> = Box::pin(Stage::Running { fut });
-        let (key, id) = self.insert_task_as(Some(cell), false, Status::Idle, false);
+        let (key, id) = self.insert_task_as(|header| TaskCell::new(header, fut), Status::Idle, false);
         self.note_spawn_location(id, at);
         let task = Task::new(self.clone(), key, id);
         let spawner = self.current.get();
@@ -89,23 +87,31 @@ impl Core {
         task
     }
 
-    /// Inserts a task entry and, unless it is born finished, queues its first step; returns the
-    /// task's key and id.
-    pub(crate) fn insert_task(
-        &self,
-        cell: Option<Pin<Box<dyn TaskCell>>>,
-        is_main: bool,
-        status: Status,
-    ) -> (TaskKey, u64) {
-        self.insert_task_as(cell, is_main, status, true)
+    /// Inserts a task, its cell made by `make` from its header, and, unless it is born finished,
+    /// queues its first step; returns the task's key and id.
+    #[inline(always)]
+    pub(crate) fn insert_task(&self, make: impl FnOnce(Header) -> TaskCell, status: Status) -> (TaskKey, u64) {
+        self.insert_task_as(make, status, true)
+    }
+
+    /// Inserts the main task of `run_until_complete` (queued; its future stays with the caller).
+    pub(crate) fn insert_main_task(&self) -> TaskKey {
+        self.insert_task(
+            |mut header| {
+                header.is_main = true;
+                TaskCell::empty(header)
+            },
+            Status::Idle,
+        )
+        .0
     }
 
     /// [`insert_task`](Self::insert_task); `queue` false leaves a pending task out of the ready
     /// queue (its first step is run by the caller).
+    #[inline(always)]
     pub(crate) fn insert_task_as(
         &self,
-        cell: Option<Pin<Box<dyn TaskCell>>>,
-        is_main: bool,
+        make: impl FnOnce(Header) -> TaskCell,
         status: Status,
         queue: bool,
     ) -> (TaskKey, u64) {
@@ -117,18 +123,7 @@ impl Core {
         let key = TaskKey::new(self.remote.slot(), index, id);
         debug_assert!(!self.tasks.extras().contains_key(&index), "a stale Extra for a reused slab index");
         let pending = status == Status::Idle && queue;
-        entry.insert(TaskEntry {
-            cell,
-            id,
-            has_extra: false,
-            awaits: false,
-            status,
-            scheduled: pending,
-            cancel_requested: false,
-            detached: false,
-            quiet: false,
-            is_main,
-        });
+        entry.insert(make(Header::new(id, status, false, pending)));
         drop(tasks);
         self.trace_event(id, || crate::runtime::recorder::TraceKind::Spawned { name: self.task_name(id) });
         if pending {
@@ -238,7 +233,7 @@ impl Core {
     /// [`run_first_step`](Self::run_first_step).
     #[inline(always)]
     pub(crate) fn run_task(&self, key: TaskKey, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
-        let (cell, cancel, is_main, stale) = {
+        let (stage, cancel, is_main, stale) = {
             let mut tasks = self.tasks.entries_mut();
             let Some(e) = tasks.get_mut(key.index()) else { return };
             if !key.matches(e.id) || e.status.is_finished() {
@@ -253,7 +248,7 @@ impl Core {
             } else {
                 None
             };
-            (e.cell.take(), e.cancel_requested, e.is_main, stale)
+            (e.stage(), e.cancel_requested, e.is_main, stale)
         };
         drop(stale);
         if !cancel {
@@ -266,34 +261,45 @@ impl Core {
         let step = if is_main {
             self.step_main(key, cancel, main)
         } else {
-            Self::step(key, cell.expect("a pending task has its future"), cancel)
+            // SAFETY: the task is `Running` now, so its cell stays in the table until this step
+            // ends (no path removes a running task: cell.rs's invariant 3), and only this step
+            // touches its stage.
+            unsafe { Self::step(key, stage, cancel) }
         };
         self.probe_poll_ended();
         self.current.set(None);
         match step {
-            Step::Pending(cell) => self.park(key, cell),
-            Step::Finished(status, cell, payload) => self.finish_task(key, status, cell, payload),
+            Step::Pending => self.park(key),
+            Step::Finished(status, payload) => self.finish_task(key, status, payload),
         }
     }
 
+    /// Polls the task's future in its cell, or drops it in place when `cancel`.
+    ///
+    /// # Safety
+    /// The cell of `stage` stays alive during the call and nothing else touches its stage (the
+    /// task is `Running`: cell.rs's invariant 3).
     #[inline(always)]
-    fn step(key: TaskKey, mut cell: Pin<Box<dyn TaskCell>>, cancel: bool) -> Step {
+    unsafe fn step(key: TaskKey, stage: StagePtr, cancel: bool) -> Step {
         if cancel {
             // Cancellation is dropping the future; a panicking destructor makes it a panic.
-            return match catch_unwind(AssertUnwindSafe(move || drop(cell))) {
-                Ok(()) => Step::Finished(Status::Cancelled, None, None),
-                Err(p) => Step::Finished(Status::Panicked, None, Some(p)),
+            // SAFETY: by this function's contract.
+            return match catch_unwind(AssertUnwindSafe(|| unsafe { stage.drop_in_place() })) {
+                Ok(()) => Step::Finished(Status::Cancelled, None),
+                Err(p) => Step::Finished(Status::Panicked, Some(p)),
             };
         }
         let waker = waker_for(key);
         let mut cx = Context::from_waker(&waker);
-        match catch_unwind(AssertUnwindSafe(|| cell.as_mut().poll(&mut cx))) {
-            Ok(Poll::Pending) => Step::Pending(Some(cell)),
-            Ok(Poll::Ready(())) => Step::Finished(Status::Done, Some(cell), None),
+        // SAFETY: by this function's contract.
+        match catch_unwind(AssertUnwindSafe(|| unsafe { stage.poll(&mut cx) })) {
+            Ok(Poll::Pending) => Step::Pending,
+            Ok(Poll::Ready(())) => Step::Finished(Status::Done, None),
             Err(p) => {
                 // The future is in an unknown state; drop it (its destructor may panic too).
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(cell)));
-                Step::Finished(Status::Panicked, None, Some(p))
+                // SAFETY: by this function's contract.
+                let _ = catch_unwind(AssertUnwindSafe(|| unsafe { stage.drop_in_place() }));
+                Step::Finished(Status::Panicked, Some(p))
             }
         }
     }
@@ -301,32 +307,51 @@ impl Core {
     fn step_main(&self, key: TaskKey, cancel: bool, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) -> Step {
         let Some(fut) = main.as_mut() else {
             // The caller of `run_until_complete` is gone (it unwound); nothing to poll.
-            return Step::Finished(Status::Cancelled, None, None);
+            return Step::Finished(Status::Cancelled, None);
         };
         if cancel {
             *main = None;
-            return Step::Finished(Status::Cancelled, None, None);
+            return Step::Finished(Status::Cancelled, None);
         }
         let waker = waker_for(key);
         let mut cx = Context::from_waker(&waker);
         match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
-            Ok(Poll::Pending) => Step::Pending(None),
-            Ok(Poll::Ready(())) => Step::Finished(Status::Done, None, None),
-            Err(p) => Step::Finished(Status::Panicked, None, Some(p)),
+            Ok(Poll::Pending) => Step::Pending,
+            Ok(Poll::Ready(())) => Step::Finished(Status::Done, None),
+            Err(p) => Step::Finished(Status::Panicked, Some(p)),
+        }
+    }
+
+    /// Drops the future of a task that `close()` marked `Running` (it is not polled any more)
+    /// and finishes it as cancelled, or as panicked if the destructor panics; `destroyed(id)`
+    /// is called first if it still had a future (it is reported as destroyed while pending).
+    pub(crate) fn destroy_pending_task(&self, key: TaskKey, destroyed: impl FnOnce(u64)) {
+        let (stage, id) = {
+            let tasks = self.tasks.entries();
+            let e = &tasks[key.index()];
+            debug_assert_eq!(e.status, Status::Running);
+            (e.stage(), e.id)
+        };
+        // SAFETY: the task is `Running`, so no path removes its cell (cell.rs's invariant 3),
+        // and nothing polls it: this is the only user of its stage.
+        if unsafe { stage.has_future() } {
+            destroyed(id);
+        }
+        // SAFETY: as above; no borrow of the table is held while the destructor runs.
+        match catch_unwind(AssertUnwindSafe(|| unsafe { stage.drop_in_place() })) {
+            Ok(()) => self.finish_task(key, Status::Cancelled, None),
+            Err(p) => self.finish_task(key, Status::Panicked, Some(p)),
         }
     }
 
     /// Puts a task that returned `Pending` back among the waiting (or, if it cancelled itself
     /// while running, propagates the cancellation and queues it so its future gets dropped).
     #[inline(always)]
-    fn park(&self, key: TaskKey, cell: Option<Pin<Box<dyn TaskCell>>>) {
+    fn park(&self, key: TaskKey) {
         let cancel = {
             let mut tasks = self.tasks.entries_mut();
             let e = &mut tasks[key.index()];
             e.status = Status::Idle;
-            if !e.is_main {
-                e.cell = cell;
-            }
             e.cancel_requested && !e.scheduled
         };
         self.trace_task(key, || crate::runtime::recorder::TraceKind::Parked(self.waiting_on(key)));
@@ -335,41 +360,54 @@ impl Core {
         }
     }
 
+    /// Cancellation beats completion (asyncio T12): a task whose cancellation was requested
+    /// and that completed in the same step loses its value, dropped here, and finishes
+    /// cancelled. The task is still `Running` while the value is dropped, so nothing removes its
+    /// cell meanwhile (cell.rs's invariant 3), whatever the value's destructor does; a panic
+    /// there is reported and contained.
+    #[cold]
+    #[inline(never)]
+    fn discard_output_and_cancel(&self, key: TaskKey) {
+        let stage = {
+            let tasks = self.tasks.entries();
+            let e = &tasks[key.index()];
+            debug_assert_eq!(e.status, Status::Running);
+            e.stage()
+        };
+        // SAFETY: as said above; no borrow of the table is held while the destructor runs.
+        self.contain(|| unsafe { stage.drop_in_place() });
+        self.finish_task(key, Status::Cancelled, None);
+    }
+
     /// Records a task's outcome, frees what nobody can read any more, and tells its joiner.
-    pub(crate) fn finish_task(
-        &self,
-        key: TaskKey,
-        mut status: Status,
-        mut cell: Option<Pin<Box<dyn TaskCell>>>,
-        payload: Option<Box<dyn Any + Send>>,
-    ) {
+    pub(crate) fn finish_task(&self, key: TaskKey, status: Status, payload: Option<Box<dyn Any + Send>>) {
         let (join, id, detached, is_main) = {
             let mut tasks = self.tasks.entries_mut();
             let e = &mut tasks[key.index()];
             let is_main = e.is_main;
             if e.cancel_requested {
-                note_cancel_pending(false);
                 if status == Status::Done {
                     // Cancellation beats completion: the value is discarded (asyncio T12).
-                    status = Status::Cancelled;
+                    drop(tasks);
+                    return self.discard_output_and_cancel(key);
                 }
+                note_cancel_pending(false);
             }
             e.status = status;
             e.scheduled = false;
-            let join = match take_extra(&mut self.tasks.extras_mut(), e, key.index()) {
-                Some(extra) => extra.join,
-                None => JoinSlot::Empty,
+            let join = if e.has_extra {
+                take_extra(&mut self.tasks.extras_mut(), e, key.index()).map_or(JoinSlot::Empty, |x| x.join)
+            } else {
+                JoinSlot::Empty
             };
-            if status == Status::Done && !e.detached {
-                e.cell = cell.take();
-            }
-            // (Otherwise nothing is kept: the output, if any, is dropped below, outside the borrow.)
+            // (A value stays in the cell for the handle; a detached task's cell goes below.)
             (join, e.id, e.detached, is_main)
         };
         // Nobody can read a detached task's outcome: its entry goes now, and a panic is
         // reported; what is left to drop is dropped below, with the output.
         let leftover = if detached {
-            self.remove_task(key, Removal::Detached(payload)).payload
+            let removed = self.remove_task(key, Removal::Detached(payload));
+            Some((removed.cell, removed.payload))
         } else {
             if let Some(p) = payload {
                 self.tasks.keep_panic(id, p);
@@ -387,11 +425,8 @@ impl Core {
         }
         // User code from here on: destructors of the output and of a panic's payload, foreign
         // wakers. A panic there is reported and contained, like a panicking callback.
-        if cell.is_some() || leftover.is_some() {
-            self.contain(move || {
-                drop(cell);
-                drop(leftover);
-            });
+        if let Some(leftover) = leftover {
+            self.contain(move || drop(leftover));
         }
         self.forget_spawn_location(id);
         match join {

@@ -5,7 +5,6 @@
 use std::any::Any;
 use std::cell::{Ref, RefCell, RefMut};
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::rc::Rc;
 
 use slab::Slab;
@@ -38,13 +37,13 @@ impl std::hash::Hasher for IndexHasher {
 }
 
 /// Returns task `index`'s extra part, creating it.
-pub(crate) fn extra_mut<'a>(extras: &'a mut Extras, e: &mut TaskEntry, index: usize) -> &'a mut Extra {
+pub(crate) fn extra_mut<'a>(extras: &'a mut Extras, e: &mut Header, index: usize) -> &'a mut Extra {
     e.has_extra = true;
     extras.entry(index).or_default()
 }
 
 /// Returns task `index`'s extra part, if it has one.
-pub(crate) fn extra_of<'a>(extras: &'a Extras, e: &TaskEntry, index: usize) -> Option<&'a Extra> {
+pub(crate) fn extra_of<'a>(extras: &'a Extras, e: &Header, index: usize) -> Option<&'a Extra> {
     if e.has_extra {
         extras.get(&index)
     } else {
@@ -53,7 +52,7 @@ pub(crate) fn extra_of<'a>(extras: &'a Extras, e: &TaskEntry, index: usize) -> O
 }
 
 /// Removes task `index`'s extra part and returns it (to be dropped outside the borrows).
-pub(crate) fn take_extra(extras: &mut Extras, e: &mut TaskEntry, index: usize) -> Option<Extra> {
+pub(crate) fn take_extra(extras: &mut Extras, e: &mut Header, index: usize) -> Option<Extra> {
     e.awaits = false;
     if std::mem::take(&mut e.has_extra) {
         extras.remove(&index)
@@ -66,7 +65,7 @@ pub(crate) fn take_extra(extras: &mut Extras, e: &mut TaskEntry, index: usize) -
 /// returns what `f` returned and the removed part (to be dropped outside the borrows).
 pub(crate) fn update_extra<R>(
     extras: &mut Extras,
-    e: &mut TaskEntry,
+    e: &mut Header,
     index: usize,
     f: impl FnOnce(&mut Extra) -> R,
 ) -> Option<(R, Option<Extra>)> {
@@ -92,9 +91,9 @@ pub(crate) fn update_extra<R>(
 #[derive(Default)]
 pub(crate) struct TaskTable {
     /// Every live task, by slab index (the index in its key).
-    entries: RefCell<Slab<TaskEntry>>,
+    entries: RefCell<Slab<TaskCell>>,
     /// The joiners and await links of the tasks that have one, by slab index (kept out of the
-    /// slab so an entry stays 32 bytes).
+    /// cells, so a parked task's cell stays small).
     extras: RefCell<Extras>,
     /// Panic payloads of finished tasks, by task id, until a handle takes them.
     panics: RefCell<HashMap<u64, Box<dyn Any + Send>>>,
@@ -105,13 +104,13 @@ pub(crate) struct TaskTable {
 impl TaskTable {
     /// The entries, to read.
     #[inline]
-    pub(crate) fn entries(&self) -> Ref<'_, Slab<TaskEntry>> {
+    pub(crate) fn entries(&self) -> Ref<'_, Slab<TaskCell>> {
         self.entries.borrow()
     }
 
     /// The entries, to change (not to remove one: [`Core::remove_task`] does that).
     #[inline]
-    pub(crate) fn entries_mut(&self) -> RefMut<'_, Slab<TaskEntry>> {
+    pub(crate) fn entries_mut(&self) -> RefMut<'_, Slab<TaskCell>> {
         self.entries.borrow_mut()
     }
 
@@ -161,6 +160,14 @@ impl TaskTable {
         take_by_id(&self.names, id);
     }
 
+    /// Drops the extra part of a task whose entry was just removed (out of line: rare).
+    #[cold]
+    #[inline(never)]
+    fn drop_extra(&self, entry: &mut TaskCell, index: usize) {
+        let extra = take_extra(&mut self.extras.borrow_mut(), entry, index);
+        drop(extra);
+    }
+
     /// After a burst: gives back the slab's buffer if it is empty, and the extras' if they are
     /// mostly empty (see `Core::release_burst_memory`).
     pub(crate) fn release_memory(&self, burst: usize) {
@@ -193,8 +200,9 @@ pub(crate) enum Removal {
 pub(crate) struct Removed {
     /// The task's final status.
     pub(crate) status: Status,
-    /// The cell holding the output of a task that completed with a value (else `None`).
-    pub(crate) cell: Option<Pin<Box<dyn TaskCell>>>,
+    /// The task's cell, holding the output of a task that completed with a value (freed when
+    /// dropped: drop it outside the borrows).
+    pub(crate) cell: TaskCell,
     /// The panic payload, if the task panicked.
     pub(crate) payload: Option<Box<dyn Any + Send>>,
 }
@@ -206,19 +214,16 @@ impl Core {
     /// once the table is empty.
     #[inline(always)]
     pub(crate) fn remove_task(&self, key: TaskKey, why: Removal) -> Removed {
-        let (entry, extra) = {
-            let mut entries = self.tasks.entries.borrow_mut();
-            let mut entry = entries.remove(key.index());
+        let mut entry = self.tasks.entries.borrow_mut().remove(key.index());
+        // The cell goes with the entry: never while its stage is being polled (cell.rs's
+        // invariant 3; a main task's stage is empty, its future on the caller's stack).
+        assert!(entry.status != Status::Running || entry.is_main, "aioloop: a running task was removed");
+        if entry.has_extra {
             // (A finished task has none; a main task unwinding may have one.)
-            let extra = if entry.has_extra {
-                take_extra(&mut self.tasks.extras.borrow_mut(), &mut entry, key.index())
-            } else {
-                None
-            };
-            (entry, extra)
-        };
-        drop(extra);
+            self.tasks.drop_extra(&mut entry, key.index());
+        }
         let id = entry.id;
+        let (status, quiet) = (entry.status, entry.quiet);
         let (payload, report, keep_name) = match why {
             Removal::Detached(p) => (p, true, false),
             Removal::Taken => (take_by_id(&self.tasks.panics, id), false, true),
@@ -226,7 +231,7 @@ impl Core {
             Removal::Main => (take_by_id(&self.tasks.panics, id), false, false),
         };
         let payload = match payload {
-            Some(p) if report && !entry.quiet => {
+            Some(p) if report && !quiet => {
                 self.report_unretrieved(id, &*p);
                 // Reported: the payload is dropped by the caller (its destructor is user code).
                 Some(p)
@@ -239,7 +244,7 @@ impl Core {
         if self.tasks.entries.borrow().is_empty() {
             self.release_burst_memory();
         }
-        Removed { status: entry.status, cell: entry.cell, payload }
+        Removed { status, cell: entry, payload }
     }
 
     pub(crate) fn report_unretrieved(&self, id: u64, payload: &(dyn Any + Send)) {
@@ -320,7 +325,7 @@ impl Core {
 
     /// Sets task `key`'s joiner to a waker (a handle awaited from `cx`), unless it already
     /// wakes the same task; returns the replaced joiner.
-    pub(crate) fn set_join_waker(&self, e: &mut TaskEntry, index: usize, waker: &std::task::Waker) -> JoinSlot {
+    pub(crate) fn set_join_waker(&self, e: &mut Header, index: usize, waker: &std::task::Waker) -> JoinSlot {
         let mut extras = self.tasks.extras_mut();
         let x = extra_mut(&mut extras, e, index);
         if matches!(&x.join, JoinSlot::Waker(w) if w.will_wake(waker)) {
