@@ -397,7 +397,9 @@ impl CoreLoop {
 /// Plant check (by hand, in a scratch copy): with `TaskKey::matches` always true, the late wake
 /// is taken for the new tenant and polls it a third time; with only `wake_local`'s generation
 /// check removed, the stale key lands in the ready queue (and `run_task`'s own check keeps the
-/// new tenant from being polled): this model fails either way.
+/// new tenant from being polled): this model fails either way. (With `wake_local`'s
+/// `!e.scheduled` removed it passes: no key here is woken while its task is queued, except the
+/// stale one, which the generation check stops first.)
 #[test]
 fn a_late_wake_leaves_the_new_tenant_of_the_finished_tasks_slot_alone() {
     loom::model(|| {
