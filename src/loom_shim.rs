@@ -9,17 +9,31 @@
 //! loom's mutex, and the atomics as values behind loom mutexes, which is exactly `SeqCst`'s
 //! semantics (loom's own atomics give false alarms here: see `ScAtomic` in runtime/loom_atomics.rs).
 //!
+//! [`TaskLoop`] goes one step further for the models of a wake racing a task's completion: it
+//! holds a real loop core (the task table, the ready queue and the remote half of
+//! `src/runtime/`), so that spawning, waking (`Core::wake_local`, with its stale-key check),
+//! running a task's step (`Core::run_task`: the poll, `finish_task`, the removal of a detached
+//! task's entry) and reusing its slab slot are the production code; only the sequencing of the
+//! phases is the test's, as with [`LoopSide`].
+//!
 //! Not part of the crate's API: nothing here exists outside the loom build.
 
 #![cfg(loom)]
 #![doc(hidden)]
 
+use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
 
 use crate::loop_handle::LoopHandle;
 use crate::runtime::cross_thread::Remote;
 use crate::runtime::waker::{waker_for, TaskKey};
+use crate::runtime::{Core, Runnable};
+use crate::{Task, TaskState};
+
+/// Callbacks sent from other threads (`call_soon_threadsafe`), as a drain hands them out.
+pub type Jobs = Vec<Box<dyn FnOnce() + Send>>;
 
 /// A loop's remote half, registered like a real loop's, with the calls its loop makes.
 ///
@@ -87,7 +101,7 @@ impl LoopSide {
     }
 
     /// Phase 4: takes the woken keys and the callbacks sent from other threads.
-    pub fn drain(&self) -> (Vec<u64>, Vec<Box<dyn FnOnce() + Send>>) {
+    pub fn drain(&self) -> (Vec<u64>, Jobs) {
         let (mut keys, mut jobs) = (Vec::new(), Vec::new());
         self.remote.drain(&mut keys, &mut jobs);
         (keys, jobs)
@@ -97,5 +111,107 @@ impl LoopSide {
 impl Drop for LoopSide {
     fn drop(&mut self) {
         self.remote.unregister();
+    }
+}
+
+/// A real loop core driven phase by phase: its task table and ready queue are the production
+/// ones, its remote half is a [`LoopSide`] (registered like a real loop's).
+///
+/// Create it inside `loom::model`, on the model's main thread (the loop's thread), and run no
+/// real loop on that thread meanwhile: loom's threads share the OS thread, so a "running loop"
+/// set here would be seen by the wakers of the other model threads. Dropping it unregisters the
+/// loop; its remaining tasks are dropped with it, unreported.
+pub struct TaskLoop {
+    core: Rc<Core>,
+    side: LoopSide,
+}
+
+impl std::fmt::Debug for TaskLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskLoop").field("side", &self.side).field("tasks", &self.core.tasks.len()).finish()
+    }
+}
+
+impl Default for TaskLoop {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TaskLoop {
+    /// A new loop core on real time, without debug mode or tracing (`EventLoop::new`'s).
+    pub fn new() -> TaskLoop {
+        let core = Core::new(false, None, false).expect("create a loop core");
+        let side = LoopSide { remote: core.remote.clone() };
+        TaskLoop { core, side }
+    }
+
+    /// The remote half: the flags of phases 2 and 3, the stand-in poller, the raw drain.
+    pub fn side(&self) -> &LoopSide {
+        &self.side
+    }
+
+    /// Spawns a task (`Core::spawn`): inserted in the table and queued for its first step.
+    pub fn spawn<F: Future<Output = ()> + 'static>(&self, fut: F) -> Task<()> {
+        self.core.spawn(fut)
+    }
+
+    /// The key of a task, as its waker carries it.
+    pub fn key<T>(&self, task: &Task<T>) -> u64 {
+        task.key().0
+    }
+
+    /// The slab index in a key.
+    pub fn index(key: u64) -> usize {
+        TaskKey(key).index()
+    }
+
+    /// The state of the task with `key`; `None` if the key is stale (its entry was removed, and
+    /// maybe its slot reused).
+    pub fn state(&self, key: u64) -> Option<TaskState> {
+        self.core.status_of(TaskKey(key)).map(|s| s.public())
+    }
+
+    /// The tasks in the ready queue, in order.
+    pub fn ready(&self) -> Vec<u64> {
+        self.core
+            .ready
+            .borrow()
+            .iter()
+            .map(|r| match r {
+                Runnable::Task(key) => key.0,
+                other => panic!("only tasks are queued in these models, found {other:?}"),
+            })
+            .collect()
+    }
+
+    /// Phase 4 (`Core::drain_inbox`, which is private to the runtime): takes what other threads
+    /// queued, and wakes each key with the loop's own `Core::wake_local`. Returns the keys
+    /// drained and the callbacks (which these models do not send).
+    pub fn drain_inbox(&self) -> (Vec<u64>, Jobs) {
+        let (keys, jobs) = self.side.drain();
+        for &key in &keys {
+            self.core.wake_local(TaskKey(key));
+        }
+        (keys, jobs)
+    }
+
+    /// Phase 6 (`Core::run_ready`, private to the runtime) for task steps: counts the ready
+    /// queue, then runs that many steps with `Core::run_task` (what a step queues waits for the
+    /// next iteration). Returns the keys it took from the queue.
+    pub fn run_ready(&self) -> Vec<u64> {
+        let ntodo = self.core.ready.borrow().len();
+        let mut ran = Vec::with_capacity(ntodo);
+        for _ in 0..ntodo {
+            let Some(next) = self.core.ready.borrow_mut().pop_front() else { break };
+            match next {
+                Runnable::Task(key) => {
+                    ran.push(key.0);
+                    self.core.run_task(key, &mut None);
+                }
+                other => panic!("only tasks are queued in these models, found {other:?}"),
+            }
+        }
+        ran
     }
 }
