@@ -674,7 +674,10 @@ mod tests {
     /// step of `unsubscribe`, the delivery goes to the loop or is raised again, and after the
     /// last step it is raised again, into the default action.
     #[test]
-    #[cfg_attr(miri, ignore = "a loop with a signal listener needs the signal thread's socket pair, which Miri cannot run")]
+    #[cfg_attr(
+        miri,
+        ignore = "a loop with a signal listener needs the signal thread's socket pair, which Miri cannot run"
+    )]
     fn closing_the_last_listeners_loop_never_drops_a_delivery() {
         let sig = libc::SIGUSR1;
         let lp = listening_loop(sig);
@@ -687,7 +690,10 @@ mod tests {
 
     /// The same when the last listener is removed from a loop that stays open.
     #[test]
-    #[cfg_attr(miri, ignore = "a loop with a signal listener needs the signal thread's socket pair, which Miri cannot run")]
+    #[cfg_attr(
+        miri,
+        ignore = "a loop with a signal listener needs the signal thread's socket pair, which Miri cannot run"
+    )]
     fn removing_the_last_listener_never_drops_a_delivery() {
         let sig = libc::SIGUSR2;
         let lp = listening_loop(sig);
@@ -702,7 +708,10 @@ mod tests {
     /// the loops: the delivery is raised again, so the new listener gets it (the handler counts
     /// it again), rather than being dropped because a listener exists.
     #[test]
-    #[cfg_attr(miri, ignore = "a loop with a signal listener needs the signal thread's socket pair, which Miri cannot run")]
+    #[cfg_attr(
+        miri,
+        ignore = "a loop with a signal listener needs the signal thread's socket pair, which Miri cannot run"
+    )]
     fn a_listener_that_comes_back_during_a_dispatch_gets_the_delivery() {
         let sig = libc::SIGALRM;
         let lp = listening_loop(sig);
@@ -725,7 +734,10 @@ mod tests {
     /// The last listener's loop closes after a dispatch read its count but before the dispatch
     /// queued the job: the loop refuses the job, and the delivery is raised again.
     #[test]
-    #[cfg_attr(miri, ignore = "a loop with a signal listener needs the signal thread's socket pair, which Miri cannot run")]
+    #[cfg_attr(
+        miri,
+        ignore = "a loop with a signal listener needs the signal thread's socket pair, which Miri cannot run"
+    )]
     fn a_delivery_refused_by_a_loop_that_closed_meanwhile_is_raised_again() {
         let sig = libc::SIGVTALRM;
         let mut lp = Some(listening_loop(sig));
