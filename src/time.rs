@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::runtime::callbacks::Action;
 use crate::runtime::task::Link;
-use crate::runtime::timer::TimerKey;
+use crate::runtime::timer::{TimerHeap, TimerKey};
 use crate::runtime::Core;
 
 /// One timer in the heap, owned by a future; dropping it cancels the timer.
@@ -174,7 +174,7 @@ impl TimerSlot {
             _ if !self.expire => {
                 // Not a timeout's (`wait`'s): the heap entry holds the waker itself.
                 self.seq = seq.unwrap_or_else(|| core.take_seq());
-                let key = core.timers.borrow_mut().push_wake(self.deadline, self.seq, cx.waker().clone());
+                let key = core.timers.borrow_mut().push_wake_by_ref(self.deadline, self.seq, cx.waker());
                 self.state = Arm::Entry(key);
                 return false;
             }
@@ -231,7 +231,7 @@ impl TimerSlot {
                 self.with_core(|core| core.cancel_handle((index, self.seq)));
             }
             Arm::Entry(key) => {
-                let waker = self.with_core(|core| core.cancel_timer(key, self.seq));
+                let waker = self.with_core(|core| core.drop_timer(key, self.seq));
                 drop(waker); // outside the loop's borrows (a foreign waker may run code)
             }
             Arm::Reserved | Arm::Unarmed => {}
@@ -262,14 +262,29 @@ impl Core {
     /// returns the waker it held; rebuilds the heap if it is now mostly tombstones.
     pub(crate) fn cancel_timer(&self, key: TimerKey, seq: u64) -> Option<Waker> {
         let mut timers = self.timers.borrow_mut();
-        let waker = timers.cancel(key, seq);
-        if waker.is_some() && timers.wants_compaction() {
-            // Rebuild now rather than at the next iteration, so a task that creates and cancels
-            // timers in one long poll stays small.
+        let waker = timers.cancel(key, seq)?;
+        self.compact_if_wanted(&mut timers);
+        Some(waker)
+    }
+
+    /// [`cancel_timer`](Self::cancel_timer) for a sleep that is dropped, which needs no waker
+    /// back: returns only one that must be dropped outside the loop's borrows (one that is not
+    /// a task's, whose drop may run code).
+    #[inline]
+    pub(crate) fn drop_timer(&self, key: TimerKey, seq: u64) -> Option<Waker> {
+        let mut timers = self.timers.borrow_mut();
+        let waker = timers.cancel_dropped(key, seq)?;
+        self.compact_if_wanted(&mut timers);
+        waker
+    }
+
+    /// After a cancel: rebuilds the heap if it is now mostly tombstones. Now rather than at the
+    /// next iteration, so a task that creates and cancels timers in one long poll stays small.
+    fn compact_if_wanted(&self, timers: &mut TimerHeap) {
+        if timers.wants_compaction() {
             let handles = self.handles.borrow();
             timers.compact(|index, seq| crate::runtime::record_is_live(&handles, index, seq));
         }
-        waker
     }
 
     /// Runs a `Runnable::Timer`: wakes the task of the sleep whose timer fired, unless the sleep
@@ -484,7 +499,7 @@ impl Sleep {
         }
         // The heap entry holds the waker itself.
         let seq = core.take_seq();
-        let key = core.timers.borrow_mut().push_wake(deadline, seq, cx.waker().clone());
+        let key = core.timers.borrow_mut().push_wake_by_ref(deadline, seq, cx.waker());
         self.timer = SleepTimer::Armed { slot, mode, key, seq };
     }
 }
@@ -551,7 +566,7 @@ impl Drop for Sleep {
 /// [`Sleep`]'s drop for an armed timer, out of line (as [`TimerSlot::cancel_scheduled`] is):
 /// cancels entry `key` (with sequence number `seq`) of the loop in registry slot `slot`.
 fn drop_armed(slot: u16, key: TimerKey, seq: u64) {
-    let waker = with_loop(slot, |core| core.cancel_timer(key, seq));
+    let waker = with_loop(slot, |core| core.drop_timer(key, seq));
     drop(waker); // outside the loop's borrows (a foreign waker may run code)
 }
 
