@@ -471,7 +471,8 @@ struct Bucket {
     /// A compaction found the bucket empty and left it in the heap; the next one removes it
     /// if no timer came for it in between.
     idle: bool,
-    /// When sorted: the positions of the waiting entries, in firing order.
+    /// When sorted: the positions of the waiting entries, in firing order. Its buffer goes to
+    /// [`TimerHeap::spare_order`] when the bucket leaves the heap.
     order: VecDeque<u32>,
 }
 
@@ -513,6 +514,17 @@ impl Bucket {
         let old = e.replace_what(What::Index(self.free));
         self.free = pos;
         old
+    }
+
+    /// Gives the (empty) `order` buffer of a bucket that leaves the heap to `spare`, if it is
+    /// the larger of the two.
+    fn give_order(&mut self, spare: &mut VecDeque<u32>) {
+        debug_assert!(self.order.is_empty());
+        if self.order.capacity() > spare.capacity() {
+            *spare = std::mem::take(&mut self.order);
+        } else {
+            self.order = VecDeque::new();
+        }
     }
 
     /// Builds `order` from the waiting entries, using `scratch` as its buffer.
@@ -601,6 +613,11 @@ pub(crate) struct TimerHeap {
     queued: usize,
     /// The buffer a bucket is sorted in.
     scratch: Vec<u64>,
+    /// The largest `order` buffer of the buckets that left the heap, for the next bucket to be
+    /// sorted. Only a head bucket is sorted, and usually one at a time, so one buffer serves
+    /// them in turn: a spare bucket keeping its own would hold 4 bytes per timer it ever held
+    /// (4 MB after a million sleeps have fired, until the loop goes idle).
+    spare_order: VecDeque<u32>,
     /// The wakers of sleeps polled with a waker that is not a task's (their entries hold the
     /// index; a task's waker is its key, kept in the entry itself).
     wakers: Slab<Waker>,
@@ -823,12 +840,14 @@ impl TimerHeap {
         // buckets are no more than the entries of the last compaction. The heap is rebuilt.
         let buckets = &mut self.buckets;
         let spare = &mut self.spare;
+        let spare_order = &mut self.spare_order;
         self.heap.retain(|n| {
             let b = &mut buckets[n.bucket as usize];
             if b.waiting > 0 || !std::mem::replace(&mut b.idle, true) {
                 return true;
             }
             b.in_heap = false;
+            b.give_order(spare_order);
             if b.queued == 0 {
                 spare.push(n.bucket);
             }
@@ -869,12 +888,16 @@ impl TimerHeap {
             let b = &mut self.buckets[n.bucket as usize];
             if b.waiting > 0 {
                 if !b.sorted {
+                    if b.order.capacity() == 0 {
+                        b.order = std::mem::take(&mut self.spare_order);
+                    }
                     b.sort(&mut self.scratch);
                 }
                 let pos = *b.order.front().expect("a bucket in the heap has an entry in its order");
                 return Some((n.bucket, pos));
             }
             b.in_heap = false;
+            b.give_order(&mut self.spare_order);
             if b.queued == 0 {
                 self.spare.push(n.bucket);
             }
@@ -893,6 +916,7 @@ impl TimerHeap {
             // The bucket's last entry: it leaves the heap, and is reused once no queued entry
             // refers to it.
             b.in_heap = false;
+            b.give_order(&mut self.spare_order);
             let spare = b.queued == 0;
             self.heap.pop();
             if spare {
