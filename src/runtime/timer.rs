@@ -389,16 +389,35 @@ impl Entries {
     }
 
     /// Calls `f` with every entry and its position, in order of position.
-    fn for_each_mut(&mut self, mut f: impl FnMut(u32, &mut Entry)) {
+    fn for_each(&self, mut f: impl FnMut(u32, &Entry)) {
         let mut pos = 0;
-        for e in self.first.iter_mut() {
+        for e in &self.first {
             f(pos, e);
             pos += 1;
         }
         if pos < self.len {
-            for e in self.rest.iter_mut().flatten() {
-                f(pos, e);
-                pos += 1;
+            for seg in &self.rest {
+                for e in seg {
+                    f(pos, e);
+                    pos += 1;
+                }
+            }
+        }
+    }
+
+    /// [`for_each`](Self::for_each), with the entries mutable.
+    fn for_each_mut(&mut self, mut f: impl FnMut(u32, &mut Entry)) {
+        let mut pos = 0;
+        for e in &mut self.first {
+            f(pos, e);
+            pos += 1;
+        }
+        if pos < self.len {
+            for seg in &mut self.rest {
+                for e in seg {
+                    f(pos, e);
+                    pos += 1;
+                }
             }
         }
     }
@@ -435,11 +454,6 @@ impl Entries {
     fn capacity(&self) -> usize {
         self.first.capacity() + self.rest.iter().map(Vec::capacity).sum::<usize>()
     }
-
-    /// The entries, in order of position.
-    fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.first.iter().chain(self.rest.iter().flatten())
-    }
 }
 
 impl std::ops::Index<usize> for Entries {
@@ -448,6 +462,16 @@ impl std::ops::Index<usize> for Entries {
     fn index(&self, pos: usize) -> &Entry {
         self.at(u32::try_from(pos).expect("a position"))
     }
+}
+
+/// Frees entry `e`, at position `pos` of its bucket, whose free list starts at `free`; returns
+/// what it held.
+#[inline]
+fn free_slot(e: &mut Entry, pos: u32, free: &mut u32) -> What {
+    e.set_stage(Stage::Free);
+    let old = e.replace_what(What::Index(*free));
+    *free = pos;
+    old
 }
 
 /// The timers of one millisecond.
@@ -483,12 +507,14 @@ impl Bucket {
     }
 
     /// The sort key of entry `pos`: its deadline, then its seq.
+    #[inline]
     fn key(&self, pos: u32) -> (u32, u64) {
         let e = self.entries.at(pos);
         (e.sub_ns(), e.seq)
     }
 
     /// Returns the deadline of entry `pos`, in nanoseconds of loop time.
+    #[inline]
     fn deadline(&self, pos: u32) -> u64 {
         self.ms * BUCKET_NS + u64::from(self.entries.at(pos).sub_ns())
     }
@@ -508,12 +534,9 @@ impl Bucket {
     }
 
     /// Frees slot `pos`; returns what it held.
+    #[inline]
     fn release(&mut self, pos: u32) -> What {
-        let e = self.entries.at_mut(pos);
-        e.set_stage(Stage::Free);
-        let old = e.replace_what(What::Index(self.free));
-        self.free = pos;
-        old
+        free_slot(self.entries.at_mut(pos), pos, &mut self.free)
     }
 
     /// Gives the (empty) `order` buffer of a bucket that leaves the heap to `spare`, if it is
@@ -535,13 +558,11 @@ impl Bucket {
     /// `seq` after (they are rare, and short unless many timers share one deadline).
     fn sort(&mut self, scratch: &mut Vec<u64>) {
         scratch.clear();
-        scratch.extend(
-            self.entries
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| e.stage().is_waiting())
-                .map(|(pos, e)| u64::from(e.sub_ns()) << 32 | pos as u64),
-        );
+        self.entries.for_each(|pos, e| {
+            if e.stage().is_waiting() {
+                scratch.push(u64::from(e.sub_ns()) << 32 | u64::from(pos));
+            }
+        });
         scratch.sort_unstable();
         let entries = &self.entries;
         let mut run = 0;
@@ -821,10 +842,7 @@ impl TimerHeap {
                     _ => false,
                 };
                 if dead {
-                    // `Bucket::release`, in the loop over the segments.
-                    e.set_stage(Stage::Free);
-                    e.set_what(What::Index(*free));
-                    *free = pos;
+                    free_slot(e, pos, free);
                     *waiting -= 1;
                 }
             });
@@ -936,10 +954,10 @@ impl TimerHeap {
     pub(crate) fn pop_due(&mut self, now: u64, is_live: impl Fn(u32, u64) -> bool) -> Option<Due> {
         while let Some((bucket, pos)) = self.head() {
             let b = &mut self.buckets[bucket as usize];
-            if b.deadline(pos) > now {
+            let e = b.entries.at_mut(pos);
+            if b.ms * BUCKET_NS + u64::from(e.sub_ns()) > now {
                 return None;
             }
-            let e = b.entries.at_mut(pos);
             let due = match (e.stage(), e.what()) {
                 (Stage::Waiting, What::Wake(_)) => {
                     e.set_stage(Stage::Queued);
@@ -949,11 +967,11 @@ impl TimerHeap {
                 }
                 (Stage::Waiting, What::Index(index)) => {
                     let seq = e.seq;
-                    b.release(pos);
+                    free_slot(e, pos, &mut b.free);
                     is_live(index, seq).then_some(Due::Record(index, seq))
                 }
                 _ => {
-                    b.release(pos);
+                    free_slot(e, pos, &mut b.free);
                     None
                 }
             };
@@ -972,8 +990,8 @@ impl TimerHeap {
     pub(crate) fn for_each_waiting(&self, mut f: impl FnMut(u64, Waiting<'_>)) {
         for n in &self.heap.0 {
             let b = &self.buckets[n.bucket as usize];
-            for (pos, e) in b.entries.iter().enumerate() {
-                let deadline = b.deadline(pos as u32);
+            b.entries.for_each(|_, e| {
+                let deadline = b.ms * BUCKET_NS + u64::from(e.sub_ns());
                 match (e.stage(), e.what()) {
                     (Stage::Waiting, What::Wake(Wake::Task(key))) => f(deadline, Waiting::Task(key)),
                     (Stage::Waiting, What::Wake(Wake::Other(i))) => {
@@ -982,7 +1000,7 @@ impl TimerHeap {
                     (Stage::Waiting, What::Index(index)) => f(deadline, Waiting::Record(index, e.seq)),
                     _ => {}
                 }
-            }
+            });
         }
     }
 
@@ -1296,7 +1314,9 @@ mod tests {
             assert_eq!(es.push(Entry::new(seq, 0, Stage::Waiting, What::Index(0))), seq as u32);
         }
         assert!((0..n as u32).all(|pos| es.at(pos).seq == u64::from(pos)));
-        assert!(es.iter().map(|e| e.seq).eq(0..n));
+        let mut seen = vec![];
+        es.for_each(|pos, e| seen.push((pos, e.seq)));
+        assert!(seen.into_iter().eq((0..n).map(|seq| (seq as u32, seq))));
         let mut seen = vec![];
         es.for_each_mut(|pos, e| seen.push((pos, e.seq)));
         assert!(seen.into_iter().eq((0..n).map(|seq| (seq as u32, seq))));
