@@ -384,8 +384,8 @@ pub struct Sleep {
 /// - A sleep never takes a handle record, never reserves a sequence number and is never a
 ///   timeout's, so of [`TimerSlot`]'s five states it needs four, and of its three past-due modes
 ///   two; the mode is kept because a `sleep` moved by `reset` keeps its first mode.
-/// - The tag of this enum lives in the niche of `mode` (rustc lays the other variants out
-///   around it).
+/// - `Armed` is 19 bytes (slot 2, mode 1, key 8, seq 8), which alignment rounds to 24: the
+///   enum's tag takes one of the bytes left over, so it costs nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SleepTimer {
     /// A `sleep` not polled yet: its delay counts from its first poll (`at` is `None`).
