@@ -97,11 +97,6 @@ impl Core {
         self.handles.borrow().get(index as usize).is_some_and(|r| r.seq == seq)
     }
 
-    /// Returns the waker a pending record will wake, if any.
-    pub(crate) fn handle_waker(&self, (index, seq): HandleKey) -> Option<Waker> {
-        self.handles.borrow().get(index as usize).filter(|r| r.seq == seq).and_then(|r| r.waker().cloned())
-    }
-
     /// Makes a pending `Wake` or `Expire` record wake `waker` (a task polled from a new context);
     /// returns false if the record has run or was cancelled.
     pub(crate) fn set_handle_waker(&self, (index, seq): HandleKey, waker: &Waker) -> bool {

@@ -105,13 +105,16 @@ impl Core {
         let handles = self.handles.borrow();
         let mut waits = vec![];
         self.timers.borrow().for_each_waiting(|deadline, what| {
-            let waker = match what {
-                Waiting::Wake(w) => Some(w),
-                Waiting::Record(index, seq) => {
-                    handles.get(index as usize).filter(|r| r.seq == seq && r.in_heap).and_then(|r| r.waker())
-                }
+            let key = match what {
+                Waiting::Task(key) => Some(key),
+                Waiting::Wake(w) => key_of(w),
+                Waiting::Record(index, seq) => handles
+                    .get(index as usize)
+                    .filter(|r| r.seq == seq && r.in_heap)
+                    .and_then(|r| r.waker())
+                    .and_then(key_of),
             };
-            if let Some(key) = waker.and_then(key_of) {
+            if let Some(key) = key {
                 waits.push((key, deadline));
             }
         });

@@ -5,7 +5,7 @@
 //! ```text
 //!  heap of buckets, by millisecond        bucket of 1042 ms: entries at stable positions
 //!  ┌─────────┐                            ┌───────────────────────────────────────────────┐
-//!  │ 1042 ms ├───────────────────────────▶│ 0  +730_112 ns  seq 7  Waiting    Wake(waker)  │
+//!  │ 1042 ms ├───────────────────────────▶│ 0  +730_112 ns  seq 7  Waiting    Wake(task)   │
 //!  ├─────────┤                            │ 1  +118_000 ns  seq 9  Cancelled  (tombstone)  │
 //!  │ 1043 ms ├──▶ bucket, unsorted        │ 2  +118_000 ns  seq 4  Waiting    Index(3)     │
 //!  │ 1590 ms ├──▶ bucket, unsorted        │ 3  (free)                                     │
@@ -28,10 +28,10 @@
 //! - An entry keeps its position in its bucket until it is freed, so a timer's [`TimerKey`]
 //!   (bucket, position) finds it in O(1) to cancel it or to change its waker. A key is checked
 //!   against the timer's `seq`: a slot reused by a later timer does not match.
-//! - A sleep's entry holds its waker: firing it queues a `Runnable::Timer` naming the entry,
-//!   which wakes the task when it runs, with no handle record in between. Callbacks and
-//!   timeouts keep their handle record (the entry holds its index), since their handles cancel
-//!   through it.
+//! - A sleep's entry holds its waker (a task's as the task's key, any other in
+//!   [`TimerHeap::wakers`]): firing it queues a `Runnable::Timer` naming the entry, which wakes
+//!   the task when it runs, with no handle record in between. Callbacks and timeouts keep their
+//!   handle record (the entry holds its index), since their handles cancel through it.
 //! - Cancelling a sleep marks its entry `Cancelled` at once; a record's entry is found cancelled
 //!   lazily (its record is gone). Either way the entry stays as a *tombstone*, counted in
 //!   [`cancelled`](TimerHeap::cancelled), until it reaches the head or the heap is compacted:
@@ -44,7 +44,7 @@
 //!   bucket is reused only once it holds nothing waiting and nothing queued.
 //! - Deadlines are nanoseconds since the loop's epoch (`u64`: 584 years), so a far-future deadline
 //!   saturates instead of overflowing. An entry keeps the nanoseconds past its bucket's
-//!   millisecond (`u32`), which keeps it at 32 bytes.
+//!   millisecond (20 bits), which keeps it at 20 bytes (see [`Entry`] for its layout).
 //!
 //! # Why buckets
 //!
@@ -67,6 +67,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::task::Waker;
+
+use slab::Slab;
+
+use crate::runtime::waker::{key_of, waker_for, TaskKey};
 
 /// Heaps smaller than this are never rebuilt (asyncio's `_MIN_SCHEDULED_TIMER_HANDLES`).
 pub(crate) const MIN_ENTRIES_FOR_COMPACTION: usize = 100;
@@ -96,23 +100,127 @@ pub(crate) enum Due {
 
 /// A waiting timer as the task dump sees it.
 pub(crate) enum Waiting<'a> {
-    /// A sleep, with the waker it will wake.
+    /// A sleep that wakes this task (of this loop or another).
+    Task(TaskKey),
+    /// A sleep that wakes this waker (one that is not a task's).
     Wake(&'a Waker),
     /// A handle record (`index`, `seq`), maybe cancelled already.
     Record(u32, u64),
 }
 
-/// One timer in a bucket: 32 bytes (a test checks it), since a million sleeping tasks hold a
+/// One timer in a bucket: 20 bytes (a test checks it), since a million sleeping tasks hold a
 /// million of them.
+///
+/// The layout, and why: a million sleeps are a million entries, and every byte of one is a
+/// megabyte of the `sleeps` benchmark's peak. With the `Waker` itself in the entry (16 bytes),
+/// the stage in a byte of its own and 8-byte alignment, an entry was 32 bytes. Now:
+///
+/// - `seq` (8 bytes), which must stay whole: it orders equal deadlines and tells a reused slot
+///   apart.
+/// - `meta` (4): the deadline's offset into its millisecond (under 10^6 < 2^20, so 20 bits),
+///   the [`Stage`] (3 bits) and which kind of [`What`] `data` holds (2 bits).
+/// - `data` (8): what it fires. A task's waker is a number, its [`TaskKey`] (see
+///   [`waker`](crate::runtime::waker)), so a sleep polled by a task keeps that number and no
+///   `Waker`; any other waker (a combinator's, another executor's) goes to
+///   [`TimerHeap::wakers`] and the entry keeps its index; a handle record's entry keeps the
+///   record's index.
+///
+/// `repr(packed(4))` drops the alignment from 8 to 4, so that 20 bytes are not padded to 24:
+/// `seq` is only ever read and written by value (the compiler refuses a reference to it), and
+/// the rest is 4-aligned. The entry is read through [`stage`](Self::stage) and
+/// [`what`](Self::what), which decode the bits into the enums.
+#[repr(C, packed(4))]
 struct Entry {
     /// Creation order; breaks ties between equal deadlines and tells a reused slot apart.
     seq: u64,
-    /// The deadline's nanoseconds past its bucket's millisecond (under 10^6).
-    sub_ns: u32,
+    /// The deadline's nanoseconds past its bucket's millisecond (the low [`SUB_NS_BITS`] bits),
+    /// the [`Stage`] (the next [`STAGE_BITS`]) and the kind of `data` (the two above).
+    meta: u32,
+    /// What it fires, as [`what`](Self::what) decodes it.
+    data: [u32; 2],
+}
+
+/// Bits of [`Entry::meta`] that hold the deadline's offset into its millisecond.
+const SUB_NS_BITS: u32 = 20;
+const SUB_NS_MASK: u32 = (1 << SUB_NS_BITS) - 1;
+/// Bits of [`Entry::meta`] that hold the stage, above the offset.
+const STAGE_BITS: u32 = 3;
+const STAGE_MASK: u32 = ((1 << STAGE_BITS) - 1) << SUB_NS_BITS;
+/// Where the kind of [`Entry::data`] starts in [`Entry::meta`].
+const KIND_SHIFT: u32 = SUB_NS_BITS + STAGE_BITS;
+/// The kinds of [`Entry::data`]: a record's index (or a free slot's next one), a task's key, an
+/// index into [`TimerHeap::wakers`].
+const KIND_INDEX: u32 = 0;
+const KIND_TASK: u32 = 1;
+const KIND_OTHER: u32 = 2;
+
+impl Entry {
+    fn new(seq: u64, sub_ns: u32, stage: Stage, what: What) -> Entry {
+        debug_assert!(sub_ns <= SUB_NS_MASK);
+        let (kind, data) = what.encode();
+        Entry { seq, meta: sub_ns | (stage as u32) << SUB_NS_BITS | kind << KIND_SHIFT, data }
+    }
+
+    /// The deadline's nanoseconds past its bucket's millisecond.
+    #[inline]
+    fn sub_ns(&self) -> u32 {
+        self.meta & SUB_NS_MASK
+    }
+
     /// Where the entry is in its life.
-    stage: Stage,
-    /// What it does when it fires.
-    what: What,
+    #[inline]
+    fn stage(&self) -> Stage {
+        const STAGES: [Stage; 1 << STAGE_BITS] = [
+            Stage::Waiting,
+            Stage::Cancelled,
+            Stage::Queued,
+            Stage::Revoked,
+            Stage::Free,
+            Stage::Free,
+            Stage::Free,
+            Stage::Free,
+        ];
+        STAGES[((self.meta & STAGE_MASK) >> SUB_NS_BITS) as usize]
+    }
+
+    #[inline]
+    fn set_stage(&mut self, stage: Stage) {
+        self.meta = self.meta & !STAGE_MASK | (stage as u32) << SUB_NS_BITS;
+    }
+
+    /// Returns true if it holds a record's index (or a free slot's next one), not a wake-up:
+    /// [`what`](Self::what) is `What::Index`.
+    #[inline]
+    fn holds_index(&self) -> bool {
+        self.meta >> KIND_SHIFT == KIND_INDEX
+    }
+
+    /// What it fires.
+    #[inline]
+    fn what(&self) -> What {
+        let [lo, hi] = self.data;
+        match self.meta >> KIND_SHIFT {
+            KIND_TASK => What::Wake(Wake::Task(TaskKey(u64::from(lo) | u64::from(hi) << 32))),
+            KIND_OTHER => What::Wake(Wake::Other(lo)),
+            _ => What::Index(lo),
+        }
+    }
+
+    /// Makes it fire `what`.
+    #[inline]
+    fn set_what(&mut self, what: What) {
+        let (kind, data) = what.encode();
+        self.meta = self.meta & (SUB_NS_MASK | STAGE_MASK) | kind << KIND_SHIFT;
+        self.data = data;
+    }
+
+    /// Makes it fire `what`; returns what it fired.
+    #[inline]
+    fn replace_what(&mut self, what: What) -> What {
+        let old = self.what();
+        self.set_what(what);
+        old
+    }
 }
 
 /// An entry's life: `Waiting`, then `Queued` until its wake-up runs (a sleep) or freed at once
@@ -120,17 +228,17 @@ struct Entry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     /// In the heap, waiting for its deadline.
-    Waiting,
+    Waiting = 0,
     /// A sleep cancelled while waiting: in the heap as a tombstone, counted, until it reaches
     /// the head or the heap is compacted. (A cancelled record stays `Waiting`: it is found
     /// dead lazily, its record being gone.)
-    Cancelled,
+    Cancelled = 1,
     /// A sleep that fired: its `Runnable::Timer` waits in the ready queue and will wake `what`.
-    Queued,
+    Queued = 2,
     /// A sleep that fired and was cancelled before its `Runnable::Timer` ran, which does nothing.
-    Revoked,
+    Revoked = 3,
     /// An empty slot; `what` holds the next free one (or [`NONE`]).
-    Free,
+    Free = 4,
 }
 
 impl Stage {
@@ -140,15 +248,230 @@ impl Stage {
     }
 }
 
-/// What an entry fires: a sleep's waker, or a handle record's index. 16 bytes (the index lives
-/// in the waker's niche).
+/// What an entry fires: a sleep's wake-up, or a handle record's index (stored in
+/// [`Entry::data`], its kind in [`Entry::meta`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum What {
-    /// Wake this waker (a sleep).
-    Wake(Waker),
+    /// Wake this (a sleep).
+    Wake(Wake),
     /// Run handle record `u32`, if the record (with this entry's `seq`) still exists: callbacks
     /// and timeouts cancel through their record. Also the next free slot of a `Free` entry, and
     /// [`NONE`] once a cancelled sleep gave its waker back.
     Index(u32),
+}
+
+impl What {
+    /// The kind and data an entry stores for it.
+    #[inline]
+    fn encode(self) -> (u32, [u32; 2]) {
+        match self {
+            What::Wake(Wake::Task(key)) => (KIND_TASK, [key.0 as u32, (key.0 >> 32) as u32]),
+            What::Wake(Wake::Other(i)) => (KIND_OTHER, [i, 0]),
+            What::Index(i) => (KIND_INDEX, [i, 0]),
+        }
+    }
+}
+
+/// Whom a sleep's entry wakes: a task, by its key (its waker is that number), or any other
+/// waker, kept in [`TimerHeap::wakers`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wake {
+    /// The task with this key.
+    Task(TaskKey),
+    /// The waker at this index of [`TimerHeap::wakers`].
+    Other(u32),
+}
+
+impl Wake {
+    /// Takes `waker` in: a task's waker as its key, any other one into `wakers` (cloned).
+    #[inline]
+    fn new(waker: &Waker, wakers: &mut Slab<Waker>) -> Wake {
+        match key_of(waker) {
+            Some(key) => Wake::Task(key),
+            None => Wake::Other(Self::keep(waker.clone(), wakers)),
+        }
+    }
+
+    /// [`new`](Self::new) for an owned waker.
+    fn from_waker(waker: Waker, wakers: &mut Slab<Waker>) -> Wake {
+        match key_of(&waker) {
+            Some(key) => Wake::Task(key),
+            None => Wake::Other(Self::keep(waker, wakers)),
+        }
+    }
+
+    fn keep(waker: Waker, wakers: &mut Slab<Waker>) -> u32 {
+        u32::try_from(wakers.insert(waker)).expect("aioloop: more than 2^32 sleeps with foreign wakers")
+    }
+
+    /// Returns true if this wakes the same task as `waker` ([`Waker::will_wake`]).
+    #[inline]
+    fn will_wake(self, waker: &Waker, wakers: &Slab<Waker>) -> bool {
+        match self {
+            Wake::Task(key) => key_of(waker) == Some(key),
+            Wake::Other(i) => wakers[i as usize].will_wake(waker),
+        }
+    }
+
+    /// Gives the waker back (a task's is made from its key), taking it out of `wakers`.
+    #[inline]
+    fn into_waker(self, wakers: &mut Slab<Waker>) -> Waker {
+        match self {
+            Wake::Task(key) => waker_for(key),
+            Wake::Other(i) => wakers.remove(i as usize),
+        }
+    }
+}
+
+/// A bucket's entries, at stable positions, in segments that are never moved: segment `k`
+/// holds `4 << k` entries (positions `4 * (2^k - 1)` on), allocated at its full size when the
+/// first of them is pushed. Segment 0 (`first`) is kept apart, so that the first four
+/// positions, all that a bucket of a few timers uses, are found as in a `Vec`.
+///
+/// Why not a `Vec`: a `Vec` that doubles copies its entries to a new buffer and frees the old
+/// one, and when a thousand buckets grow at once (a million sleeps spread over a second) the
+/// freed buffers are holes between the new ones that the next, larger buffers do not fit in:
+/// about 3.5 MB of the `sleeps` benchmark's peak (1M sleeps: 169,420 -> 165,800 KiB) was such
+/// holes. A segment's unused tail is never written, so it costs address space, not resident
+/// memory; the price, past the first four positions, is a `leading_zeros` and one more load
+/// per lookup.
+#[derive(Default)]
+struct Entries {
+    /// Segment 0: room for exactly 4 entries (once one was pushed).
+    first: Vec<Entry>,
+    /// Segments 1 on (segment `k` at index `k - 1`), each with room for exactly `4 << k`
+    /// entries; all full but the last one used.
+    rest: Vec<Vec<Entry>>,
+    /// Entries pushed since the last `clear`.
+    len: u32,
+}
+
+/// Entries in segment 0, [`Entries::first`].
+const FIRST: u32 = 4;
+
+impl Entries {
+    /// The index in `rest` and the offset of position `pos`, which is past `first`.
+    #[inline]
+    fn locate(pos: u32) -> (usize, usize) {
+        debug_assert!(pos >= FIRST);
+        let q = u64::from(pos) + u64::from(FIRST);
+        let top = 63 - q.leading_zeros(); // at least 3: segment `top - 2`, in `rest[top - 3]`
+        ((top - 3) as usize, (q - (1 << top)) as usize)
+    }
+
+    /// The entry at `pos`, if there is one.
+    #[inline]
+    fn get_mut(&mut self, pos: u32) -> Option<&mut Entry> {
+        if pos >= self.len {
+            return None;
+        }
+        Some(self.at_mut(pos))
+    }
+
+    /// The entry at `pos`, which must be there.
+    #[inline]
+    fn at(&self, pos: u32) -> &Entry {
+        if pos < FIRST {
+            return &self.first[pos as usize];
+        }
+        let (seg, off) = Self::locate(pos);
+        &self.rest[seg][off]
+    }
+
+    /// The entry at `pos`, which must be there.
+    #[inline]
+    fn at_mut(&mut self, pos: u32) -> &mut Entry {
+        if pos < FIRST {
+            return &mut self.first[pos as usize];
+        }
+        let (seg, off) = Self::locate(pos);
+        &mut self.rest[seg][off]
+    }
+
+    /// Calls `f` with every entry and its position, in order of position.
+    fn for_each(&self, mut f: impl FnMut(u32, &Entry)) {
+        let mut pos = 0;
+        for e in &self.first {
+            f(pos, e);
+            pos += 1;
+        }
+        if pos < self.len {
+            for seg in &self.rest {
+                for e in seg {
+                    f(pos, e);
+                    pos += 1;
+                }
+            }
+        }
+    }
+
+    /// [`for_each`](Self::for_each), with the entries mutable.
+    fn for_each_mut(&mut self, mut f: impl FnMut(u32, &mut Entry)) {
+        let mut pos = 0;
+        for e in &mut self.first {
+            f(pos, e);
+            pos += 1;
+        }
+        if pos < self.len {
+            for seg in &mut self.rest {
+                for e in seg {
+                    f(pos, e);
+                    pos += 1;
+                }
+            }
+        }
+    }
+
+    /// Appends an entry; returns its position.
+    fn push(&mut self, entry: Entry) -> u32 {
+        let pos = self.len;
+        if pos < FIRST {
+            if self.first.capacity() == 0 {
+                self.first.reserve_exact(FIRST as usize);
+            }
+            self.first.push(entry);
+        } else {
+            let (seg, _) = Self::locate(pos);
+            if seg == self.rest.len() {
+                self.rest.push(Vec::with_capacity((FIRST as usize) << (seg + 1)));
+            }
+            self.rest[seg].push(entry);
+        }
+        self.len = pos.checked_add(1).expect("aioloop: more than 2^32 timers in one millisecond");
+        pos
+    }
+
+    /// Removes every entry, keeping the segments.
+    fn clear(&mut self) {
+        self.first.clear();
+        for seg in &mut self.rest {
+            seg.clear();
+        }
+        self.len = 0;
+    }
+
+    /// Room for this many entries.
+    fn capacity(&self) -> usize {
+        self.first.capacity() + self.rest.iter().map(Vec::capacity).sum::<usize>()
+    }
+}
+
+impl std::ops::Index<usize> for Entries {
+    type Output = Entry;
+
+    fn index(&self, pos: usize) -> &Entry {
+        self.at(u32::try_from(pos).expect("a position"))
+    }
+}
+
+/// Frees entry `e`, at position `pos` of its bucket, whose free list starts at `free`; returns
+/// what it held.
+#[inline]
+fn free_slot(e: &mut Entry, pos: u32, free: &mut u32) -> What {
+    e.set_stage(Stage::Free);
+    let old = e.replace_what(What::Index(*free));
+    *free = pos;
+    old
 }
 
 /// The timers of one millisecond.
@@ -157,7 +480,7 @@ struct Bucket {
     /// The millisecond of loop time all its deadlines fall in (`deadline / BUCKET_NS`).
     ms: u64,
     /// The entries, at stable positions.
-    entries: Vec<Entry>,
+    entries: Entries,
     /// The first free slot of `entries` (a list through `Stage::Free` entries), or [`NONE`].
     free: u32,
     /// Entries in the heap: waiting or tombstones. The bucket is in the heap while this is not 0.
@@ -172,7 +495,8 @@ struct Bucket {
     /// A compaction found the bucket empty and left it in the heap; the next one removes it
     /// if no timer came for it in between.
     idle: bool,
-    /// When sorted: the positions of the waiting entries, in firing order.
+    /// When sorted: the positions of the waiting entries, in firing order. Its buffer goes to
+    /// [`TimerHeap::spare_order`] when the bucket leaves the heap.
     order: VecDeque<u32>,
 }
 
@@ -183,38 +507,47 @@ impl Bucket {
     }
 
     /// The sort key of entry `pos`: its deadline, then its seq.
+    #[inline]
     fn key(&self, pos: u32) -> (u32, u64) {
-        let e = &self.entries[pos as usize];
-        (e.sub_ns, e.seq)
+        let e = self.entries.at(pos);
+        (e.sub_ns(), e.seq)
     }
 
     /// Returns the deadline of entry `pos`, in nanoseconds of loop time.
+    #[inline]
     fn deadline(&self, pos: u32) -> u64 {
-        self.ms * BUCKET_NS + u64::from(self.entries[pos as usize].sub_ns)
+        self.ms * BUCKET_NS + u64::from(self.entries.at(pos).sub_ns())
     }
 
     /// Puts an entry in a free slot (or a new one) and returns its position.
     fn alloc(&mut self, entry: Entry) -> u32 {
         if self.free != NONE {
             let pos = self.free;
-            let slot = &mut self.entries[pos as usize];
-            let What::Index(next) = slot.what else { unreachable!("a free slot holds the next one") };
-            self.free = next;
+            let slot = self.entries.at_mut(pos);
+            debug_assert!(slot.stage() == Stage::Free && slot.holds_index(), "a free slot holds the next one");
+            self.free = slot.data[0];
             *slot = entry;
             pos
         } else {
-            self.entries.push(entry);
-            u32::try_from(self.entries.len() - 1).expect("aioloop: more than 2^32 timers in one millisecond")
+            self.entries.push(entry)
         }
     }
 
     /// Frees slot `pos`; returns what it held.
+    #[inline]
     fn release(&mut self, pos: u32) -> What {
-        let e = &mut self.entries[pos as usize];
-        e.stage = Stage::Free;
-        let old = std::mem::replace(&mut e.what, What::Index(self.free));
-        self.free = pos;
-        old
+        free_slot(self.entries.at_mut(pos), pos, &mut self.free)
+    }
+
+    /// Gives the (empty) `order` buffer of a bucket that leaves the heap to `spare`, if it is
+    /// the larger of the two.
+    fn give_order(&mut self, spare: &mut VecDeque<u32>) {
+        debug_assert!(self.order.is_empty());
+        if self.order.capacity() > spare.capacity() {
+            *spare = std::mem::take(&mut self.order);
+        } else {
+            self.order = VecDeque::new();
+        }
     }
 
     /// Builds `order` from the waiting entries, using `scratch` as its buffer.
@@ -225,20 +558,18 @@ impl Bucket {
     /// `seq` after (they are rare, and short unless many timers share one deadline).
     fn sort(&mut self, scratch: &mut Vec<u64>) {
         scratch.clear();
-        scratch.extend(
-            self.entries
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| e.stage.is_waiting())
-                .map(|(pos, e)| u64::from(e.sub_ns) << 32 | pos as u64),
-        );
+        self.entries.for_each(|pos, e| {
+            if e.stage().is_waiting() {
+                scratch.push(u64::from(e.sub_ns()) << 32 | u64::from(pos));
+            }
+        });
         scratch.sort_unstable();
         let entries = &self.entries;
         let mut run = 0;
         for i in 1..=scratch.len() {
             if i == scratch.len() || scratch[i] >> 32 != scratch[run] >> 32 {
                 if i - run > 1 {
-                    scratch[run..i].sort_unstable_by_key(|&k| entries[k as u32 as usize].seq);
+                    scratch[run..i].sort_unstable_by_key(|&k| entries.at(k as u32).seq);
                 }
                 run = i;
             }
@@ -303,12 +634,28 @@ pub(crate) struct TimerHeap {
     queued: usize,
     /// The buffer a bucket is sorted in.
     scratch: Vec<u64>,
+    /// The largest `order` buffer of the buckets that left the heap, for the next bucket to be
+    /// sorted. Only a head bucket is sorted, and usually one at a time, so one buffer serves
+    /// them in turn: a spare bucket keeping its own would hold 4 bytes per timer it ever held
+    /// (4 MB after a million sleeps have fired, until the loop goes idle).
+    spare_order: VecDeque<u32>,
+    /// The wakers of sleeps polled with a waker that is not a task's (their entries hold the
+    /// index; a task's waker is its key, kept in the entry itself).
+    wakers: Slab<Waker>,
 }
 
 impl TimerHeap {
     /// Schedules a sleep's wake-up; returns where its entry is.
     pub(crate) fn push_wake(&mut self, deadline: u64, seq: u64, waker: Waker) -> TimerKey {
-        self.push(deadline, seq, What::Wake(waker))
+        let wake = Wake::from_waker(waker, &mut self.wakers);
+        self.push(deadline, seq, What::Wake(wake))
+    }
+
+    /// [`push_wake`](Self::push_wake) with a borrowed waker (a task's is not even cloned).
+    #[inline]
+    pub(crate) fn push_wake_by_ref(&mut self, deadline: u64, seq: u64, waker: &Waker) -> TimerKey {
+        let wake = Wake::new(waker, &mut self.wakers);
+        self.push(deadline, seq, What::Wake(wake))
     }
 
     /// Schedules handle record `index` (with sequence number `seq`).
@@ -325,7 +672,7 @@ impl TimerHeap {
             _ => self.new_bucket(ms),
         };
         let b = &mut self.buckets[bucket as usize];
-        let pos = b.alloc(Entry { seq, sub_ns, stage: Stage::Waiting, what });
+        let pos = b.alloc(Entry::new(seq, sub_ns, Stage::Waiting, what));
         b.waiting += 1;
         b.idle = false;
         if b.sorted {
@@ -380,28 +727,40 @@ impl TimerHeap {
     }
 
     /// Returns the entry at `key` if it is the timer with sequence number `seq`.
-    fn entry(&self, key: TimerKey, seq: u64) -> Option<&Entry> {
-        let e = self.buckets.get(key.bucket as usize)?.entries.get(key.pos as usize)?;
-        (e.seq == seq && e.stage != Stage::Free).then_some(e)
+    #[inline]
+    fn entry_mut(&mut self, key: TimerKey, seq: u64) -> Option<&mut Entry> {
+        let e = self.buckets.get_mut(key.bucket as usize)?.entries.get_mut(key.pos)?;
+        (e.seq == seq && e.stage() != Stage::Free).then_some(e)
     }
 
     /// Returns true if the sleep at `key` has not fired yet, or fired and its wake-up has not
     /// run yet.
     pub(crate) fn is_pending(&self, key: TimerKey, seq: u64) -> bool {
-        self.entry(key, seq)
-            .is_some_and(|e| matches!((e.stage, &e.what), (Stage::Waiting | Stage::Queued, What::Wake(_))))
+        let Some(b) = self.buckets.get(key.bucket as usize) else { return false };
+        if key.pos >= b.entries.len {
+            return false;
+        }
+        let e = b.entries.at(key.pos);
+        e.seq == seq && Self::wakes(e)
+    }
+
+    /// The entry is a sleep's that has not fired yet, or fired and its wake-up has not run yet
+    /// (a free slot is neither).
+    fn wakes(e: &Entry) -> bool {
+        matches!((e.stage(), e.what()), (Stage::Waiting | Stage::Queued, What::Wake(_)))
     }
 
     /// Returns true if the sleep at `key` is pending (see [`is_pending`](Self::is_pending)), and
     /// makes it wake `waker` (unless it wakes the same task already).
     pub(crate) fn poll_pending(&mut self, key: TimerKey, seq: u64, waker: &Waker) -> bool {
-        if !self.is_pending(key, seq) {
-            return false;
-        }
-        let e = &mut self.buckets[key.bucket as usize].entries[key.pos as usize];
-        if let What::Wake(w) = &mut e.what {
-            if !w.will_wake(waker) {
-                *w = waker.clone();
+        let wakers = &mut self.wakers;
+        let Some(b) = self.buckets.get_mut(key.bucket as usize) else { return false };
+        let Some(e) = b.entries.get_mut(key.pos).filter(|e| e.seq == seq && Self::wakes(e)) else { return false };
+        if let What::Wake(w) = e.what() {
+            if !w.will_wake(waker, wakers) {
+                // The new one is cloned, then the old one dropped, as `*w = waker.clone()` did.
+                e.set_what(What::Wake(Wake::new(waker, wakers)));
+                drop(w.into_waker(wakers));
             }
         }
         true
@@ -411,18 +770,36 @@ impl TimerHeap {
     /// wake-up is revoked. Returns the waker it held, if it was pending; the caller checks
     /// [`needs_compaction`](Self::needs_compaction) and compacts.
     pub(crate) fn cancel(&mut self, key: TimerKey, seq: u64) -> Option<Waker> {
-        self.entry(key, seq)?;
-        let e = &mut self.buckets[key.bucket as usize].entries[key.pos as usize];
-        let stage = match e.stage {
-            Stage::Waiting if matches!(e.what, What::Wake(_)) => {
-                self.cancelled += 1;
-                Stage::Cancelled
-            }
+        let wake = self.cancel_wake(key, seq)?;
+        Some(wake.into_waker(&mut self.wakers))
+    }
+
+    /// [`cancel`](Self::cancel), for a sleep that is dropped: `None` if nothing was pending,
+    /// else the waker it held if that is not a task's (to be dropped outside the loop's
+    /// borrows); a task's waker is a number, and none is made for it.
+    #[inline]
+    pub(crate) fn cancel_dropped(&mut self, key: TimerKey, seq: u64) -> Option<Option<Waker>> {
+        match self.cancel_wake(key, seq)? {
+            Wake::Task(_) => Some(None),
+            other => Some(Some(other.into_waker(&mut self.wakers))),
+        }
+    }
+
+    /// [`cancel`](Self::cancel), giving back whom the entry would have woken.
+    #[inline]
+    fn cancel_wake(&mut self, key: TimerKey, seq: u64) -> Option<Wake> {
+        let e = self.entry_mut(key, seq)?;
+        let stage = match e.stage() {
+            Stage::Waiting if !e.holds_index() => Stage::Cancelled,
             Stage::Queued => Stage::Revoked,
             _ => return None,
         };
-        e.stage = stage;
-        match std::mem::replace(&mut e.what, What::Index(NONE)) {
+        e.set_stage(stage);
+        let what = e.replace_what(What::Index(NONE));
+        if stage == Stage::Cancelled {
+            self.cancelled += 1;
+        }
+        match what {
             What::Wake(w) => Some(w),
             What::Index(_) => unreachable!("a sleep's entry holds a waker"),
         }
@@ -437,9 +814,9 @@ impl TimerHeap {
     /// frees its slot.
     pub(crate) fn take_queued(&mut self, key: TimerKey) -> Option<Waker> {
         let b = &mut self.buckets[key.bucket as usize];
-        debug_assert!(matches!(b.entries[key.pos as usize].stage, Stage::Queued | Stage::Revoked));
+        debug_assert!(matches!(b.entries.at(key.pos).stage(), Stage::Queued | Stage::Revoked));
         let waker = match b.release(key.pos) {
-            What::Wake(w) => Some(w),
+            What::Wake(w) => Some(w.into_waker(&mut self.wakers)),
             What::Index(_) => None, // revoked
         };
         b.queued -= 1;
@@ -457,21 +834,21 @@ impl TimerHeap {
         let mut len = 0;
         for bucket in self.heap.0.iter().map(|n| n.bucket) {
             let b = &mut self.buckets[bucket as usize];
-            for pos in 0..b.entries.len() as u32 {
-                let e = &b.entries[pos as usize];
-                let dead = match (e.stage, &e.what) {
-                    (Stage::Cancelled, _) => true,
-                    (Stage::Waiting, What::Index(index)) => !is_live(*index, e.seq),
+            let (free, waiting) = (&mut b.free, &mut b.waiting);
+            b.entries.for_each_mut(|pos, e| {
+                let dead = match e.stage() {
+                    Stage::Cancelled => true,
+                    Stage::Waiting if e.holds_index() => !is_live(e.data[0], e.seq),
                     _ => false,
                 };
                 if dead {
-                    b.release(pos);
-                    b.waiting -= 1;
+                    free_slot(e, pos, free);
+                    *waiting -= 1;
                 }
-            }
+            });
             if b.sorted {
                 let entries = &b.entries;
-                b.order.retain(|&p| entries[p as usize].stage.is_waiting());
+                b.order.retain(|&p| entries.at(p).stage().is_waiting());
             }
             len += b.waiting as usize;
         }
@@ -481,12 +858,14 @@ impl TimerHeap {
         // buckets are no more than the entries of the last compaction. The heap is rebuilt.
         let buckets = &mut self.buckets;
         let spare = &mut self.spare;
+        let spare_order = &mut self.spare_order;
         self.heap.retain(|n| {
             let b = &mut buckets[n.bucket as usize];
             if b.waiting > 0 || !std::mem::replace(&mut b.idle, true) {
                 return true;
             }
             b.in_heap = false;
+            b.give_order(spare_order);
             if b.queued == 0 {
                 spare.push(n.bucket);
             }
@@ -504,10 +883,10 @@ impl TimerHeap {
             return;
         }
         while let Some((bucket, pos)) = self.head() {
-            let e = &self.buckets[bucket as usize].entries[pos as usize];
-            let live = match (e.stage, &e.what) {
+            let e = self.buckets[bucket as usize].entries.at(pos);
+            let live = match (e.stage(), e.what()) {
                 (Stage::Cancelled, _) => false,
-                (_, What::Index(index)) => is_live(*index, e.seq),
+                (_, What::Index(index)) => is_live(index, e.seq),
                 (_, What::Wake(_)) => true,
             };
             if live {
@@ -527,12 +906,16 @@ impl TimerHeap {
             let b = &mut self.buckets[n.bucket as usize];
             if b.waiting > 0 {
                 if !b.sorted {
+                    if b.order.capacity() == 0 {
+                        b.order = std::mem::take(&mut self.spare_order);
+                    }
                     b.sort(&mut self.scratch);
                 }
                 let pos = *b.order.front().expect("a bucket in the heap has an entry in its order");
                 return Some((n.bucket, pos));
             }
             b.in_heap = false;
+            b.give_order(&mut self.spare_order);
             if b.queued == 0 {
                 self.spare.push(n.bucket);
             }
@@ -551,6 +934,7 @@ impl TimerHeap {
             // The bucket's last entry: it leaves the heap, and is reused once no queued entry
             // refers to it.
             b.in_heap = false;
+            b.give_order(&mut self.spare_order);
             let spare = b.queued == 0;
             self.heap.pop();
             if spare {
@@ -570,24 +954,24 @@ impl TimerHeap {
     pub(crate) fn pop_due(&mut self, now: u64, is_live: impl Fn(u32, u64) -> bool) -> Option<Due> {
         while let Some((bucket, pos)) = self.head() {
             let b = &mut self.buckets[bucket as usize];
-            if b.deadline(pos) > now {
+            let e = b.entries.at_mut(pos);
+            if b.ms * BUCKET_NS + u64::from(e.sub_ns()) > now {
                 return None;
             }
-            let e = &mut b.entries[pos as usize];
-            let due = match (e.stage, &e.what) {
+            let due = match (e.stage(), e.what()) {
                 (Stage::Waiting, What::Wake(_)) => {
-                    e.stage = Stage::Queued;
+                    e.set_stage(Stage::Queued);
                     b.queued += 1;
                     self.queued += 1;
                     Some(Due::Wake(TimerKey { bucket, pos }))
                 }
-                (Stage::Waiting, &What::Index(index)) => {
+                (Stage::Waiting, What::Index(index)) => {
                     let seq = e.seq;
-                    b.release(pos);
+                    free_slot(e, pos, &mut b.free);
                     is_live(index, seq).then_some(Due::Record(index, seq))
                 }
                 _ => {
-                    b.release(pos);
+                    free_slot(e, pos, &mut b.free);
                     None
                 }
             };
@@ -606,14 +990,17 @@ impl TimerHeap {
     pub(crate) fn for_each_waiting(&self, mut f: impl FnMut(u64, Waiting<'_>)) {
         for n in &self.heap.0 {
             let b = &self.buckets[n.bucket as usize];
-            for (pos, e) in b.entries.iter().enumerate() {
-                let deadline = b.deadline(pos as u32);
-                match (e.stage, &e.what) {
-                    (Stage::Waiting, What::Wake(w)) => f(deadline, Waiting::Wake(w)),
-                    (Stage::Waiting, What::Index(index)) => f(deadline, Waiting::Record(*index, e.seq)),
+            b.entries.for_each(|_, e| {
+                let deadline = b.ms * BUCKET_NS + u64::from(e.sub_ns());
+                match (e.stage(), e.what()) {
+                    (Stage::Waiting, What::Wake(Wake::Task(key))) => f(deadline, Waiting::Task(key)),
+                    (Stage::Waiting, What::Wake(Wake::Other(i))) => {
+                        f(deadline, Waiting::Wake(&self.wakers[i as usize]))
+                    }
+                    (Stage::Waiting, What::Index(index)) => f(deadline, Waiting::Record(index, e.seq)),
                     _ => {}
                 }
-            }
+            });
         }
     }
 
@@ -754,8 +1141,8 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_is_32_bytes() {
-        assert_eq!(std::mem::size_of::<Entry>(), 32);
+    fn an_entry_is_20_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 20);
     }
 
     #[test]
@@ -917,5 +1304,88 @@ mod tests {
         push(&mut h, 50, 5);
         assert_eq!(h.next_deadline(), Some(50));
         assert_eq!(drain(&mut h, u64::MAX, |_, _| true), [5, 4, 1, 2, 3]);
+    }
+
+    #[test]
+    fn entries_keep_their_positions_across_segments_and_reuse_them() {
+        let mut es = Entries::default();
+        let n = if cfg!(miri) { 40 } else { 1_000 };
+        for seq in 0..n {
+            assert_eq!(es.push(Entry::new(seq, 0, Stage::Waiting, What::Index(0))), seq as u32);
+        }
+        assert!((0..n as u32).all(|pos| es.at(pos).seq == u64::from(pos)));
+        let mut seen = vec![];
+        es.for_each(|pos, e| seen.push((pos, e.seq)));
+        assert!(seen.into_iter().eq((0..n).map(|seq| (seq as u32, seq))));
+        let mut seen = vec![];
+        es.for_each_mut(|pos, e| seen.push((pos, e.seq)));
+        assert!(seen.into_iter().eq((0..n).map(|seq| (seq as u32, seq))));
+        assert!(es.get_mut(n as u32).is_none());
+        // Each segment was allocated at its full size, never grown.
+        assert_eq!(es.first.capacity(), 4);
+        assert!(es.rest.iter().enumerate().all(|(k, seg)| seg.capacity() == 8 << k));
+        let room = es.capacity();
+        es.clear();
+        for seq in 0..n {
+            es.push(Entry::new(seq + 7, 0, Stage::Waiting, What::Index(0)));
+        }
+        assert_eq!(es.capacity(), room, "the segments are reused");
+        let last = es.at(n as u32 - 1).seq; // a copy: `seq` is packed, no reference to it
+        assert_eq!(last, n + 6);
+    }
+
+    #[test]
+    fn an_entry_packs_its_offset_stage_and_what() {
+        let key = TaskKey(u64::MAX - 5);
+        let mut e = Entry::new(u64::MAX, SUB_NS_MASK, Stage::Waiting, What::Wake(Wake::Task(key)));
+        assert_eq!(
+            (e.seq, e.sub_ns(), e.stage(), e.what()),
+            (u64::MAX, SUB_NS_MASK, Stage::Waiting, What::Wake(Wake::Task(key)))
+        );
+        for stage in [Stage::Cancelled, Stage::Queued, Stage::Revoked, Stage::Free, Stage::Waiting] {
+            e.set_stage(stage);
+            assert_eq!((e.sub_ns(), e.stage(), e.what()), (SUB_NS_MASK, stage, What::Wake(Wake::Task(key))));
+        }
+        for what in [What::Index(NONE), What::Wake(Wake::Other(3)), What::Index(0), What::Wake(Wake::Task(TaskKey(1)))]
+        {
+            e.set_what(what);
+            assert_eq!(
+                (e.sub_ns(), e.stage(), e.what(), e.holds_index()),
+                (SUB_NS_MASK, Stage::Waiting, what, matches!(what, What::Index(_)))
+            );
+        }
+    }
+
+    #[test]
+    fn a_tasks_waker_is_kept_as_its_key_and_any_other_beside_the_entries() {
+        let task = crate::runtime::waker::waker_for(TaskKey::new(3, 17, 99));
+        let other = Waker::noop();
+        let mut h = TimerHeap::default();
+        let a = h.push_wake_by_ref(5, 0, &task);
+        let b = h.push_wake(6, 1, other.clone());
+        assert_eq!(h.wakers.len(), 1, "only the waker that is not a task's is kept aside");
+        let mut waits = vec![];
+        h.for_each_waiting(|deadline, what| {
+            waits.push(match what {
+                Waiting::Task(key) => (deadline, Some(key)),
+                Waiting::Wake(w) => (deadline, key_of(w)),
+                Waiting::Record(..) => unreachable!(),
+            })
+        });
+        waits.sort_by_key(|w| w.0);
+        assert_eq!(waits, [(5, Some(TaskKey::new(3, 17, 99))), (6, None)]);
+        // Polled from the other context, each takes the other's waker.
+        assert!(h.poll_pending(a, 0, other) && h.poll_pending(b, 1, &task));
+        assert_eq!(h.wakers.len(), 1);
+        assert!(h.cancel(a, 0).is_some_and(|w| key_of(&w).is_none()));
+        assert!(h.cancel(b, 1).is_some_and(|w| w.will_wake(&task)));
+        assert!(h.wakers.is_empty());
+        // A dropped sleep's task waker is not made again; another waker is given back to drop.
+        let c = h.push_wake_by_ref(7, 2, &task);
+        let d = h.push_wake_by_ref(7, 3, other);
+        assert!(matches!(h.cancel_dropped(c, 2), Some(None)));
+        assert!(matches!(h.cancel_dropped(d, 3), Some(Some(_))));
+        assert!(h.cancel_dropped(d, 3).is_none(), "cancelled once");
+        assert!(h.wakers.is_empty());
     }
 }
