@@ -86,6 +86,13 @@ impl TimerSlot {
         TimerSlot { slot: core.remote.slot(), past_due, expire: false, state: Arm::Unarmed, deadline, seq: 0 }
     }
 
+    /// A timer whose place among equal deadlines, `seq`, was taken earlier with
+    /// [`Core::take_seq`] (a timeout whose body was polled before it made its timer).
+    #[inline]
+    pub(crate) fn reserved(core: &Core, deadline: u64, past_due: PastDue, seq: u64) -> TimerSlot {
+        TimerSlot { slot: core.remote.slot(), past_due, expire: false, state: Arm::Reserved, deadline, seq }
+    }
+
     /// Takes the timer's place among equal deadlines now, without arming it yet.
     #[inline]
     pub(crate) fn reserve_seq(&mut self, core: &Core) {

@@ -132,10 +132,19 @@ pub(crate) fn with_running<R>(f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
 /// # Panics
 ///
 /// "no running event loop" if no loop is running on this thread.
+#[inline]
 #[track_caller]
 pub(crate) fn current() -> Rc<Core> {
     match with_running(Rc::clone) {
         Some(core) => core,
-        None => panic!("no running event loop"),
+        None => no_running_loop(),
     }
+}
+
+/// [`current`]'s panic, out of line so that the lookup inlines small.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn no_running_loop() -> ! {
+    panic!("no running event loop")
 }

@@ -226,6 +226,7 @@ pub(super) fn keep_waker(shared: &Mutex<Shared>, waker: &Waker) {
 }
 
 /// Records a timeout's phase for its handles, if it has any.
+#[inline]
 pub(super) fn set_phase(shared: Option<&Mutex<Shared>>, phase: Phase) {
     if let Some(sh) = shared {
         lock(sh).phase = phase;
@@ -233,6 +234,7 @@ pub(super) fn set_phase(shared: Option<&Mutex<Shared>>, phase: Phase) {
 }
 
 /// Records whether a timeout is polling its body, if it has handles.
+#[inline]
 pub(super) fn set_in_body(shared: Option<&Mutex<Shared>>, in_body: bool) {
     if let Some(sh) = shared {
         lock(sh).in_body = in_body;

@@ -452,6 +452,27 @@ impl<F: Future> Future for Timeout<F> {
         let mut this = self.project();
         let core = crate::runtime::running::current();
         let shared = this.shared.as_deref();
+        // 0. The common case, taken apart: the first poll of a timeout created in this iteration
+        //    with a delay, no handles and no zero rule. Its deadline cannot have passed, so it
+        //    only takes its place among equal deadlines and polls the body; a timer is made
+        //    only if the body is pending (steps 1 and 3, with nothing else to do in between).
+        if this.timer.is_none()
+            && shared.is_none()
+            && *this.zero == Zero::No
+            && matches!(this.state, State::Active { .. })
+            && matches!(this.deadline.get().resolve(&core), Resolved::Fresh(_))
+        {
+            let seq = core.take_seq();
+            if let Poll::Ready(out) = poll_body(&core, this.inner.as_mut(), this.state, cx) {
+                this.inner.set(None);
+                *this.state = State::Done { expired: false };
+                return Poll::Ready(Ok(out));
+            }
+            let timer = this.timer.insert(TimerSlot::reserved(&core, 0, PastDue::Heap, seq));
+            timer.expire = true;
+            schedule(&core, this.deadline, timer, this.state, None, cx);
+            return Poll::Pending;
+        }
         // 1. The first poll arms. (A later one first looks whether the timer fired; at the
         //    first it cannot have, nothing ran since it was armed, unless a handle moved the
         //    deadline into the past.)
@@ -464,7 +485,10 @@ impl<F: Future> Future for Timeout<F> {
             // A deadline moved from elsewhere since the last poll (or before the first).
             handle::apply_move(sh, timer, this.deadline, &core);
         }
-        let mut check = !first || *this.zero == Zero::Future || shared.is_some();
+        // (A timeout that finished at its first poll, in step 0, has no timer: polled again, it
+        // goes to step 2, which reports the misuse.)
+        let mut check =
+            !first || *this.zero == Zero::Future || shared.is_some() || matches!(this.state, State::Done { .. });
         loop {
             // 2. An expired timeout cancels what the body awaits and waits for it, or reports.
             let done = if check { expire(&core, this.state, timer, this.zero) } else { None };
@@ -602,6 +626,7 @@ fn expire(core: &Core, state: &mut State, timer: &mut TimerSlot, zero: &Zero) ->
 /// Step 3: polls the body, and records in `state` what it awaits (its await link). The task's
 /// own link for the step is both what was linked before the body's poll and what the body
 /// linked (`Link::Several` if they differ).
+#[inline]
 fn poll_body<F: Future>(
     core: &Core,
     inner: Pin<&mut Option<F>>,
@@ -612,9 +637,12 @@ fn poll_body<F: Future>(
     let before = if core.current_may_await() { core.take_awaiting_of_current() } else { None };
     let polled = inner.as_pin_mut().expect("inner future present while active").poll(cx);
     let linked = if core.current_may_await() { core.take_awaiting_of_current() } else { None };
-    // With neither, the link is unset already: it was just taken (or never set).
-    for link in [before, linked.clone()].into_iter().flatten() {
+    // With neither (the usual case), the link is unset already: it was just taken (or never set).
+    if let Some(link) = before {
         core.set_awaiting_of_current(link);
+    }
+    if let Some(link) = &linked {
+        core.set_awaiting_of_current(link.clone());
     }
     if let State::Active { linked: l } = state {
         *l = linked;
