@@ -33,8 +33,9 @@
 //! the loop finds no entry (or one whose id does not match) and does nothing.
 //!
 //! # Invariants (what the `unsafe` below relies on)
-//! 1. A [`TaskCell`] is the only owner of its allocation: made by [`TaskCell::new`] from a
-//!    `Box`, freed by its `Drop` through the same `Box`, never copied.
+//! 1. A [`TaskCell`] is the only owner of its allocation: made by [`TaskCell::new`] in memory
+//!    from the cell arena (src/runtime/task/arena.rs), given back by its `Drop` with the same
+//!    layout on the same thread, never copied.
 //! 2. The header and the stage are disjoint fields, reached through raw-pointer projections
 //!    (`addr_of!`), never through a reference to the whole allocation: a `&mut Header` from the
 //!    table (a wake, a cancel, a status change) and the `&mut` stage of the poll running at the
@@ -47,12 +48,14 @@
 //!    destructor panics, leaves [`Stage::Gone`] behind, so the cell's `Drop` never drops
 //!    anything twice.
 
+use std::alloc::Layout;
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::{addr_of, addr_of_mut, NonNull};
 use std::task::{Context, Poll};
 
+use super::arena::{alloc, dealloc};
 use super::Status;
 
 /// What the loop keeps about every task, next to its future: 16 bytes.
@@ -207,15 +210,27 @@ impl TaskCell {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let boxed: Box<Boxed<dyn StageOps>> = Box::new(Boxed { header, stage: Stage::Running(fut) });
-        TaskCell(NonNull::from(Box::leak(boxed)))
+        TaskCell::with_stage(header, Stage::Running(fut))
     }
 
     /// Allocates a cell with no future (the main task; a task born cancelled).
     pub(crate) fn empty(header: Header) -> TaskCell {
-        let boxed: Box<Boxed<dyn StageOps>> =
-            Box::new(Boxed { header, stage: Stage::<std::future::Pending<()>>::Gone });
-        TaskCell(NonNull::from(Box::leak(boxed)))
+        TaskCell::with_stage(header, Stage::<std::future::Pending<()>>::Gone)
+    }
+
+    /// Allocates a cell holding `stage`, from the cell arena (src/runtime/task/arena.rs).
+    #[inline(always)]
+    fn with_stage<F>(header: Header, stage: Stage<F>) -> TaskCell
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let p = alloc(Layout::new::<Boxed<Stage<F>>>()).cast::<Boxed<Stage<F>>>();
+        // SAFETY: `p` is fresh memory of this layout (size and alignment), written once before
+        // anything reads it; from here on the cell owns it (invariant 1).
+        unsafe { p.as_ptr().write(Boxed { header, stage }) };
+        let p: NonNull<Boxed<dyn StageOps>> = p;
+        TaskCell(p)
     }
 
     /// The stage, to poll or drop in place without a borrow of the table (invariant 3).
@@ -287,10 +302,26 @@ impl std::ops::DerefMut for TaskCell {
 
 impl Drop for TaskCell {
     fn drop(&mut self) {
-        // SAFETY: the pointer came from `Box::leak` in `new`/`empty` and is dropped once, here
-        // (invariant 1); nothing polls it any more (invariant 3). The stage's destructor (a
-        // future's or an output's: user code) runs here, so callers drop cells outside borrows.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        /// Gives the memory back after the stage's destructor, even if that panics.
+        struct Free(NonNull<u8>, Layout);
+        impl Drop for Free {
+            #[inline(always)]
+            fn drop(&mut self) {
+                // SAFETY: the memory came from `alloc(self.1)` in `with_stage`, on this thread
+                // (a cell is `!Send`), and its value was just dropped: nothing uses it again.
+                unsafe { dealloc(self.0, self.1) }
+            }
+        }
+        let p = self.0.as_ptr();
+        // SAFETY: the cell is alive and `&mut self` is its only owner (invariant 1), so a
+        // reference to the whole allocation aliases nothing; it is used only for the layout.
+        let layout = Layout::for_value(unsafe { &*p });
+        let free = Free(self.0.cast(), layout);
+        // SAFETY: the value was written in `with_stage` and is dropped once, here (invariant 1);
+        // nothing polls it any more (invariant 3). The stage's destructor (a future's or an
+        // output's: user code) runs here, so callers drop cells outside borrows.
+        unsafe { std::ptr::drop_in_place(p) };
+        drop(free);
     }
 }
 

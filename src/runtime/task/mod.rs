@@ -42,7 +42,9 @@ use crate::runtime::members::Group;
 use crate::runtime::waker::TaskKey;
 
 // The task cell (one allocation per task) and the steps that poll it through a raw pointer:
-// the only `unsafe` of the task module.
+// the only `unsafe` of the task module, with the arena their memory comes from.
+#[allow(unsafe_code)]
+mod arena;
 #[allow(unsafe_code)]
 mod cell;
 #[allow(unsafe_code)]
