@@ -93,16 +93,84 @@ pub struct Task<T> {
     core: Rc<Core>,
     key: TaskKey,
     id: u64,
-    /// The final state, once the outcome was taken and the entry removed.
-    finished: Cell<Option<TaskState>>,
-    /// The task that awaits this one (its `awaiting` link points here), while polled pending.
-    linker: Cell<Option<TaskKey>>,
+    /// Two things in one word, so that a handle is 32 bytes (a million joined tasks keep a
+    /// million handles): the final state, once the outcome was taken and the entry removed,
+    /// and the task that awaits this one (its `awaiting` link points here) while polled
+    /// pending. See [`Marks`].
+    marks: Cell<Marks>,
     _output: PhantomData<fn() -> T>,
+}
+
+/// A handle's final state and its awaiter, packed: bits 0-2 the final state (0: not taken),
+/// bit 3 "has an awaiter", bits 12-63 the awaiter's key without its loop slot (the awaiter
+/// runs on the handle's own loop: `set_awaiting_of_current` names that loop's running task).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+struct Marks(u64);
+
+// The awaiter's key, without its loop slot, fills the bits above `Marks::SHIFT`.
+const _: () = assert!(crate::runtime::waker::INDEX_BITS + crate::runtime::waker::GEN_BITS == 64 - Marks::SHIFT);
+
+impl Marks {
+    const STATE: u64 = 0b111;
+    const LINKED: u64 = 0b1000;
+    const SHIFT: u32 = 12;
+    /// The bits of a key below its loop slot (generation and index).
+    const KEY_BITS: u64 = (1 << (crate::runtime::waker::INDEX_BITS + crate::runtime::waker::GEN_BITS)) - 1;
+
+    fn finished(self) -> Option<TaskState> {
+        match self.0 & Self::STATE {
+            0 => None,
+            1 => Some(TaskState::Pending),
+            2 => Some(TaskState::Running),
+            3 => Some(TaskState::Done),
+            _ => Some(TaskState::Cancelled),
+        }
+    }
+
+    fn with_finished(self, state: TaskState) -> Marks {
+        let bits = match state {
+            TaskState::Pending => 1,
+            TaskState::Running => 2,
+            TaskState::Done => 3,
+            TaskState::Cancelled => 4,
+        };
+        Marks((self.0 & !Self::STATE) | bits)
+    }
+
+    /// The awaiter, on the loop in registry slot `slot`.
+    fn linker(self, slot: u16) -> Option<TaskKey> {
+        (self.0 & Self::LINKED != 0).then(|| TaskKey(((slot as u64) << (64 - Self::SHIFT)) | (self.0 >> Self::SHIFT)))
+    }
+
+    fn with_linker(self, linker: Option<TaskKey>) -> Marks {
+        let state = self.0 & Self::STATE;
+        match linker {
+            Some(key) => Marks(state | Self::LINKED | ((key.0 & Self::KEY_BITS) << Self::SHIFT)),
+            None => Marks(state),
+        }
+    }
 }
 
 impl<T> Task<T> {
     pub(crate) fn new(core: Rc<Core>, key: TaskKey, id: u64) -> Task<T> {
-        Task { core, key, id, finished: Cell::new(None), linker: Cell::new(None), _output: PhantomData }
+        Task { core, key, id, marks: Cell::new(Marks::default()), _output: PhantomData }
+    }
+
+    /// The final state, once the outcome was taken.
+    #[inline]
+    fn finished(&self) -> Option<TaskState> {
+        self.marks.get().finished()
+    }
+
+    /// Takes the awaiter recorded by a pending poll.
+    #[inline]
+    fn take_linker(&self) -> Option<TaskKey> {
+        let marks = self.marks.get();
+        let linker = marks.linker(self.core.remote.slot());
+        if linker.is_some() {
+            self.marks.set(marks.with_linker(None));
+        }
+        linker
     }
 
     pub(crate) fn key(&self) -> TaskKey {
@@ -132,7 +200,7 @@ impl<T> Task<T> {
     /// assert!(!t.cancel()); // finished: false
     /// ```
     pub fn cancel(&self) -> bool {
-        self.finished.get().is_none() && self.core.cancel_task(self.key)
+        self.finished().is_none() && self.core.cancel_task(self.key)
     }
 
     /// Returns the task's state.
@@ -147,7 +215,7 @@ impl<T> Task<T> {
     /// assert_eq!(t.state(), aioloop::TaskState::Cancelled);
     /// ```
     pub fn state(&self) -> TaskState {
-        match self.finished.get() {
+        match self.finished() {
             Some(s) => s,
             None => self.core.status_of(self.key).map_or(TaskState::Cancelled, Status::public),
         }
@@ -272,7 +340,7 @@ impl<T> Task<T> {
 
     /// Clears the awaiting link this handle's poll set in the task that awaits it.
     fn unlink(&self) {
-        if let Some(linker) = self.linker.take() {
+        if let Some(linker) = self.take_linker() {
             self.core.unlink(linker, &Link::Task(self.key));
         }
     }
@@ -321,7 +389,7 @@ impl<T> Task<T> {
     where
         T: 'static,
     {
-        assert!(self.finished.get().is_none(), "aioloop: a `Task` was polled after it completed");
+        assert!(self.finished().is_none(), "aioloop: a `Task` was polled after it completed");
         if link {
             self.check_awaiter();
         }
@@ -333,7 +401,8 @@ impl<T> Task<T> {
                 drop(tasks);
                 drop(old);
                 if link {
-                    self.linker.set(self.core.set_awaiting_of_current(Link::Task(self.key)));
+                    let linker = self.core.set_awaiting_of_current(Link::Task(self.key));
+                    self.marks.set(self.marks.get().with_linker(linker));
                 }
                 Poll::Pending
             }
@@ -346,7 +415,7 @@ impl<T> Task<T> {
                 }
                 drop(cell); // the output is out: only the emptied cell's memory goes
                 self.unlink();
-                self.finished.set(Some(status.public()));
+                self.marks.set(self.marks.get().with_finished(status.public()));
                 Poll::Ready(match (status, out, payload) {
                     (Status::Done, Some(v), _) => Ok(v),
                     (Status::Panicked, _, Some(p)) => Err(TaskError::Panicked(p)),
@@ -360,7 +429,7 @@ impl<T> Task<T> {
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         self.unlink();
-        if self.finished.get().is_some() {
+        if self.finished().is_some() {
             // The outcome was taken (and the entry removed then); the name was kept for us.
             self.core.tasks.forget_name(self.id);
             return;
@@ -417,7 +486,7 @@ impl<T: 'static> Future for Task<T> {
 /// returned.
 impl<T: 'static> futures_core::FusedFuture for Task<T> {
     fn is_terminated(&self) -> bool {
-        self.finished.get().is_some()
+        self.finished().is_some()
     }
 }
 
@@ -550,4 +619,29 @@ pub(crate) fn is_task_handle<F: ?Sized>() -> bool {
     }
     let name = std::any::type_name::<F>();
     base(name.strip_prefix("&mut ").unwrap_or(name)) == base(std::any::type_name::<Task<()>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handle_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Task<u64>>(), 32);
+    }
+
+    #[test]
+    fn marks_keep_the_final_state_and_the_awaiter_apart() {
+        let key = TaskKey::new(4095, crate::runtime::waker::MAX_TASKS - 1, (1 << 40) + 12345);
+        let m = Marks::default();
+        assert_eq!((m.finished(), m.linker(4095)), (None, None));
+        let m = m.with_linker(Some(key));
+        assert_eq!((m.finished(), m.linker(4095)), (None, Some(key)));
+        for state in [TaskState::Pending, TaskState::Running, TaskState::Done, TaskState::Cancelled] {
+            let m = m.with_finished(state);
+            assert_eq!((m.finished(), m.linker(4095)), (Some(state), Some(key)));
+            let m = m.with_linker(None);
+            assert_eq!((m.finished(), m.linker(4095)), (Some(state), None));
+        }
+    }
 }
