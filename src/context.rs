@@ -35,6 +35,7 @@ use crate::task::Task;
 /// assert_eq!(out, "hello");
 /// ```
 #[track_caller]
+#[inline(always)]
 pub fn spawn<F>(fut: F) -> Task<F::Output>
 where
     F: Future + 'static,
@@ -42,10 +43,7 @@ where
 {
     let at = std::panic::Location::caller();
     let mut fut = Some(fut);
-    match with_running(|core| core.spawn_at(fut.take().expect("called once"), at)) {
-        Some(task) => task,
-        None => panic!("no running event loop"),
-    }
+    crate::runtime::running::with_current(|core| core.spawn_at(fut.take().expect("called once"), at))
 }
 
 /// Spawns a task on the running loop and runs its first step at once, before returning

@@ -29,7 +29,7 @@ use std::task::Waker;
 use crate::loop_handle::LoopHandle;
 use crate::runtime::cross_thread::Remote;
 use crate::runtime::waker::{waker_for, TaskKey};
-use crate::runtime::{Core, Runnable};
+use crate::runtime::{Core, Next};
 use crate::{Task, TaskState};
 
 /// Callbacks sent from other threads (`call_soon_threadsafe`), as a drain hands them out.
@@ -178,8 +178,8 @@ impl TaskLoop {
             .ready
             .borrow()
             .iter()
-            .map(|r| match r {
-                Runnable::Task(key) => key.0,
+            .map(|r| match r.next(self.core.remote.slot()) {
+                Next::Task(key) => key.0,
                 other => panic!("only tasks are queued in these models, found {other:?}"),
             })
             .collect()
@@ -204,8 +204,8 @@ impl TaskLoop {
         let mut ran = Vec::with_capacity(ntodo);
         for _ in 0..ntodo {
             let Some(next) = self.core.ready.borrow_mut().pop_front() else { break };
-            match next {
-                Runnable::Task(key) => {
+            match next.next(self.core.remote.slot()) {
+                Next::Task(key) => {
                     ran.push(key.0);
                     self.core.run_task(key, &mut None);
                 }

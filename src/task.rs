@@ -139,7 +139,7 @@ impl Marks {
 
     /// The awaiter, on the loop in registry slot `slot`.
     fn linker(self, slot: u16) -> Option<TaskKey> {
-        (self.0 & Self::LINKED != 0).then(|| TaskKey(((slot as u64) << (64 - Self::SHIFT)) | (self.0 >> Self::SHIFT)))
+        (self.0 & Self::LINKED != 0).then_some(TaskKey(((slot as u64) << (64 - Self::SHIFT)) | (self.0 >> Self::SHIFT)))
     }
 
     fn with_linker(self, linker: Option<TaskKey>) -> Marks {

@@ -294,7 +294,7 @@ impl Core {
         }
     }
 
-    /// Runs a `Runnable::Timer`: wakes the task of the sleep whose timer fired, unless the sleep
+    /// Runs a `Runnable::timer` entry: wakes the task of the sleep whose timer fired, unless the sleep
     /// was cancelled since.
     pub(crate) fn run_timer(&self, key: TimerKey) {
         let Some(waker) = self.timers.borrow_mut().take_queued(key) else { return };

@@ -35,7 +35,13 @@ pub(crate) enum Action {
     Io(usize, crate::runtime::reactor::Dir, u64),
     /// Tell a combinator's group that a member finished (asyncio's done-callback of a child).
     Member(std::rc::Rc<crate::runtime::members::Group>, u32, crate::runtime::task::Status),
+    /// Nothing: a record cancelled while its ready-queue entry waits (a tombstone, removed when
+    /// that entry runs; its `seq` is [`CANCELLED`]).
+    Cancelled,
 }
+
+/// The `seq` of a tombstone (no record is ever given it: sequence numbers count from 0).
+pub(crate) const CANCELLED: u64 = u64::MAX;
 
 /// A record in the handle slab.
 pub(crate) struct HandleRecord {
@@ -80,7 +86,7 @@ impl Core {
     /// Queues an action for the next iteration (asyncio's `call_soon`).
     pub(crate) fn call_soon_action(&self, action: Action) -> HandleKey {
         let (index, seq) = self.insert_handle(false, None, action);
-        self.ready.borrow_mut().push_back(Runnable::Handle { index, seq });
+        self.ready.borrow_mut().push_back(Runnable::handle(index));
         (index, seq)
     }
 
@@ -124,8 +130,15 @@ impl Core {
     pub(crate) fn cancel_handle(&self, (index, seq): HandleKey) -> bool {
         let removed = {
             let mut handles = self.handles.borrow_mut();
-            match handles.get(index as usize) {
-                Some(r) if r.seq == seq => Some(handles.remove(index as usize)),
+            match handles.get_mut(index as usize) {
+                Some(r) if r.seq == seq && r.in_heap => Some(handles.remove(index as usize)),
+                Some(r) if r.seq == seq => {
+                    // In the ready queue, whose entry names it by index alone: a tombstone stays
+                    // until that entry runs (src/runtime/ready.rs's invariant).
+                    r.seq = CANCELLED;
+                    let action = std::mem::replace(&mut r.action, Action::Cancelled);
+                    Some(HandleRecord { seq, in_heap: false, action })
+                }
                 _ => None,
             }
         };
@@ -148,15 +161,15 @@ impl Core {
     }
 
     /// Runs a record from the ready queue (skipped if it was cancelled).
-    pub(crate) fn run_handle(&self, index: u32, seq: u64) {
-        let record = {
-            let mut handles = self.handles.borrow_mut();
-            match handles.get(index as usize) {
-                Some(r) if r.seq == seq => handles.remove(index as usize),
-                _ => return,
-            }
+    pub(crate) fn run_handle(&self, index: u32) {
+        // The record is there: a queued one is removed only here (or by `close`, which empties
+        // the queue too); a cancelled one is a tombstone.
+        let Some(record) = self.handles.borrow_mut().try_remove(index as usize) else {
+            debug_assert!(false, "a queued handle record is in the slab");
+            return;
         };
         match record.action {
+            Action::Cancelled => {}
             Action::Callback(f) => {
                 self.contain(f);
             }

@@ -47,6 +47,7 @@ pub(crate) mod members;
 #[allow(unsafe_code)]
 pub(crate) mod reactor;
 pub(crate) mod readiness;
+pub(crate) mod ready;
 pub(crate) mod recorder;
 pub(crate) mod running;
 pub(crate) mod stats;
@@ -58,9 +59,10 @@ pub(crate) mod waker;
 
 use self::clock::{duration_ns, Clock};
 use self::cross_thread::Remote;
+pub(crate) use self::ready::{Next, Runnable};
 use self::stats::Stats;
 use self::task::{Status, TaskId};
-use self::timer::{Due, TimerHeap, TimerKey};
+use self::timer::{Due, TimerHeap};
 use self::waker::TaskKey;
 use crate::runtime::callbacks::{Action, HandleRecord};
 
@@ -111,16 +113,6 @@ pub(crate) trait PollProbe: Send + Sync {
     fn poll_started(&self, id: u64);
     /// The poll ended.
     fn poll_ended(&self);
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Runnable {
-    /// Poll this task (or drop its future if it was cancelled).
-    Task(TaskKey),
-    /// Run the handle record at `index`, if it still has this `seq` (else it was cancelled).
-    Handle { index: u32, seq: u64 },
-    /// Wake the task of the sleep whose timer entry this is (unless the sleep was cancelled).
-    Timer(TimerKey),
 }
 
 /// How long phase 3 may sleep.
@@ -335,10 +327,10 @@ impl Core {
         let mut ready = self.ready.borrow_mut();
         while let Some(due) = timers.pop_due(now, |index, seq| record_is_live(&handles, index, seq)) {
             ready.push_back(match due {
-                Due::Wake(key) => Runnable::Timer(key),
-                Due::Record(index, seq) => {
+                Due::Wake(key) => Runnable::timer(key),
+                Due::Record(index, _) => {
                     handles[index as usize].in_heap = false;
-                    Runnable::Handle { index, seq }
+                    Runnable::handle(index)
                 }
             });
         }
@@ -347,14 +339,15 @@ impl Core {
     fn run_ready(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
         // The "ntodo" rule: count first, then run exactly that many.
         let ntodo = self.ready.borrow().len();
+        let slot = self.remote.slot();
         for _ in 0..ntodo {
             let Some(next) = self.ready.borrow_mut().pop_front() else { break };
             // Debug mode: name the step before it runs (a task may finish in it).
             let debug = self.debug.as_ref().map(|d| (self.describe(next), Instant::now(), d.slow_callback_duration));
-            match next {
-                Runnable::Task(key) => self.run_task(key, main),
-                Runnable::Handle { index, seq } => self.run_handle(index, seq),
-                Runnable::Timer(key) => self.run_timer(key),
+            match next.next(slot) {
+                Next::Task(key) => self.run_task(key, main),
+                Next::Handle(index) => self.run_handle(index),
+                Next::Timer(key) => self.run_timer(key),
             }
             if let Some((what, started, threshold)) = debug {
                 self.report_slow(&what, started.elapsed(), threshold);
@@ -404,12 +397,12 @@ impl Core {
 
     /// Debug mode: names a ready-queue entry for a slow-step report.
     fn describe(&self, step: Runnable) -> String {
-        match step {
-            Runnable::Task(key) => {
+        match step.next(self.remote.slot()) {
+            Next::Task(key) => {
                 let id = self.tasks.id_of(key);
                 id.map_or_else(|| "<Task finished>".to_string(), |id| self.task_info(id).to_string())
             }
-            Runnable::Handle { .. } | Runnable::Timer(_) => "<Handle callback>".to_string(),
+            Next::Handle(_) | Next::Timer(_) => "<Handle callback>".to_string(),
         }
     }
 
@@ -471,9 +464,10 @@ impl Core {
     }
 
     /// Debug mode: records where a task is spawned.
+    #[inline(always)]
     pub(crate) fn note_spawn_location(&self, id: u64, at: &'static std::panic::Location<'static>) {
         if let Some(d) = &self.debug {
-            d.spawned_at.borrow_mut().insert(id, at);
+            d.note_spawn_location(id, at);
         }
     }
 
@@ -483,9 +477,10 @@ impl Core {
     }
 
     /// Debug mode: forgets a finished task's spawn location.
+    #[inline(always)]
     pub(crate) fn forget_spawn_location(&self, id: u64) {
         if let Some(d) = &self.debug {
-            d.spawned_at.borrow_mut().remove(&id);
+            d.forget_spawn_location(id);
         }
     }
 
@@ -691,6 +686,18 @@ impl DebugMode {
     /// Debug mode reporting steps that take at least `slow_callback_duration`.
     pub(crate) fn new(slow_callback_duration: Duration) -> DebugMode {
         DebugMode { slow_callback_duration, spawned_at: RefCell::default() }
+    }
+
+    /// Records where task `id` was spawned (out of line: the spawn path only tests for debug mode).
+    #[inline(never)]
+    fn note_spawn_location(&self, id: u64, at: &'static std::panic::Location<'static>) {
+        self.spawned_at.borrow_mut().insert(id, at);
+    }
+
+    /// Forgets where task `id` was spawned.
+    #[inline(never)]
+    fn forget_spawn_location(&self, id: u64) {
+        self.spawned_at.borrow_mut().remove(&id);
     }
 }
 

@@ -127,6 +127,20 @@ pub(crate) fn with_running<R>(f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
     RUNNING.try_with(|r| r.try_borrow().ok().and_then(|r| r.as_ref().map(f))).ok().flatten()
 }
 
+/// Calls `f` with the running loop.
+///
+/// # Panics
+///
+/// "no running event loop" if no loop is running on this thread.
+#[inline]
+#[track_caller]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Core>) -> R) -> R {
+    RUNNING.with(|r| match &*r.borrow() {
+        Some(core) => f(core),
+        None => no_running_loop(),
+    })
+}
+
 /// Returns the running loop.
 ///
 /// # Panics

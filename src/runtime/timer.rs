@@ -29,7 +29,7 @@
 //!   (bucket, position) finds it in O(1) to cancel it or to change its waker. A key is checked
 //!   against the timer's `seq`: a slot reused by a later timer does not match.
 //! - A sleep's entry holds its waker (a task's as the task's key, any other in
-//!   [`TimerHeap::wakers`]): firing it queues a `Runnable::Timer` naming the entry, which wakes
+//!   [`TimerHeap::wakers`]): firing it queues a `Runnable::timer` entry naming the entry, which wakes
 //!   the task when it runs, with no handle record in between. Callbacks and timeouts keep their
 //!   handle record (the entry holds its index), since their handles cancel through it.
 //! - Cancelling a sleep marks its entry `Cancelled` at once; a record's entry is found cancelled
@@ -81,17 +81,35 @@ const BUCKET_NS: u64 = 1_000_000;
 /// No free slot (the end of a bucket's free list).
 const NONE: u32 = u32::MAX;
 
-/// Where a timer's entry is: its bucket and its position in the bucket.
+/// Where a timer's entry is: its bucket and its position in the bucket (each below 2^31, so
+/// that a key fits a ready-queue entry with its tag: src/runtime/ready.rs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimerKey {
     bucket: u32,
     pos: u32,
 }
 
+/// The limit of a bucket number and of a position in a bucket.
+const KEY_LIMIT: u32 = 1 << 31;
+
+impl TimerKey {
+    /// The key in 62 bits.
+    #[inline(always)]
+    pub(crate) fn to_bits(self) -> u64 {
+        (u64::from(self.bucket) << 31) | u64::from(self.pos)
+    }
+
+    /// The key of [`to_bits`](Self::to_bits).
+    #[inline(always)]
+    pub(crate) fn from_bits(bits: u64) -> TimerKey {
+        TimerKey { bucket: (bits >> 31) as u32 & (KEY_LIMIT - 1), pos: bits as u32 & (KEY_LIMIT - 1) }
+    }
+}
+
 /// A timer that reached its deadline, as [`TimerHeap::pop_due`] gives it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Due {
-    /// A sleep: queue `Runnable::Timer(key)`, which takes the waker with
+    /// A sleep: queue `Runnable::timer(key)`, which takes the waker with
     /// [`take_queued`](TimerHeap::take_queued).
     Wake(TimerKey),
     /// A handle record (`index`, `seq`): queue it like a `call_soon` handle.
@@ -233,9 +251,9 @@ enum Stage {
     /// the head or the heap is compacted. (A cancelled record stays `Waiting`: it is found
     /// dead lazily, its record being gone.)
     Cancelled = 1,
-    /// A sleep that fired: its `Runnable::Timer` waits in the ready queue and will wake `what`.
+    /// A sleep that fired: its `Runnable::timer` entry waits in the ready queue and will wake `what`.
     Queued = 2,
-    /// A sleep that fired and was cancelled before its `Runnable::Timer` ran, which does nothing.
+    /// A sleep that fired and was cancelled before its `Runnable::timer` entry ran, which does nothing.
     Revoked = 3,
     /// An empty slot; `what` holds the next free one (or [`NONE`]).
     Free = 4,
@@ -485,7 +503,7 @@ struct Bucket {
     free: u32,
     /// Entries in the heap: waiting or tombstones. The bucket is in the heap while this is not 0.
     waiting: u32,
-    /// Entries `Queued` or `Revoked`: their `Runnable::Timer` has not run yet. The bucket is not
+    /// Entries `Queued` or `Revoked`: their `Runnable::timer` entry has not run yet. The bucket is not
     /// reused while this is not 0.
     queued: u32,
     /// The bucket is in the heap (and `TimerHeap::by_ms` maps its millisecond to it).
@@ -681,6 +699,8 @@ impl TimerHeap {
             b.order.insert(at, pos);
         }
         self.len += 1;
+        // (2^31 entries in one millisecond's bucket would take 40 GiB.)
+        assert!(pos < KEY_LIMIT, "aioloop: more than 2^31 timers due in one millisecond");
         TimerKey { bucket, pos }
     }
 
@@ -690,7 +710,9 @@ impl TimerHeap {
             Some(b) => b,
             None => {
                 self.buckets.push(Bucket::default());
-                u32::try_from(self.buckets.len() - 1).expect("aioloop: more than 2^32 timer buckets")
+                let bucket = self.buckets.len() - 1;
+                assert!(bucket < KEY_LIMIT as usize, "aioloop: more than 2^31 timer buckets");
+                bucket as u32
             }
         };
         self.buckets[bucket as usize].reset(ms);
@@ -810,7 +832,7 @@ impl TimerHeap {
         self.needs_compaction()
     }
 
-    /// Takes the waker of a fired sleep when its `Runnable::Timer` runs (`None`: revoked), and
+    /// Takes the waker of a fired sleep when its `Runnable::timer` entry runs (`None`: revoked), and
     /// frees its slot.
     pub(crate) fn take_queued(&mut self, key: TimerKey) -> Option<Waker> {
         let b = &mut self.buckets[key.bucket as usize];

@@ -377,14 +377,16 @@ mod tests {
         impl Drop for Late {
             fn drop(&mut self) {
                 if let Some(p) = self.0.take() {
-                    // SAFETY: `p` came from `alloc(layout(48))` on this thread.
+                    // SAFETY: `p` came from `alloc(layout(48))` on this thread: 48 writable bytes.
                     unsafe { p.as_ptr().write_bytes(7, 48) };
+                    // SAFETY: as above; not used again.
                     unsafe { dealloc(p, layout(48)) };
                 }
                 // After the arena's destructor: a fresh cell still works.
                 let q = alloc(layout(48));
                 // SAFETY: `q` is 48 writable bytes; it came from `alloc(layout(48))`.
                 unsafe { q.as_ptr().write_bytes(9, 48) };
+                // SAFETY: as above; not used again.
                 unsafe { dealloc(q, layout(48)) };
             }
         }

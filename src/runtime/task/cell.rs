@@ -129,6 +129,9 @@ pub(crate) trait StageOps {
     fn take_output(self: Pin<&mut Self>, out: &mut dyn Any);
     /// Returns true if the stage still holds the future.
     fn has_future(&self) -> bool;
+    /// Returns true if dropping the stage runs no code (nothing left, or an output without
+    /// drop glue): no user destructor can panic in it.
+    fn drop_is_trivial(&self) -> bool;
 }
 
 impl<F: Future> StageOps for Stage<F>
@@ -169,6 +172,14 @@ where
     fn has_future(&self) -> bool {
         matches!(self, Stage::Running(_))
     }
+
+    fn drop_is_trivial(&self) -> bool {
+        match self {
+            Stage::Running(_) => !std::mem::needs_drop::<F>(),
+            Stage::Finished(out) => out.is_none() || !std::mem::needs_drop::<F::Output>(),
+            Stage::Gone => true,
+        }
+    }
 }
 
 /// Drops the stage's value in place and writes `new` there, even if a destructor panics (the
@@ -205,6 +216,7 @@ pub(crate) struct StagePtr(NonNull<dyn StageOps>);
 
 impl TaskCell {
     /// Allocates a cell for `fut`.
+    #[inline(always)]
     pub(crate) fn new<F>(header: Header, fut: F) -> TaskCell
     where
         F: Future + 'static,
@@ -240,6 +252,14 @@ impl TaskCell {
         // SAFETY: `p` points to a live allocation (invariant 1); the projection creates no
         // reference, so it does not touch the header (invariant 2).
         StagePtr(unsafe { NonNull::new_unchecked(addr_of_mut!((*p).stage)) })
+    }
+
+    /// Returns true if dropping the cell runs no user code (see [`StageOps::drop_is_trivial`]).
+    #[inline]
+    pub(crate) fn drop_is_trivial(&self) -> bool {
+        // SAFETY: `&self` shares the owner (invariant 1) and no poll runs on a cell whose
+        // owner is at hand (invariant 3), so the stage is not borrowed mutably meanwhile.
+        unsafe { (*self.stage().0.as_ptr()).drop_is_trivial() }
     }
 
     /// Moves the output of a finished task into `out` (an `Option<F::Output>`).

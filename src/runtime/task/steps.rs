@@ -35,6 +35,7 @@ impl Core {
     }
 
     /// Spawns a task whose spawn location (for debug mode's reports) is `at`.
+    #[inline(always)]
     pub(crate) fn spawn_at<F>(self: &Rc<Self>, fut: F, at: &'static std::panic::Location<'static>) -> Task<F::Output>
     where
         F: Future + 'static,
@@ -127,7 +128,7 @@ impl Core {
         drop(tasks);
         self.trace_event(id, || crate::runtime::recorder::TraceKind::Spawned { name: self.task_name(id) });
         if pending {
-            self.ready.borrow_mut().push_back(crate::runtime::Runnable::Task(key));
+            self.ready.borrow_mut().push_back(crate::runtime::Runnable::task(key));
         }
         (key, id)
     }
@@ -140,7 +141,7 @@ impl Core {
             if key.matches(e.id) && !e.scheduled && !e.status.is_finished() {
                 e.scheduled = true;
                 drop(tasks);
-                self.ready.borrow_mut().push_back(crate::runtime::Runnable::Task(key));
+                self.ready.borrow_mut().push_back(crate::runtime::Runnable::task(key));
                 self.trace_task(key, || crate::runtime::recorder::TraceKind::Woken);
             }
         }
@@ -250,7 +251,12 @@ impl Core {
             };
             (e.stage(), e.cancel_requested, e.is_main, stale)
         };
-        drop(stale);
+        if stale.is_some() {
+            drop(stale);
+        } else {
+            // (Nothing to drop: no drop glue on the hot path.)
+            std::mem::forget(stale);
+        }
         if !cancel {
             self.trace_task(key, || crate::runtime::recorder::TraceKind::Polled);
         }
@@ -407,7 +413,15 @@ impl Core {
         // reported; what is left to drop is dropped below, with the output.
         let leftover = if detached {
             let removed = self.remove_task(key, Removal::Detached(payload));
-            Some((removed.cell, removed.payload))
+            if removed.payload.is_none() && removed.cell.drop_is_trivial() {
+                // No user code to contain (the usual case: a value without drop glue). Dropped
+                // here, in registers: moved into `contain`'s closure, the cell's two words would
+                // be stored and read back as one, which stalls the CPU's store forwarding.
+                drop(removed);
+                None
+            } else {
+                Some((removed.cell, removed.payload))
+            }
         } else {
             if let Some(p) = payload {
                 self.tasks.keep_panic(id, p);
