@@ -25,9 +25,11 @@
 //!
 //! An [`EventLoop`] holds four things, each in a file named after it under `src/runtime/`:
 //!
-//! - the **ready queue** (`runtime/mod.rs`, asyncio's `_ready`): task steps and callbacks to run;
+//! - the **ready queue** (`runtime/mod.rs`, entries in `runtime/ready.rs`; asyncio's `_ready`):
+//!   task steps and callbacks to run;
 //! - the **waiting set** (`runtime/task/`): every task is one allocation, its *cell*
-//!   (`runtime/task/cell.rs`: header and future), held by the task table; those not in the
+//!   (`runtime/task/cell.rs`: header and future, in memory from the thread's cell arena,
+//!   `runtime/task/arena.rs`), held by the task table; those not in the
 //!   ready queue are parked until a waker, a number naming the loop, the slot and its generation
 //!   (`runtime/waker.rs`), names them;
 //! - the **timer heap** (`runtime/timer.rs`, asyncio's `_scheduled`): deadlines, earliest first;
@@ -105,7 +107,8 @@
 //! | `hyper.rs` | `hyper::{HyperIo, HyperExecutor, HyperTimer}`: hyper 1.x on the loop (feature `hyper`) |
 //! | **`runtime/`** | **the engine** |
 //! | `runtime/mod.rs` | `Core`: the ready queue, the parts, `run_once` and its six phases |
-//! | `runtime/task/` | task states (`mod.rs`), the task cell, header and future in one allocation (`cell.rs`), spawn to finish (`steps.rs`), the task table (`table.rs`) |
+//! | `runtime/ready.rs` | the ready queue's entries: a task step, a callback record, a fired sleep, 8 bytes each |
+//! | `runtime/task/` | task states (`mod.rs`), the task cell, header and future in one allocation (`cell.rs`), the cell arena its memory comes from (`arena.rs`), spawn to finish (`steps.rs`), the task table (`table.rs`) |
 //! | `runtime/waker.rs` | task keys, and the `Waker` that carries one |
 //! | `runtime/running.rs` | this thread's running loop (asyncio's `get_running_loop()`), and its iteration, which a timeout notes |
 //! | `runtime/callbacks.rs` | the callback records the ready queue and the timer heap run (asyncio's `Handle`s) |

@@ -321,6 +321,10 @@ pin_project! {
     ///    the past, back to step 2), then arm the timer (reading the clock if the deadline was
     ///    still lazy; not at all with no deadline) and tell it what to cancel.
     ///
+    /// The common first poll (a delay counted from this iteration, no handles, not
+    /// `wait_for(_, 0)`) takes these steps in one go: it takes the place among equal deadlines,
+    /// polls the body, and makes the timer only if the body is pending.
+    ///
     /// | state | on a poll | next state |
     /// |---|---|---|
     /// | `Active`, timer unarmed | body ready | `Done` with `Ok`: no timer, no clock read |
