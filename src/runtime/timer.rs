@@ -690,6 +690,9 @@ impl TimerHeap {
             _ => self.new_bucket(ms),
         };
         let b = &mut self.buckets[bucket as usize];
+        // (Checked before anything changes. 2^31 entries in one millisecond's bucket would take
+        // 40 GiB; a free slot's position is below the entries' count.)
+        assert!(b.entries.len < KEY_LIMIT, "aioloop: more than 2^31 timers due in one millisecond");
         let pos = b.alloc(Entry::new(seq, sub_ns, Stage::Waiting, what));
         b.waiting += 1;
         b.idle = false;
@@ -699,8 +702,6 @@ impl TimerHeap {
             b.order.insert(at, pos);
         }
         self.len += 1;
-        // (2^31 entries in one millisecond's bucket would take 40 GiB.)
-        assert!(pos < KEY_LIMIT, "aioloop: more than 2^31 timers due in one millisecond");
         TimerKey { bucket, pos }
     }
 
@@ -709,9 +710,9 @@ impl TimerHeap {
         let bucket = match self.spare.pop().or_else(|| self.bare.pop()) {
             Some(b) => b,
             None => {
-                self.buckets.push(Bucket::default());
-                let bucket = self.buckets.len() - 1;
+                let bucket = self.buckets.len();
                 assert!(bucket < KEY_LIMIT as usize, "aioloop: more than 2^31 timer buckets");
+                self.buckets.push(Bucket::default());
                 bucket as u32
             }
         };

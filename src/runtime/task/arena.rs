@@ -35,29 +35,31 @@
 //! both, where malloc could reuse the first for the second.
 //!
 //! # Invariants (what the `unsafe` below relies on)
-//! 1. Every cell handed out lies inside one chunk of this thread's arena, at a multiple of its
-//!    class's size from the chunk's start, and the pointer is derived from the chunk's own
-//!    pointer (strict provenance: Miri checks it).
+//! 1. Every cell handed out lies inside one chunk of this thread's arena, after the chunk's
+//!    16-byte header, at a multiple of its class's size from the first cell, and its pointer is
+//!    derived from the chunk's own pointer (strict provenance: Miri checks it).
 //! 2. A cell is on its class's free list, in the uncarved end of a chunk, or handed out: never
 //!    two of these at once. A cell on the free list holds the next one's pointer in its first
 //!    word (every class is a multiple of 8 bytes, and its cells are aligned to 8).
 //! 3. Chunks are freed only when no cell is handed out (`live == 0`), and then every free list
-//!    and carving pointer is reset with them; at thread exit with cells still out (a loop kept
-//!    in another thread-local, dropped after this one), the chunks are leaked instead, and those
-//!    cells' frees do nothing.
+//!    and carving pointer is reset with them.
 //! 4. Cells never leave their thread (a cell is owned by a `!Send` task table), so a cell is
-//!    freed to the arena it came from. Once the thread's arena is gone (thread exit), a new cell
-//!    comes from the global allocator and is leaked when freed: "gone" never turns back into
-//!    "alive", so a cell always knows where it came from without a tag.
+//!    freed to the arena it came from; and the arena is never destroyed, even at thread exit
+//!    (it has no destructor, so its thread-local is a plain one: a loop kept in another
+//!    thread-local and dropped at thread exit still frees its cells here, and the last one gives
+//!    the chunks back). That takes thread-locals that live as long as their thread, which std
+//!    gives on the targets in [`ENABLED`]; elsewhere (thread-locals kept under an OS key, which
+//!    may come back empty after their destructor ran) the arena is off and cells come from the
+//!    global allocator.
 
 use std::alloc::{self, Layout};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ptr::{self, NonNull};
 
 /// The size-class step, in bytes: a cell's size is rounded up to a multiple of it.
 pub(crate) const GRAIN: usize = 8;
-/// The largest alignment served, in bytes: chunks are aligned to it, and a layout aligned to
-/// it has a size that is a multiple of it, so its class's cells all are aligned too.
+/// The largest alignment served, in bytes: chunks and their first cells are aligned to it, and
+/// a class for a layout aligned to it is a multiple of it, so all its cells are aligned too.
 pub(crate) const MAX_ALIGN: usize = 16;
 /// The largest cell served by the arena, in bytes.
 pub(crate) const MAX_SIZE: usize = 256;
@@ -65,6 +67,25 @@ pub(crate) const MAX_SIZE: usize = 256;
 const CLASSES: usize = MAX_SIZE / GRAIN;
 /// Bytes per chunk.
 const CHUNK: usize = 16 * 1024;
+/// A chunk's header: the previous chunk's pointer (the chunks form a list), padded so that the
+/// first cell is aligned to [`MAX_ALIGN`].
+const HEADER: usize = 16;
+
+/// Whether cells come from the arena: on the targets whose thread-locals live as long as their
+/// thread (invariant 4), and not when built with `--cfg aioloop_malloc_cells` (CI's
+/// AddressSanitizer step, so that ASan sees each cell as an allocation of its own and catches a
+/// use after free; Miri checks the arena itself).
+const ENABLED: bool = cfg!(all(
+    not(aioloop_malloc_cells),
+    any(
+        target_os = "linux",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    )
+));
 
 /// One size class: its free list and the carving position in its newest chunk.
 struct Class {
@@ -76,11 +97,12 @@ struct Class {
     end: Cell<*mut u8>,
 }
 
-/// A thread's cells (see the module docs).
+/// A thread's cells (see the module docs). No field has drop glue, and the type has no
+/// destructor: its thread-local is never destroyed (invariant 4).
 struct Arena {
     classes: [Class; CLASSES],
-    /// Every chunk, to free them.
-    chunks: RefCell<Vec<NonNull<u8>>>,
+    /// The newest chunk (null: none); each chunk's header holds the one before it.
+    chunks: Cell<*mut u8>,
     /// Cells handed out and not yet freed.
     live: Cell<usize>,
 }
@@ -89,28 +111,23 @@ thread_local! {
     static ARENA: Arena = const {
         Arena {
             classes: [const { Class { free: Cell::new(ptr::null_mut()), next: Cell::new(ptr::null_mut()), end: Cell::new(ptr::null_mut()) } }; CLASSES],
-            chunks: RefCell::new(Vec::new()),
+            chunks: Cell::new(ptr::null_mut()),
             live: Cell::new(0),
         }
     };
 }
 
-/// Returns the class of a layout the arena serves, or `None` (too large, or over-aligned; or
-/// always, built with `--cfg aioloop_malloc_cells`: CI's AddressSanitizer step, so that ASan
-/// sees each cell as an allocation of its own and catches a use after free).
+/// Returns the class of a layout the arena serves, or `None` (too large, or over-aligned, or
+/// the arena is off).
 #[inline(always)]
 fn class_of(layout: Layout) -> Option<usize> {
-    if cfg!(aioloop_malloc_cells) {
+    if !ENABLED {
         return None;
     }
-    if layout.size() <= MAX_SIZE && layout.align() <= MAX_ALIGN {
-        // (A zero size has no cell of its own here: it shares the smallest class. A size is a
-        // multiple of its alignment, so a 16-aligned layout lands in a class of 16-byte
-        // multiples, whose cells are 16-aligned in a 16-aligned chunk.)
-        Some(layout.size().saturating_sub(1) / GRAIN)
-    } else {
-        None
-    }
+    // A multiple of the alignment, and at least the alignment: a class of such sizes holds
+    // cells aligned as the layout asks (a 16-aligned one lands in a class of 16-byte multiples).
+    let size = layout.pad_to_align().size().max(layout.align());
+    (size <= MAX_SIZE && layout.align() <= MAX_ALIGN).then(|| (size - 1) / GRAIN)
 }
 
 fn chunk_layout() -> Layout {
@@ -118,16 +135,18 @@ fn chunk_layout() -> Layout {
     Layout::from_size_align(CHUNK, MAX_ALIGN).expect("a valid chunk layout")
 }
 
-/// Allocates memory for a cell of `layout` (never zero-sized: a cell has a header).
+/// Allocates memory for a cell of `layout`.
+///
+/// # Panics
+/// If `layout` has a zero size (a cell has a header: never; the layouts are constants, so the
+/// check folds away).
 #[inline(always)]
 pub(crate) fn alloc(layout: Layout) -> NonNull<u8> {
-    debug_assert!(layout.size() > 0);
-    if let Some(class) = class_of(layout) {
-        if let Ok(Some(p)) = ARENA.try_with(|a| a.alloc(class)) {
-            return p;
-        }
+    assert!(layout.size() > 0, "aioloop: a zero-sized cell");
+    match class_of(layout) {
+        Some(class) => ARENA.with(|a| a.alloc(class)),
+        None => global_alloc(layout),
     }
-    global_alloc(layout)
 }
 
 /// Frees a cell of `layout` that [`alloc`] returned, on this thread.
@@ -137,11 +156,9 @@ pub(crate) fn alloc(layout: Layout) -> NonNull<u8> {
 #[inline(always)]
 pub(crate) unsafe fn dealloc(p: NonNull<u8>, layout: Layout) {
     match class_of(layout) {
-        Some(class) => {
-            // SAFETY: by the caller's contract, `p` is a handed-out cell of `class` of this
-            // thread's arena (invariant 4). With the arena gone, the cell is leaked.
-            let _ = ARENA.try_with(|a| unsafe { a.free(class, p) });
-        }
+        // SAFETY: by the caller's contract, `p` is a handed-out cell of `class` of this
+        // thread's arena (invariant 4).
+        Some(class) => ARENA.with(|a| unsafe { a.free(class, p) }),
         // SAFETY: by the caller's contract, `p` came from `global_alloc(layout)`.
         None => unsafe { alloc::dealloc(p.as_ptr(), layout) },
     }
@@ -151,7 +168,7 @@ pub(crate) unsafe fn dealloc(p: NonNull<u8>, layout: Layout) {
 #[cold]
 #[inline(never)]
 fn global_alloc(layout: Layout) -> NonNull<u8> {
-    // SAFETY: `layout` has a non-zero size (a cell has a header).
+    // SAFETY: `layout` has a non-zero size (checked by `alloc`).
     let p = unsafe { alloc::alloc(layout) };
     NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout))
 }
@@ -165,14 +182,21 @@ fn live() -> usize {
 /// Chunks held on this thread (for tests).
 #[cfg(all(test, not(aioloop_malloc_cells)))]
 fn chunks() -> usize {
-    ARENA.with(|a| a.chunks.borrow().len())
+    ARENA.with(|a| {
+        let (mut n, mut chunk) = (0, a.chunks.get());
+        while !chunk.is_null() {
+            n += 1;
+            // SAFETY: a chunk's header holds the previous chunk (invariant 1's layout).
+            chunk = unsafe { chunk.cast::<*mut u8>().read() };
+        }
+        n
+    })
 }
 
 impl Arena {
-    /// A cell of `class`; `None` only if this thread's arena cannot grow (never: a failed chunk
-    /// allocation aborts, as `Box::new` does).
+    /// A cell of `class`.
     #[inline(always)]
-    fn alloc(&self, class: usize) -> Option<NonNull<u8>> {
+    fn alloc(&self, class: usize) -> NonNull<u8> {
         let c = &self.classes[class];
         let head = c.free.get();
         let p = if !head.is_null() {
@@ -184,7 +208,7 @@ impl Arena {
             let next = c.next.get();
             if next != c.end.get() {
                 // SAFETY: `next` and `next + size` lie within the newest chunk of this class
-                // (`end` is a whole number of cells from the chunk's start: invariant 1).
+                // (`end` is a whole number of cells from its first cell: invariant 1).
                 c.next.set(unsafe { next.add((class + 1) * GRAIN) });
                 next
             } else {
@@ -192,7 +216,8 @@ impl Arena {
             }
         };
         self.live.set(self.live.get() + 1);
-        NonNull::new(p)
+        // SAFETY: a cell pointer is never null (it points into a chunk).
+        unsafe { NonNull::new_unchecked(p) }
     }
 
     /// Takes a new chunk for `class` and carves its first cell.
@@ -202,19 +227,23 @@ impl Arena {
         let layout = chunk_layout();
         // SAFETY: the chunk layout has a non-zero size.
         let chunk = unsafe { alloc::alloc(layout) };
-        let Some(chunk) = NonNull::new(chunk) else { alloc::handle_alloc_error(layout) };
-        self.chunks.borrow_mut().push(chunk);
-        let size = (class + 1) * GRAIN;
-        let cells = CHUNK / size;
-        let c = &self.classes[class];
-        let base = chunk.as_ptr();
-        // SAFETY: both offsets are within the chunk (`cells * size <= CHUNK`), and derived from
-        // its pointer (invariant 1).
-        unsafe {
-            c.next.set(base.add(size));
-            c.end.set(base.add(cells * size));
+        if chunk.is_null() {
+            alloc::handle_alloc_error(layout);
         }
-        base
+        // SAFETY: the header is the chunk's first 16 bytes, aligned to 16: it holds the list.
+        unsafe { chunk.cast::<*mut u8>().write(self.chunks.get()) };
+        self.chunks.set(chunk);
+        let size = (class + 1) * GRAIN;
+        let cells = (CHUNK - HEADER) / size;
+        let c = &self.classes[class];
+        // SAFETY: every offset is within the chunk (`HEADER + cells * size <= CHUNK`), and
+        // derived from its pointer (invariant 1).
+        unsafe {
+            let first = chunk.add(HEADER);
+            c.next.set(first.add(size));
+            c.end.set(first.add(cells * size));
+            first
+        }
     }
 
     /// Frees a cell of `class`.
@@ -228,6 +257,7 @@ impl Arena {
         // nobody's: its first word becomes the free list's link (invariant 2).
         unsafe { p.as_ptr().cast::<*mut u8>().write(c.free.get()) };
         c.free.set(p.as_ptr());
+        debug_assert!(self.live.get() > 0, "a cell freed that this arena did not hand out");
         let live = self.live.get() - 1;
         self.live.set(live);
         if live == 0 {
@@ -246,21 +276,16 @@ impl Arena {
             c.next.set(ptr::null_mut());
             c.end.set(ptr::null_mut());
         }
-        let chunks = std::mem::take(&mut *self.chunks.borrow_mut());
-        for chunk in chunks {
-            // SAFETY: each chunk came from `alloc::alloc(chunk_layout())` in `grow`, and no cell
-            // in it is handed out (`live == 0`), and nothing points into it any more.
-            unsafe { alloc::dealloc(chunk.as_ptr(), chunk_layout()) };
-        }
-    }
-}
-
-impl Drop for Arena {
-    fn drop(&mut self) {
-        // Thread exit. Cells still handed out (a loop kept in a thread-local that is dropped
-        // later) keep their chunks: they are leaked, not freed under those cells (invariant 3).
-        if self.live.get() == 0 {
-            self.release();
+        let mut chunk = self.chunks.replace(ptr::null_mut());
+        while !chunk.is_null() {
+            // SAFETY: `chunk` came from `alloc::alloc(chunk_layout())` in `grow`, its header
+            // holds the previous chunk, no cell in it is handed out (`live == 0`), and nothing
+            // points into it any more (the classes were reset above).
+            unsafe {
+                let prev = chunk.cast::<*mut u8>().read();
+                alloc::dealloc(chunk, chunk_layout());
+                chunk = prev;
+            }
         }
     }
 }
@@ -367,12 +392,13 @@ mod tests {
         }
     }
 
-    /// A cell freed after its thread's arena is gone (a loop in a thread-local dropped after
-    /// the arena's) is leaked, not written into freed memory; one allocated then comes from the
-    /// global allocator. (Leaks on purpose: not under Miri.)
+    /// A cell freed by a thread-local's destructor at thread exit (a loop kept in a
+    /// thread-local) goes back to the arena, which is never destroyed, and the last one gives
+    /// the chunks back (under Miri, its leak check confirms that nothing is left).
     #[test]
-    #[cfg_attr(miri, ignore)]
-    fn cells_outliving_the_arena_at_thread_exit_are_leaked() {
+    fn cells_freed_at_thread_exit_go_back_to_the_arena() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        static AFTER: AtomicUsize = AtomicUsize::new(usize::MAX);
         struct Late(Option<NonNull<u8>>);
         impl Drop for Late {
             fn drop(&mut self) {
@@ -382,24 +408,18 @@ mod tests {
                     // SAFETY: as above; not used again.
                     unsafe { dealloc(p, layout(48)) };
                 }
-                // After the arena's destructor: a fresh cell still works.
-                let q = alloc(layout(48));
-                // SAFETY: `q` is 48 writable bytes; it came from `alloc(layout(48))`.
-                unsafe { q.as_ptr().write_bytes(9, 48) };
-                // SAFETY: as above; not used again.
-                unsafe { dealloc(q, layout(48)) };
+                AFTER.store(live() + chunks(), SeqCst);
             }
         }
         thread_local! {
             static LATE: std::cell::RefCell<Late> = const { std::cell::RefCell::new(Late(None)) };
         }
         std::thread::spawn(|| {
-            // Registered first, so destroyed after the arena (destructors run in reverse).
-            LATE.with(|_| {});
             let p = alloc(layout(48));
             LATE.with(|l| l.borrow_mut().0 = Some(p));
         })
         .join()
         .unwrap();
+        assert_eq!(AFTER.load(SeqCst), 0, "no cell and no chunk left at thread exit");
     }
 }
