@@ -32,7 +32,7 @@
 //!   `runtime/task/arena.rs`), held by the task table; those not in the
 //!   ready queue are parked until a waker, a number naming the loop, the slot and its generation
 //!   (`runtime/waker.rs`), names them;
-//! - the **timer heap** (`runtime/timer.rs`, asyncio's `_scheduled`): deadlines, earliest first;
+//! - the **timer heap** (`runtime/timer/`, asyncio's `_scheduled`): deadlines, earliest first;
 //! - the **poller** (`runtime/reactor.rs`, asyncio's selector): epoll/kqueue, where the loop sleeps.
 //!
 //! One iteration, `run_once`, is asyncio's `_run_once`:
@@ -67,7 +67,7 @@
 //! 5. `runtime/task/table.rs`: the task table, and `remove_task`, the one way out of it.
 //! 6. `runtime/waker.rs`: how `Waker::wake` becomes "push this task onto the ready queue", on
 //!    this thread or (through `runtime/cross_thread.rs`) from another.
-//! 7. `runtime/timer.rs`, `runtime/readiness.rs`, `runtime/reactor.rs`: what a task waits on
+//! 7. `runtime/timer/`, `runtime/readiness.rs`, `runtime/reactor.rs`: what a task waits on
 //!    (a deadline, a socket) and how phases 1, 3 and 5 turn it back into a wake.
 //!
 //! **What still imports in both directions, and why.** Each part of the loop is a type in its
@@ -112,7 +112,7 @@
 //! | `runtime/waker.rs` | task keys, and the `Waker` that carries one |
 //! | `runtime/running.rs` | this thread's running loop (asyncio's `get_running_loop()`), and its iteration, which a timeout notes |
 //! | `runtime/callbacks.rs` | the callback records the ready queue and the timer heap run (asyncio's `Handle`s) |
-//! | `runtime/timer.rs` | the timer heap |
+//! | `runtime/timer/` | the timer heap: the heap of buckets (`mod.rs`), a bucket's entries (`bucket.rs`), one entry's 20 bytes (`entry.rs`), the 4-ary heap of buckets (`quad_heap.rs`) |
 //! | `runtime/readiness.rs` | the I/O sources: readiness, the tasks waiting on each, `add_reader` records |
 //! | `runtime/reactor.rs` | the poller, and a descriptor's registration with it |
 //! | `runtime/cross_thread.rs` | the thread-safe half: the inbox for wakes and callbacks from other threads |

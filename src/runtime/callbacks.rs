@@ -6,7 +6,7 @@
 //! combinator's finished member (how combinators keep asyncio's iteration counts), or the stop
 //! request that ends `run_until_complete`. Records live in a slab; the ready queue and the timer
 //! heap refer to them by `(index, seq)`. (A sleep's timer has no record: its heap entry holds the
-//! task's waker; see runtime/timer.rs.)
+//! task's waker; see runtime/timer/mod.rs.)
 //!
 //! # Invariants
 //! - Cancelling a handle removes its record at once (its callback is dropped); the ready-queue or
