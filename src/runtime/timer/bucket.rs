@@ -72,6 +72,7 @@ impl Entries {
     }
 
     /// Calls `f` with every entry and its position, in order of position.
+    #[inline]
     pub(super) fn for_each(&self, mut f: impl FnMut(u32, &Entry)) {
         let mut pos = 0;
         for e in &self.first {
@@ -89,6 +90,7 @@ impl Entries {
     }
 
     /// [`for_each`](Self::for_each), with the entries mutable.
+    #[inline]
     pub(super) fn for_each_mut(&mut self, mut f: impl FnMut(u32, &mut Entry)) {
         let mut pos = 0;
         for e in &mut self.first {
@@ -106,6 +108,7 @@ impl Entries {
     }
 
     /// Appends an entry; returns its position.
+    #[inline]
     pub(super) fn push(&mut self, entry: Entry) -> u32 {
         let pos = self.len;
         if pos < FIRST {
@@ -125,6 +128,7 @@ impl Entries {
     }
 
     /// Removes every entry, keeping the segments.
+    #[inline]
     pub(super) fn clear(&mut self) {
         self.first.clear();
         for seg in &mut self.rest {
@@ -134,6 +138,7 @@ impl Entries {
     }
 
     /// Room for this many entries.
+    #[inline]
     pub(super) fn capacity(&self) -> usize {
         self.first.capacity() + self.rest.iter().map(Vec::capacity).sum::<usize>()
     }
@@ -142,6 +147,7 @@ impl Entries {
 impl std::ops::Index<usize> for Entries {
     type Output = Entry;
 
+    #[inline]
     fn index(&self, pos: usize) -> &Entry {
         self.at(u32::try_from(pos).expect("a position"))
     }
@@ -185,6 +191,7 @@ pub(super) struct Bucket {
 
 impl Bucket {
     /// Returns true if this is the bucket in the heap for millisecond `ms`.
+    #[inline]
     pub(super) fn holds(&self, ms: u64) -> bool {
         self.in_heap && self.ms == ms
     }
@@ -203,6 +210,7 @@ impl Bucket {
     }
 
     /// Puts an entry in a free slot (or a new one) and returns its position.
+    #[inline]
     pub(super) fn alloc(&mut self, entry: Entry) -> u32 {
         if self.free != NONE {
             let pos = self.free;
@@ -224,6 +232,7 @@ impl Bucket {
 
     /// Gives the (empty) `order` buffer of a bucket that leaves the heap to `spare`, if it is
     /// the larger of the two.
+    #[inline]
     pub(super) fn give_order(&mut self, spare: &mut VecDeque<u32>) {
         debug_assert!(self.order.is_empty());
         if self.order.capacity() > spare.capacity() {
@@ -239,6 +248,7 @@ impl Bucket {
     /// the millisecond (under 2^20 ns) over its position. Positions only break ties between
     /// equal deadlines, where `seq` must decide, so runs of equal deadlines are re-sorted by
     /// `seq` after (they are rare, and short unless many timers share one deadline).
+    #[inline]
     pub(super) fn sort(&mut self, scratch: &mut Vec<u64>) {
         scratch.clear();
         self.entries.for_each(|pos, e| {
@@ -263,6 +273,7 @@ impl Bucket {
     }
 
     /// Empties the bucket for reuse, keeping its buffers.
+    #[inline]
     pub(super) fn reset(&mut self, ms: u64) {
         self.ms = ms;
         self.entries.clear();

@@ -54,6 +54,7 @@ pub(super) const KIND_TASK: u32 = 1;
 pub(super) const KIND_OTHER: u32 = 2;
 
 impl Entry {
+    #[inline]
     pub(super) fn new(seq: u64, sub_ns: u32, stage: Stage, what: What) -> Entry {
         debug_assert!(sub_ns <= SUB_NS_MASK);
         let (kind, data) = what.encode();
@@ -142,6 +143,7 @@ pub(super) enum Stage {
 
 impl Stage {
     /// In the heap: waiting for its deadline, or a tombstone.
+    #[inline]
     pub(super) fn is_waiting(self) -> bool {
         matches!(self, Stage::Waiting | Stage::Cancelled)
     }
@@ -192,6 +194,7 @@ impl Wake {
     }
 
     /// [`new`](Self::new) for an owned waker.
+    #[inline]
     pub(super) fn from_waker(waker: Waker, wakers: &mut Slab<Waker>) -> Wake {
         match key_of(&waker) {
             Some(key) => Wake::Task(key),
@@ -199,6 +202,7 @@ impl Wake {
         }
     }
 
+    #[inline]
     pub(super) fn keep(waker: Waker, wakers: &mut Slab<Waker>) -> u32 {
         u32::try_from(wakers.insert(waker)).expect("aioloop: more than 2^32 sleeps with foreign wakers")
     }

@@ -14,15 +14,18 @@ pub(super) struct QuadHeap(pub(super) Vec<Node>);
 impl QuadHeap {
     pub(super) const ARITY: usize = 4;
 
+    #[inline]
     pub(super) fn peek(&self) -> Option<Node> {
         self.0.first().copied()
     }
 
+    #[inline]
     pub(super) fn push(&mut self, node: Node) {
         self.0.push(node);
         self.sift_up(self.0.len() - 1);
     }
 
+    #[inline]
     pub(super) fn pop(&mut self) -> Option<Node> {
         let last = self.0.pop()?;
         if self.0.is_empty() {
@@ -34,6 +37,7 @@ impl QuadHeap {
     }
 
     /// Keeps the nodes `keep` accepts and restores the heap order (O(n), nothing if all stay).
+    #[inline]
     pub(super) fn retain(&mut self, keep: impl FnMut(&Node) -> bool) {
         let len = self.0.len();
         self.0.retain(keep);
@@ -45,6 +49,7 @@ impl QuadHeap {
     }
 
     /// Moves the node at `i` up while it is earlier than its parent.
+    #[inline]
     pub(super) fn sift_up(&mut self, mut i: usize) {
         let node = self.0[i];
         while i > 0 {
@@ -59,6 +64,7 @@ impl QuadHeap {
     }
 
     /// Moves the node at `i` down while a child is earlier.
+    #[inline]
     pub(super) fn sift_down(&mut self, mut i: usize) {
         let len = self.0.len();
         let node = self.0[i];
