@@ -203,8 +203,8 @@ impl TaskLoop {
         let ntodo = self.core.ready.borrow().len();
         let mut ran = Vec::with_capacity(ntodo);
         for _ in 0..ntodo {
-            let Some(next) = self.core.ready.borrow_mut().pop_front() else { break };
-            match next.next(self.core.remote.slot()) {
+            let Some(entry) = self.core.ready.borrow_mut().pop_front() else { break };
+            match entry.next(self.core.remote.slot()) {
                 Next::Task(key) => {
                     ran.push(key.0);
                     self.core.run_task(key, &mut None);

