@@ -4,14 +4,18 @@
 //! A *handle record* is something the loop runs from its ready queue that is not a task step:
 //! a user callback, the action of a `call_later` timer, a timeout's expiry, the count of a
 //! combinator's finished member (how combinators keep asyncio's iteration counts), or the stop
-//! request that ends `run_until_complete`. Records live in a slab; the ready queue and the timer
-//! heap refer to them by `(index, seq)`. (A sleep's timer has no record: its heap entry holds the
-//! task's waker; see runtime/timer/mod.rs.)
+//! request that ends `run_until_complete`. Records live in a slab; the timer heap refers to them
+//! by `(index, seq)`, the ready queue by index alone (its entries are 8 bytes:
+//! runtime/ready.rs). (A sleep's timer has no record: its heap entry holds the task's waker; see
+//! runtime/timer/mod.rs.)
 //!
 //! # Invariants
-//! - Cancelling a handle removes its record at once (its callback is dropped); the ready-queue or
-//!   heap entry left behind no longer matches and is skipped (a skipped entry still counts as one
-//!   of the iteration's "ntodo" slots, as in asyncio).
+//! - Cancelling a handle drops its callback at once. A record in the timer heap is removed, and
+//!   the heap entry left behind no longer matches its `seq` and is skipped; a record in the ready
+//!   queue stays as a tombstone ([`Action::Cancelled`], `seq` [`CANCELLED`]) until its entry
+//!   runs, which removes it and does nothing (a skipped entry still counts as one of the
+//!   iteration's "ntodo" slots, as in asyncio). So a queued record's index is never reused
+//!   before its entry runs.
 //! - A record runs at most once: running removes it first, then calls it with no borrow held.
 //! - A panicking callback is reported ("Exception in callback") and the loop goes on.
 
@@ -45,7 +49,7 @@ pub(crate) const CANCELLED: u64 = u64::MAX;
 
 /// A record in the handle slab.
 pub(crate) struct HandleRecord {
-    /// Unique per record; a ready or heap entry with another `seq` is stale.
+    /// Unique per record; a heap entry with another `seq` is stale ([`CANCELLED`]: a tombstone).
     pub(crate) seq: u64,
     /// The record is (still) scheduled in the timer heap.
     pub(crate) in_heap: bool,
