@@ -70,7 +70,7 @@ impl HandleRecord {
 /// Identifies a record: slab index and sequence number.
 ///
 /// (A sleep's timer has no record: its heap entry holds the task's waker; see
-/// [`timer`](crate::timer).)
+/// [`timer`](crate::runtime::timer).)
 pub(crate) type HandleKey = (u32, u64);
 
 impl Core {

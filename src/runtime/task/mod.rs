@@ -1,5 +1,5 @@
 //! Tasks: a future the loop owns and polls, its states, and cancellation (the handle a user
-//! holds, [`Task`], is in `src/task.rs`).
+//! holds, [`Task`](crate::Task), is in `src/task.rs`).
 //!
 //! # Where a task lives
 //!
