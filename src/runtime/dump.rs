@@ -14,8 +14,6 @@ use std::fmt;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
-use slab::Slab;
-
 use crate::runtime::task::{JoinSlot, Link, TaskCell, TaskId, TaskState, WaitingOn};
 use crate::runtime::timer::Waiting;
 use crate::runtime::waker::{key_of, TaskKey};
@@ -142,7 +140,7 @@ impl Core {
     /// something the loop does not track.
     fn classify(
         &self,
-        tasks: &Slab<TaskCell>,
+        tasks: &crate::runtime::task::Slots,
         timers: &[(TaskKey, u64)],
         groups: &HashMap<TaskKey, usize>,
         key: TaskKey,

@@ -41,6 +41,7 @@ pub(crate) mod clock;
 pub(crate) mod cross_thread;
 pub(crate) mod dump;
 pub(crate) mod exception;
+pub(crate) mod lookahead;
 #[cfg(loom)]
 pub(crate) mod loom_atomics;
 pub(crate) mod members;
@@ -339,19 +340,10 @@ impl Core {
     fn run_ready(&self, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
         // The "ntodo" rule: count first, then run exactly that many.
         let ntodo = self.ready.borrow().len();
-        let slot = self.remote.slot();
-        for _ in 0..ntodo {
-            let Some(entry) = self.ready.borrow_mut().pop_front() else { break };
-            // Debug mode: name the step before it runs (a task may finish in it).
-            let debug = self.debug.as_ref().map(|d| (self.describe(entry), Instant::now(), d.slow_callback_duration));
-            match entry.next(slot) {
-                Next::Task(key) => self.run_task(key, main),
-                Next::Handle(index) => self.run_handle(index),
-                Next::Timer(key) => self.run_timer(key),
-            }
-            if let Some((what, started, threshold)) = debug {
-                self.report_slow(&what, started.elapsed(), threshold);
-            }
+        if self.wants_look_ahead(ntodo) {
+            self.run_steps_ahead(ntodo, main);
+        } else {
+            self.run_steps::<false>(ntodo, main);
         }
         // Housekeeping: the ready queue's buffer after a drained burst (a length check), the
         // rest when the loop is about to go idle (nothing ready), never on the busy path.
@@ -365,6 +357,38 @@ impl Core {
         if idle {
             self.release_burst_memory();
         }
+    }
+
+    /// Runs the first `ntodo` entries of the ready queue, each [looking
+    /// ahead](lookahead) first if `AHEAD`.
+    #[inline(always)]
+    fn run_steps<const AHEAD: bool>(&self, ntodo: usize, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
+        let slot = self.remote.slot();
+        for _ in 0..ntodo {
+            if AHEAD {
+                self.look_ahead(slot);
+            }
+            let Some(entry) = self.ready.borrow_mut().pop_front() else { break };
+            // Debug mode: name the step before it runs (a task may finish in it).
+            let debug = self.debug.as_ref().map(|d| (self.describe(entry), Instant::now(), d.slow_callback_duration));
+            match entry.next(slot) {
+                Next::Task(key) => self.run_task(key, main),
+                Next::Handle(index) => self.run_handle(index),
+                Next::Timer(key) => self.run_timer(key),
+            }
+            if let Some((what, started, threshold)) = debug {
+                self.report_slow(&what, started.elapsed(), threshold);
+            }
+        }
+    }
+
+    /// [`run_steps`](Self::run_steps) with the look-ahead, out of line: the common short
+    /// batch's loop stays small.
+    #[inline(never)]
+    fn run_steps_ahead(&self, ntodo: usize, main: &mut Option<Pin<&mut dyn Future<Output = ()>>>) {
+        #[cfg(test)]
+        lookahead::BATCHES_AHEAD.set(lookahead::BATCHES_AHEAD.get() + 1);
+        self.run_steps::<true>(ntodo, main);
     }
 
     /// A burst (a million tasks spawned, a million timers set) leaves the ready queue, the task

@@ -300,6 +300,33 @@ impl StagePtr {
     }
 }
 
+impl TaskCell {
+    /// Asks the CPU to bring the cell's first two cache lines (its header and the start of its
+    /// future) into its caches: a hint for phase 6's look-ahead (src/runtime/lookahead.rs).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self) {
+        let p = self.0.as_ptr().cast::<u8>().cast_const();
+        prefetch(p);
+        prefetch(p.wrapping_add(64));
+    }
+}
+
+/// Asks the CPU to bring the cache line at `p` into its caches. It reads nothing and changes
+/// nothing, so any address will do, even a dangling one; on targets other than x86-64 (and
+/// under Miri) it is a no-op.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: `_mm_prefetch` is unsafe only because it is a `target_feature(sse)` function,
+    // and SSE is part of the baseline of every x86-64 target. A prefetch never faults and has
+    // no effect but on the caches, so any address is fine.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = p;
+}
+
 impl std::ops::Deref for TaskCell {
     type Target = Header;
 

@@ -47,11 +47,13 @@ use crate::runtime::waker::TaskKey;
 mod arena;
 #[allow(unsafe_code)]
 mod cell;
+mod slots;
 #[allow(unsafe_code)]
 mod steps;
 mod table;
 
 pub(crate) use cell::{Header, StagePtr, TaskCell};
+pub(crate) use slots::Slots;
 
 pub(crate) use steps::any_cancel_pending;
 pub(crate) use table::{extra_of, Removal, Removed, TaskTable};

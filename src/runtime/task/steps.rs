@@ -118,13 +118,12 @@ impl Core {
     ) -> (TaskKey, u64) {
         let id = next_task_id();
         let mut tasks = self.tasks.entries_mut();
-        let entry = tasks.vacant_entry();
-        let index = entry.key();
+        let index = tasks.vacant_key();
         assert!(index < MAX_TASKS, "aioloop: more than {MAX_TASKS} live tasks on one loop");
         let key = TaskKey::new(self.remote.slot(), index, id);
         debug_assert!(!self.tasks.extras().contains_key(&index), "a stale Extra for a reused slab index");
         let pending = status == Status::Idle && queue;
-        entry.insert(make(Header::new(id, status, false, pending)));
+        tasks.insert(make(Header::new(id, status, false, pending)));
         drop(tasks);
         self.trace_event(id, || crate::runtime::recorder::TraceKind::Spawned { name: self.task_name(id) });
         if pending {

@@ -7,8 +7,6 @@ use std::cell::{Ref, RefCell, RefMut};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use slab::Slab;
-
 use super::*;
 use crate::runtime::members::Group;
 use crate::runtime::waker::TaskKey;
@@ -91,7 +89,7 @@ pub(crate) fn update_extra<R>(
 #[derive(Default)]
 pub(crate) struct TaskTable {
     /// Every live task, by slab index (the index in its key).
-    entries: RefCell<Slab<TaskCell>>,
+    entries: RefCell<Slots>,
     /// The joiners and await links of the tasks that have one, by slab index (kept out of the
     /// cells, so a parked task's cell stays small).
     extras: RefCell<Extras>,
@@ -104,13 +102,13 @@ pub(crate) struct TaskTable {
 impl TaskTable {
     /// The entries, to read.
     #[inline]
-    pub(crate) fn entries(&self) -> Ref<'_, Slab<TaskCell>> {
+    pub(crate) fn entries(&self) -> Ref<'_, Slots> {
         self.entries.borrow()
     }
 
     /// The entries, to change (not to remove one: [`Core::remove_task`] does that).
     #[inline]
-    pub(crate) fn entries_mut(&self) -> RefMut<'_, Slab<TaskCell>> {
+    pub(crate) fn entries_mut(&self) -> RefMut<'_, Slots> {
         self.entries.borrow_mut()
     }
 
@@ -171,7 +169,7 @@ impl TaskTable {
     /// After a burst: gives back the slab's buffer if it is empty, and the extras' if they are
     /// mostly empty (see `Core::release_burst_memory`).
     pub(crate) fn release_memory(&self, burst: usize) {
-        crate::runtime::give_back(&self.entries, Slab::is_empty, Slab::capacity);
+        crate::runtime::give_back(&self.entries, Slots::is_empty, Slots::capacity);
         let mut extras = self.extras.borrow_mut();
         if extras.capacity() > burst && extras.len() < extras.capacity() / 8 {
             let keep = extras.len() * 2;

@@ -51,6 +51,15 @@ impl Entries {
         Some(self.at_mut(pos))
     }
 
+    /// The entry at `pos`, if there is one.
+    #[inline]
+    pub(super) fn get(&self, pos: u32) -> Option<&Entry> {
+        if pos >= self.len {
+            return None;
+        }
+        Some(self.at(pos))
+    }
+
     /// The entry at `pos`, which must be there.
     #[inline]
     pub(super) fn at(&self, pos: u32) -> &Entry {

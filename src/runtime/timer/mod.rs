@@ -361,6 +361,17 @@ impl TimerHeap {
         self.needs_compaction()
     }
 
+    /// The task that the fired sleep with entry `key` will wake when its ready entry runs, if
+    /// that is one of this process's tasks (a look-ahead's peek: nothing changes).
+    #[inline]
+    pub(crate) fn queued_task(&self, key: TimerKey) -> Option<TaskKey> {
+        let e = self.buckets.get(key.bucket as usize)?.entries.get(key.pos)?;
+        match (e.stage(), e.what()) {
+            (Stage::Queued, What::Wake(Wake::Task(task))) => Some(task),
+            _ => None,
+        }
+    }
+
     /// Takes the waker of a fired sleep when its `Runnable::timer` entry runs (`None`: revoked), and
     /// frees its slot.
     pub(crate) fn take_queued(&mut self, key: TimerKey) -> Option<Waker> {
