@@ -44,6 +44,7 @@
 //!   4 drain_inbox       tasks woken by other threads join the ready queue
 //!   5 fire_due_timers   expired timers join the ready queue
 //!   6 run_ready         run exactly the entries ready now; what they schedule runs next time
+//!                       (a long batch looks ahead: `runtime/lookahead.rs`)
 //! ```
 //!
 //! Cancelling a task means dropping its future the next time the loop would run it: its
@@ -108,7 +109,8 @@
 //! | **`runtime/`** | **the engine** |
 //! | `runtime/mod.rs` | `Core`: the ready queue, the parts, `run_once` and its six phases |
 //! | `runtime/ready.rs` | the ready queue's entries: a task step, a callback record, a fired sleep, 8 bytes each |
-//! | `runtime/task/` | task states (`mod.rs`), the task cell, header and future in one allocation (`cell.rs`), the cell arena its memory comes from (`arena.rs`), spawn to finish (`steps.rs`), the task table (`table.rs`) |
+//! | `runtime/lookahead.rs` | phase 6's look-ahead: in a long batch, fetch the memory of the steps a few places ahead |
+//! | `runtime/task/` | task states (`mod.rs`), the task cell, header and future in one allocation (`cell.rs`), the cell arena its memory comes from (`arena.rs`), spawn to finish (`steps.rs`), the task table (`table.rs`) and its slab of cell pointers (`slots.rs`) |
 //! | `runtime/waker.rs` | task keys, and the `Waker` that carries one |
 //! | `runtime/running.rs` | this thread's running loop (asyncio's `get_running_loop()`), and its iteration, which a timeout notes |
 //! | `runtime/callbacks.rs` | the callback records the ready queue and the timer heap run (asyncio's `Handle`s) |

@@ -11,6 +11,7 @@
 //!          │ 4 drain_inbox      queue tasks woken by other threads              │
 //!          │ 5 fire_due_timers  move expired timers to the ready queue's tail   │
 //!          │ 6 run_ready        run exactly the entries ready *now* ("ntodo")   │
+//!          │                    (a long batch looks ahead: lookahead.rs)        │
 //!          └────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
