@@ -630,7 +630,7 @@ fn expire(core: &Core, state: &mut State, timer: &mut TimerSlot, zero: &Zero) ->
 /// Step 3: polls the body, and records in `state` what it awaits (its await link). The task's
 /// own link for the step is both what was linked before the body's poll and what the body
 /// linked (`Link::Several` if they differ).
-#[inline]
+#[inline(always)]
 fn poll_body<F: Future>(
     core: &Core,
     inner: Pin<&mut Option<F>>,
