@@ -30,7 +30,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const SERVERS: &[&str] = &["aioloop", "aioloop2", "tokio", "smol", "floor", "epoll"];
+const SERVERS: &[&str] = &["aioloop", "aioloop2", "tokio", "smol", "floor", "floor_buf", "epoll"];
 const PEERS: &[&str] = &["tokio", "smol"];
 const WORKLOADS: &[(&str, &str)] = &[
     ("echo100", "TCP echo, 64-byte round trips, 100 connections (2 s measured)"),
@@ -310,5 +310,6 @@ fn print_table(servers: &[&str], workloads: &[(&str, &str)], samples: &[Vec<Vec<
     }
     println!("\nx peer: ratio to the best of tokio and smol (req/s: higher is better; CPU: lower is better).");
     println!("x floor: CPU per request over the hand-written `polling` server's (epoll: the same on raw epoll with");
-    println!("EPOLLRDHUP, no read that ends in WouldBlock). load: server CPU time / wall time.");
+    println!("EPOLLRDHUP, no read that ends in WouldBlock; floor_buf: a read buffer per connection, as the");
+    println!("runtimes' servers have, where floor shares one). load: server CPU time / wall time.");
 }
