@@ -539,7 +539,7 @@ impl Core {
                 let slot = self.remote.slot();
                 tasks
                     .iter_mut()
-                    .filter(|(_, e)| !e.status.is_finished() && !e.is_main)
+                    .filter(|(_, e)| !e.status.is_finished() && !e.is_main())
                     .map(|(i, e)| {
                         // Running: its cell stays in the table until its future is dropped
                         // below (task/cell.rs's invariant 3).

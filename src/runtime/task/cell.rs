@@ -3,22 +3,25 @@
 //! # Layout
 //!
 //! ```text
-//!   task table (slab)             one allocation per task (malloc)
-//!  ┌──────────────────┐          ┌────────────────────────────────────────────┐
-//!  │ TaskCell: 16 B   │─────────►│ Header: 16 B    │ Stage<F>                 │
-//!  │ (data + vtable)  │          │ id, status,     │ Running { future }       │
-//!  └──────────────────┘          │ 7 flags         │ / Finished { output }    │
-//!                                │                 │ / Gone                   │
-//!                                └────────────────────────────────────────────┘
+//!   task table (slots.rs)         one allocation per task (the cell arena)
+//!  ┌──────────────────┐          ┌──────────────────────────────────────────────┐
+//!  │ TaskCell: 16 B   │─────────►│ Header: 16 B        │ Stage<F>: a union of   │
+//!  │ (data + vtable)  │          │ id, status, 5 flags,│ the future, then its   │
+//!  └──────────────────┘          │ marks, holds        │ output (Some or None)  │
+//!                                └──────────────────────────────────────────────┘
 //! ```
 //!
 //! The table's entry is the cell's (fat) pointer: its data half points at the allocation, its
 //! vtable half is the compiler's vtable of [`StageOps`] for this future's type, the only
 //! type-erased part (poll, drop the future, hand out the output, free). A parked task therefore
-//! costs the slab 16 bytes and malloc one chunk of `16 + size_of::<Stage<F>>()` bytes (plus
-//! malloc's 8-byte size word): for a zero-sized future, 16 + 32 = 48 bytes, where a boxed future
-//! in a `Vec` costs 16 + 0 (a box of a zero-sized value allocates nothing) and the same future
-//! with its 16-byte header in any executor at least 16 + 32.
+//! costs the table 16 bytes and the arena `16 + max(size_of::<F>(), size_of::<Option<F::Output>>())`
+//! rounded up to 8: for the `spawn` benchmark's 16-byte `async` block, a 32-byte cell, the size
+//! of the floor's boxed future (16 bytes and malloc's size word, rounded to 16).
+//!
+//! Which of the two the stage holds is a byte of the header (`holds`), not an enum's tag: a
+//! future made by an `async` block exposes no spare bit for an enum's tag to use, so an enum
+//! around it adds a whole word after any future whose size is a multiple of 8 (that `async`
+//! block in an enum of three variants made a 40-byte cell).
 //!
 //! The joiner and the await link (few tasks have one at a time) stay in the task table's side
 //! table, so that they cost the tasks that use them, not every parked task.
@@ -44,14 +47,22 @@
 //!    loop polls a task only while its status is `Running`, and no path removes a task's entry
 //!    while it is `Running` ([`Core::remove_task`](crate::runtime::Core::remove_task) asserts
 //!    it). A task's own handle, dropped during its poll, only detaches it.
-//! 4. The stage is always a valid [`Stage`]: dropping the future in place, even if its
-//!    destructor panics, leaves [`Stage::Gone`] behind, so the cell's `Drop` never drops
-//!    anything twice.
+//! 4. The stage always holds a value, the future or the output: dropping the future in place,
+//!    even if its destructor panics, leaves an output behind (`None` for a cancellation), so
+//!    the cell's `Drop` never drops anything twice.
+//! 5. The header's `holds` says which field of the stage holds that value. Only this module
+//!    reads or writes it: a stage operation is told it and never writes the header; the
+//!    wrapper that called it writes `holds` after the operation's borrow of the stage is over,
+//!    through the cell's own pointer (invariant 2), when the operation reports that the future
+//!    is gone: on return, or on the unwind of a destructor that panicked after it (the output
+//!    is in place then too).
 
 use std::alloc::Layout;
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
 use std::ptr::{addr_of, addr_of_mut, NonNull};
 use std::task::{Context, Poll};
 
@@ -76,11 +87,30 @@ pub(crate) struct Header {
     pub(crate) cancel_requested: bool,
     /// No handle refers to the task any more: the loop removes the entry when it finishes.
     pub(crate) detached: bool,
-    /// A panic outcome must not be reported as never retrieved (`cancel()` was called on it).
-    pub(crate) quiet: bool,
-    /// The main task of `run_until_complete` (its future lives on the caller's stack; the cell
-    /// holds none).
-    pub(crate) is_main: bool,
+    /// [`MAIN`] and [`QUIET`]: rarely read, so they share a byte.
+    marks: u8,
+    /// What the stage holds (invariant 5). Only this module reads or writes it.
+    holds: Holds,
+}
+
+/// [`Header::marks`]: the main task of `run_until_complete` (its future lives on the caller's
+/// stack; the cell holds none).
+const MAIN: u8 = 1;
+/// [`Header::marks`]: a panic outcome must not be reported as never retrieved (`cancel()` was
+/// called on it).
+const QUIET: u8 = 2;
+
+/// Which field of a cell's [`Stage`] is there: kept in the header, so that the stage is exactly
+/// as large as the larger of the future and its output.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub(crate) enum Holds {
+    /// The future (pinned: the allocation never moves).
+    Future,
+    /// The output, `Some` until a handle takes it; `None` once the future was dropped without
+    /// one (cancelled, panicked), or for a cell that never had a future (the main task's, a task
+    /// born cancelled).
+    Output,
 }
 
 impl Header {
@@ -94,9 +124,34 @@ impl Header {
             scheduled,
             cancel_requested: false,
             detached: false,
-            quiet: false,
-            is_main,
+            marks: if is_main { MAIN } else { 0 },
+            // (Set again by the cell that takes the header.)
+            holds: Holds::Output,
         }
+    }
+
+    /// The main task of `run_until_complete`.
+    #[inline(always)]
+    pub(crate) fn is_main(&self) -> bool {
+        self.marks & MAIN != 0
+    }
+
+    /// Makes this the header of the main task of `run_until_complete`.
+    #[inline(always)]
+    pub(crate) fn set_main(&mut self) {
+        self.marks |= MAIN;
+    }
+
+    /// A panic outcome must not be reported as never retrieved.
+    #[inline(always)]
+    pub(crate) fn quiet(&self) -> bool {
+        self.marks & QUIET != 0
+    }
+
+    /// Marks a panic outcome as seen (`cancel()` was called on the task).
+    #[inline(always)]
+    pub(crate) fn set_quiet(&mut self) {
+        self.marks |= QUIET;
     }
 }
 
@@ -106,102 +161,149 @@ struct Boxed<S: ?Sized> {
     stage: S,
 }
 
-/// A task's future, then its output.
-pub(crate) enum Stage<F: Future> {
-    /// Not finished: the future (pinned: the allocation never moves).
-    Running(F),
-    /// Completed with this output, until a handle takes it.
-    Finished(Option<F::Output>),
-    /// No future and no output: dropped (cancelled, panicked, or the output was taken), or never
-    /// had one (the main task, whose future is on the caller's stack; a task born cancelled).
-    Gone,
+/// A task's future, then its output, in the same bytes: which one is there is the header's
+/// [`Holds`] (invariant 5). An enum here would add its own tag, a whole word after a future
+/// whose size is a multiple of 8 (an `async` block exposes no spare bit for it to use).
+pub(crate) union Stage<F: Future> {
+    future: ManuallyDrop<F>,
+    output: ManuallyDrop<Option<F::Output>>,
 }
 
-/// The type-erased operations on a [`Stage`]: the cell's vtable.
+/// The type-erased operations on a [`Stage`]: the cell's vtable. Each is told what the stage
+/// holds; none writes the header (the wrappers on [`StagePtr`] and [`TaskCell`] do).
 pub(crate) trait StageOps {
-    /// Polls the future; on completion drops it and keeps the output in place. A finished or
-    /// gone stage is `Ready` at once.
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
-    /// Drops the future (or the output) in place, leaving [`Stage::Gone`] even if a destructor
-    /// panics (the panic goes on to the caller).
-    fn drop_in_place(self: Pin<&mut Self>);
-    /// Moves the output into `out`, which must be an `Option<F::Output>`.
-    fn take_output(self: Pin<&mut Self>, out: &mut dyn Any);
-    /// Returns true if the stage still holds the future.
-    fn has_future(&self) -> bool;
-    /// Returns true if dropping the stage runs no code (nothing left, or an output without
-    /// drop glue): no user destructor can panic in it.
-    fn drop_is_trivial(&self) -> bool;
+    /// Polls the future (if `holds` is `Future`; anything else is `Ready` at once). On
+    /// completion it sets `done`, then drops the future and writes the output in its place;
+    /// the output is written even if the future's destructor panics (the panic goes on).
+    ///
+    /// # Safety
+    /// `holds` is what the stage holds.
+    unsafe fn poll(self: Pin<&mut Self>, holds: Holds, done: &Cell<bool>, cx: &mut Context<'_>) -> Poll<()>;
+    /// Drops what the stage holds in place and writes `None` as its output. For a future it
+    /// first sets `done`; `None` is written even if a destructor panics (the panic goes on).
+    ///
+    /// # Safety
+    /// As for `poll`.
+    unsafe fn drop_in_place(self: Pin<&mut Self>, holds: Holds, done: &Cell<bool>);
+    /// Moves the output into `out`, which must be an `Option<F::Output>` (nothing if the stage
+    /// holds the future).
+    ///
+    /// # Safety
+    /// As for `poll`.
+    unsafe fn take_output(self: Pin<&mut Self>, holds: Holds, out: &mut dyn Any);
+    /// Returns true if dropping what the stage holds runs no code (no output left, or a value
+    /// without drop glue): no user destructor can panic in it.
+    ///
+    /// # Safety
+    /// As for `poll`.
+    unsafe fn drop_is_trivial(&self, holds: Holds) -> bool;
+    /// Drops what the stage holds, for good (the cell is being freed).
+    ///
+    /// # Safety
+    /// As for `poll`; the stage is not used again.
+    unsafe fn drop_value(self: Pin<&mut Self>, holds: Holds);
 }
 
 impl<F: Future> StageOps for Stage<F>
 where
     F::Output: 'static,
 {
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    unsafe fn poll(self: Pin<&mut Self>, holds: Holds, done: &Cell<bool>, cx: &mut Context<'_>) -> Poll<()> {
+        if holds != Holds::Future {
+            return Poll::Ready(());
+        }
         // SAFETY: the future is never moved out of the stage: it is polled pinned and dropped in
-        // place; only the output (not pinned) and `Gone` are written over it.
+        // place; only the output (not pinned) is written over it.
         let this = unsafe { self.get_unchecked_mut() };
-        let Stage::Running(fut) = this else { return Poll::Ready(()) };
-        // SAFETY: `this` is pinned (it lives in the cell's allocation, which never moves), so its
-        // future is too (structural pinning: `Stage` never moves a `Running` future).
-        let out = match unsafe { Pin::new_unchecked(fut) }.poll(cx) {
+        // SAFETY: the stage holds the future (the caller's contract), pinned in the allocation,
+        // which never moves (structural pinning: nothing moves a future out of a stage).
+        let fut = unsafe { Pin::new_unchecked(&mut *this.future) };
+        let out = match fut.poll(cx) {
             Poll::Ready(out) => out,
             Poll::Pending => return Poll::Pending,
         };
-        // The future goes, the output stays: if the future's destructor panics, the output is
-        // kept all the same (and dropped later by the loop, where a panic is contained), as
-        // an assignment would keep it.
-        replace(this, Stage::Finished(Some(out)));
+        done.set(true);
+        // SAFETY: the stage holds the future, dropped once here; the output takes its place,
+        // even if the destructor panics.
+        unsafe { replace_future(this, Some(out)) };
         Poll::Ready(())
     }
 
-    fn drop_in_place(self: Pin<&mut Self>) {
+    unsafe fn drop_in_place(self: Pin<&mut Self>, holds: Holds, done: &Cell<bool>) {
         // SAFETY: dropping in place is allowed for pinned data; nothing is moved.
-        replace(unsafe { self.get_unchecked_mut() }, Stage::Gone);
-    }
-
-    fn take_output(self: Pin<&mut Self>, out: &mut dyn Any) {
-        // SAFETY: only the (unpinned) output is moved out; a `Running` stage is left alone.
         let this = unsafe { self.get_unchecked_mut() };
-        if let (Stage::Finished(value), Some(slot)) = (this, out.downcast_mut::<Option<F::Output>>()) {
-            *slot = value.take();
+        match holds {
+            Holds::Future => {
+                done.set(true);
+                // SAFETY: the stage holds the future (the caller's contract).
+                unsafe { replace_future(this, None) }
+            }
+            Holds::Output => {
+                // (`take` first: if the output's destructor panics, `None` is in place already.)
+                // SAFETY: the stage holds the output (the caller's contract).
+                let out = unsafe { (*this.output).take() };
+                drop(out);
+            }
         }
     }
 
-    fn has_future(&self) -> bool {
-        matches!(self, Stage::Running(_))
+    unsafe fn take_output(self: Pin<&mut Self>, holds: Holds, out: &mut dyn Any) {
+        // SAFETY: only the (unpinned) output is moved out; a future is left alone.
+        let this = unsafe { self.get_unchecked_mut() };
+        if let (Holds::Output, Some(slot)) = (holds, out.downcast_mut::<Option<F::Output>>()) {
+            // SAFETY: the stage holds the output (the caller's contract).
+            *slot = unsafe { (*this.output).take() };
+        }
     }
 
-    fn drop_is_trivial(&self) -> bool {
-        match self {
-            Stage::Running(_) => !std::mem::needs_drop::<F>(),
-            Stage::Finished(out) => out.is_none() || !std::mem::needs_drop::<F::Output>(),
-            Stage::Gone => true,
+    unsafe fn drop_is_trivial(&self, holds: Holds) -> bool {
+        match holds {
+            Holds::Future => !std::mem::needs_drop::<F>(),
+            // SAFETY: the stage holds the output (the caller's contract).
+            Holds::Output => !std::mem::needs_drop::<F::Output>() || unsafe { self.output.is_none() },
+        }
+    }
+
+    unsafe fn drop_value(self: Pin<&mut Self>, holds: Holds) {
+        // SAFETY: dropping in place is allowed for pinned data; the stage is not used again.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: the field dropped is the one the stage holds (the caller's contract).
+        unsafe {
+            match holds {
+                Holds::Future => ManuallyDrop::drop(&mut this.future),
+                Holds::Output => ManuallyDrop::drop(&mut this.output),
+            }
         }
     }
 }
 
-/// Drops the stage's value in place and writes `new` there, even if a destructor panics (the
-/// panic then goes on, with `new` in place): the stage is never left dropped, so nothing is
-/// dropped twice (invariant 4). The old value is not moved: a pinned future may be replaced so.
-fn replace<F: Future>(stage: &mut Stage<F>, new: Stage<F>) {
-    /// Writes its stage when dropped: on the way out, or on the unwind of a panicking destructor.
-    struct Refill<F: Future>(*mut Stage<F>, Option<Stage<F>>);
+/// Drops the future in `stage` in place and writes `output` there, even if the future's
+/// destructor panics (the panic then goes on, with the output in place): the stage is never
+/// left without a value, so nothing is dropped twice. The future is not moved: a pinned future
+/// may be replaced so.
+///
+/// # Safety
+/// `stage` holds the future.
+unsafe fn replace_future<F: Future>(stage: &mut Stage<F>, output: Option<F::Output>) {
+    /// Writes the output when dropped: on the way out, or on the unwind of a panicking
+    /// destructor.
+    struct Refill<F: Future>(*mut Stage<F>, Option<Option<F::Output>>);
     impl<F: Future> Drop for Refill<F> {
         fn drop(&mut self) {
-            if let Some(new) = self.1.take() {
-                // SAFETY: the pointer is the stage dropped in place just before (valid for
-                // writes, its old value gone), so it is overwritten without a second drop.
-                unsafe { std::ptr::write(self.0, new) }
+            if let Some(output) = self.1.take() {
+                // SAFETY: the pointer is the stage whose future was dropped in place just
+                // before (valid for writes, its old value gone), so it is overwritten without a
+                // second drop.
+                unsafe { addr_of_mut!((*self.0).output).write(ManuallyDrop::new(output)) }
             }
         }
     }
     let stage: *mut Stage<F> = stage;
-    let refill = Refill(stage, Some(new));
-    // SAFETY: `stage` is valid (it came from a `&mut`) and, by `Refill`, is written again
-    // right after, panic or not, before anything can read it.
-    unsafe { std::ptr::drop_in_place(stage) };
+    let refill = Refill(stage, Some(output));
+    // SAFETY: the stage holds the future (the caller's contract), valid since it came from a
+    // `&mut`; by `Refill`, its bytes are written again right after, panic or not, before
+    // anything can read them.
+    unsafe { ManuallyDrop::drop(&mut (*stage).future) };
     drop(refill);
 }
 
@@ -209,10 +311,10 @@ fn replace<F: Future>(stage: &mut Stage<F>, new: Stage<F>) {
 /// module's invariants).
 pub(crate) struct TaskCell(NonNull<Boxed<dyn StageOps>>);
 
-/// A raw handle on a cell's stage, for the loop to poll or drop the future without holding a
-/// borrow of the table while user code runs (invariant 3: the cell outlives it).
+/// A raw handle on a cell, for the loop to poll or drop the future without holding a borrow of
+/// the table while user code runs (invariant 3: the cell outlives it).
 #[derive(Clone, Copy)]
-pub(crate) struct StagePtr(NonNull<dyn StageOps>);
+pub(crate) struct StagePtr(NonNull<Boxed<dyn StageOps>>);
 
 impl TaskCell {
     /// Allocates a cell for `fut`.
@@ -222,21 +324,23 @@ impl TaskCell {
         F: Future + 'static,
         F::Output: 'static,
     {
-        TaskCell::with_stage(header, Stage::Running(fut))
+        TaskCell::with_stage(header, Holds::Future, Stage { future: ManuallyDrop::new(fut) })
     }
 
     /// Allocates a cell with no future (the main task; a task born cancelled).
     pub(crate) fn empty(header: Header) -> TaskCell {
-        TaskCell::with_stage(header, Stage::<std::future::Pending<()>>::Gone)
+        TaskCell::with_stage(header, Holds::Output, Stage::<std::future::Pending<()>> { output: ManuallyDrop::new(None) })
     }
 
-    /// Allocates a cell holding `stage`, from the cell arena (src/runtime/task/arena.rs).
+    /// Allocates a cell holding `stage` (which holds `holds`), from the cell arena
+    /// (src/runtime/task/arena.rs).
     #[inline(always)]
-    fn with_stage<F>(header: Header, stage: Stage<F>) -> TaskCell
+    fn with_stage<F>(mut header: Header, holds: Holds, stage: Stage<F>) -> TaskCell
     where
         F: Future + 'static,
         F::Output: 'static,
     {
+        header.holds = holds;
         let p = alloc(Layout::new::<Boxed<Stage<F>>>()).cast::<Boxed<Stage<F>>>();
         // SAFETY: `p` is fresh memory of this layout (size and alignment), written once before
         // anything reads it; from here on the cell owns it (invariant 1).
@@ -248,55 +352,104 @@ impl TaskCell {
     /// The stage, to poll or drop in place without a borrow of the table (invariant 3).
     #[inline]
     pub(crate) fn stage(&self) -> StagePtr {
-        let p = self.0.as_ptr();
-        // SAFETY: `p` points to a live allocation (invariant 1); the projection creates no
-        // reference, so it does not touch the header (invariant 2).
-        StagePtr(unsafe { NonNull::new_unchecked(addr_of_mut!((*p).stage)) })
+        StagePtr(self.0)
     }
 
     /// Returns true if dropping the cell runs no user code (see [`StageOps::drop_is_trivial`]).
     #[inline]
     pub(crate) fn drop_is_trivial(&self) -> bool {
-        // SAFETY: `&self` shares the owner (invariant 1) and no poll runs on a cell whose
-        // owner is at hand (invariant 3), so the stage is not borrowed mutably meanwhile.
-        unsafe { (*self.stage().0.as_ptr()).drop_is_trivial() }
+        let p = self.0.as_ptr();
+        // SAFETY: `&self` shares the owner (invariant 1) and no poll runs on a cell whose owner
+        // is at hand (invariant 3), so neither part is borrowed mutably meanwhile; `holds` is
+        // what the stage holds (invariant 5).
+        unsafe { (*addr_of!((*p).stage)).drop_is_trivial((*addr_of!((*p).header)).holds) }
     }
 
     /// Moves the output of a finished task into `out` (an `Option<F::Output>`).
     pub(crate) fn take_output(&mut self, out: &mut dyn Any) {
+        let p = self.0.as_ptr();
         // SAFETY: `&mut self` is the unique owner (invariant 1) and no poll runs on a finished
-        // task's stage, so this is the only reference to the stage; it never moves (pinned).
-        unsafe { Pin::new_unchecked(&mut *self.stage().0.as_ptr()) }.take_output(out)
+        // task's stage, so this is the only reference to the stage; it never moves (pinned);
+        // `holds` is what it holds (invariant 5), and taking the output leaves an output.
+        unsafe {
+            let holds = (*addr_of!((*p).header)).holds;
+            Pin::new_unchecked(&mut *addr_of_mut!((*p).stage)).take_output(holds, out)
+        }
+    }
+}
+
+/// Sets the header's [`Holds`] to `Output` when dropped, if `done` says that the stage's
+/// operation got that far: on the way out of it, or on the unwind of a destructor that
+/// panicked after the future was gone (the output is in place then too).
+struct MarkOutput<'a> {
+    cell: *mut Boxed<dyn StageOps>,
+    done: &'a Cell<bool>,
+}
+
+impl Drop for MarkOutput<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.done.get() {
+            // SAFETY: the cell is alive (the wrapper's contract: invariant 3); the pointer is
+            // derived from the cell's own and reaches the header's `holds` alone, and the
+            // stage's operation, whose borrow of the stage is over, wrote the output (invariant 5).
+            unsafe { addr_of_mut!((*self.cell).header.holds).write(Holds::Output) }
+        }
     }
 }
 
 impl StagePtr {
+    /// What the stage holds.
+    ///
+    /// # Safety
+    /// The cell is alive and no `&mut Header` to it is in use.
+    #[inline(always)]
+    unsafe fn holds(self) -> Holds {
+        // SAFETY: by the caller's contract; a read through the cell's own pointer.
+        unsafe { (*addr_of!((*self.0.as_ptr()).header)).holds }
+    }
+
     /// Polls the task's future.
     ///
     /// # Safety
-    /// The cell is alive and nothing else touches its stage during the call (invariant 3).
+    /// The cell is alive and nothing else touches its stage during the call (invariant 3), and
+    /// no `&mut Header` to it is in use at the call and at its return.
     #[inline(always)]
     pub(crate) unsafe fn poll(self, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: by the caller's contract; the stage never moves (pinned in the allocation).
-        unsafe { Pin::new_unchecked(&mut *self.0.as_ptr()) }.poll(cx)
+        let p = self.0.as_ptr();
+        let done = Cell::new(false);
+        let _mark = MarkOutput { cell: p, done: &done };
+        // SAFETY: by the caller's contract; `holds` is what the stage holds (invariant 5), and
+        // the stage never moves (pinned in the allocation). The header is not touched meanwhile
+        // (invariant 2): `_mark` writes it after the stage's borrow ends.
+        unsafe {
+            let holds = self.holds();
+            Pin::new_unchecked(&mut *addr_of_mut!((*p).stage)).poll(holds, &done, cx)
+        }
     }
 
-    /// Drops the task's future in place (a cancellation), leaving `Gone`.
+    /// Drops the task's future in place (a cancellation), or its output, leaving `None`.
     ///
     /// # Safety
     /// As for [`poll`](Self::poll).
     pub(crate) unsafe fn drop_in_place(self) {
-        // SAFETY: by the caller's contract; dropping in place is allowed for pinned data.
-        unsafe { Pin::new_unchecked(&mut *self.0.as_ptr()) }.drop_in_place()
+        let p = self.0.as_ptr();
+        let done = Cell::new(false);
+        let _mark = MarkOutput { cell: p, done: &done };
+        // SAFETY: as in `poll`; dropping in place is allowed for pinned data.
+        unsafe {
+            let holds = self.holds();
+            Pin::new_unchecked(&mut *addr_of_mut!((*p).stage)).drop_in_place(holds, &done)
+        }
     }
 
     /// Returns true if the stage still holds the future.
     ///
     /// # Safety
-    /// The cell is alive and no poll of it is running.
+    /// The cell is alive and no `&mut Header` to it is in use.
     pub(crate) unsafe fn has_future(self) -> bool {
         // SAFETY: by the caller's contract.
-        unsafe { (*self.0.as_ptr()).has_future() }
+        unsafe { self.holds() == Holds::Future }
     }
 }
 
@@ -364,10 +517,14 @@ impl Drop for TaskCell {
         // reference to the whole allocation aliases nothing; it is used only for the layout.
         let layout = Layout::for_value(unsafe { &*p });
         let free = Free(self.0.cast(), layout);
-        // SAFETY: the value was written in `with_stage` and is dropped once, here (invariant 1);
-        // nothing polls it any more (invariant 3). The stage's destructor (a future's or an
+        // SAFETY: the stage's value was written in `with_stage` and is dropped once, here
+        // (invariant 1), as what `holds` says it is (invariant 5); nothing polls it any more
+        // (invariant 3). (The header has no drop glue.) The stage's destructor (a future's or an
         // output's: user code) runs here, so callers drop cells outside borrows.
-        unsafe { std::ptr::drop_in_place(p) };
+        unsafe {
+            let holds = (*addr_of!((*p).header)).holds;
+            Pin::new_unchecked(&mut *addr_of_mut!((*p).stage)).drop_value(holds);
+        }
         drop(free);
     }
 }
@@ -379,7 +536,7 @@ mod tests {
     use std::rc::Rc;
 
     #[test]
-    fn a_table_entry_is_16_bytes_and_a_parked_cell_24() {
+    fn a_table_entry_is_16_bytes_and_a_cell_the_header_and_the_larger_of_future_and_output() {
         #[allow(dead_code)]
         enum SlabEntry {
             Vacant(usize),
@@ -388,6 +545,16 @@ mod tests {
         assert_eq!(std::mem::size_of::<SlabEntry>(), 16);
         assert_eq!(std::mem::size_of::<Header>(), 16);
         assert_eq!(std::mem::size_of::<Boxed<Stage<std::future::Pending<()>>>>(), 24);
+        // An `async` block of 16 bytes (a pointer and its state): no enum tag after it.
+        let done = Rc::new(Cell::new(0u32));
+        let fut = async move { done.set(done.get() + 1) };
+        fn cell_size<F: Future>(_: &F) -> usize {
+            std::mem::size_of::<Boxed<Stage<F>>>()
+        }
+        assert_eq!(std::mem::size_of_val(&fut), 16);
+        assert_eq!(cell_size(&fut), 32);
+        // An output larger than the future: the stage is the output's size.
+        assert_eq!(cell_size(&std::future::ready([0u64; 4])), 16 + 40);
     }
 
     struct Noisy(Rc<Cell<u32>>, bool);

@@ -187,8 +187,8 @@ mod tests {
         assert_eq!(s.insert(cell(12)), 4);
         assert_eq!(s.iter().map(|(i, c)| (i, c.id)).collect::<Vec<_>>(), [(0, 0), (1, 11), (2, 2), (3, 10), (4, 12)]);
         assert_eq!(s[3].id, 10);
-        s[3].quiet = true;
-        assert!(s.get(3).unwrap().quiet);
+        s[3].set_quiet();
+        assert!(s.get(3).unwrap().quiet());
         for i in 0..5 {
             s.remove(i);
         }

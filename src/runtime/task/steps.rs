@@ -99,7 +99,7 @@ impl Core {
     pub(crate) fn insert_main_task(&self) -> TaskKey {
         self.insert_task(
             |mut header| {
-                header.is_main = true;
+                header.set_main();
                 TaskCell::empty(header)
             },
             Status::Idle,
@@ -172,7 +172,7 @@ impl Core {
                     Some(e) if e.status.is_finished() => {
                         if first {
                             // Cancelling a failed task counts as looking at its failure (asyncio T42).
-                            e.quiet = true;
+                            e.set_quiet();
                         }
                         Next::Finished
                     }
@@ -248,7 +248,7 @@ impl Core {
             } else {
                 None
             };
-            (e.stage(), e.cancel_requested, e.is_main, stale)
+            (e.stage(), e.cancel_requested, e.is_main(), stale)
         };
         if stale.is_some() {
             drop(stale);
@@ -390,7 +390,7 @@ impl Core {
         let (join, id, detached, is_main) = {
             let mut tasks = self.tasks.entries_mut();
             let e = &mut tasks[key.index()];
-            let is_main = e.is_main;
+            let is_main = e.is_main();
             if e.cancel_requested {
                 if status == Status::Done {
                     // Cancellation beats completion: the value is discarded (asyncio T12).

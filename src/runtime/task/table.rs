@@ -215,13 +215,13 @@ impl Core {
         let mut entry = self.tasks.entries.borrow_mut().remove(key.index());
         // The cell goes with the entry: never while its stage is being polled (cell.rs's
         // invariant 3; a main task's stage is empty, its future on the caller's stack).
-        assert!(entry.status != Status::Running || entry.is_main, "aioloop: a running task was removed");
+        assert!(entry.status != Status::Running || entry.is_main(), "aioloop: a running task was removed");
         if entry.has_extra {
             // (A finished task has none; a main task unwinding may have one.)
             self.tasks.drop_extra(&mut entry, key.index());
         }
         let id = entry.id;
-        let (status, quiet) = (entry.status, entry.quiet);
+        let (status, quiet) = (entry.status, entry.quiet());
         let (payload, report, keep_name) = match why {
             Removal::Detached(p) => (p, true, false),
             Removal::Taken => (take_by_id(&self.tasks.panics, id), false, true),
@@ -299,7 +299,7 @@ impl Core {
     /// Marks a task's failure as seen by someone (no "never retrieved" report).
     pub(crate) fn set_quiet(&self, key: TaskKey) {
         if let Some(e) = self.tasks.entries_mut().get_mut(key.index()).filter(|e| key.matches(e.id)) {
-            e.quiet = true;
+            e.set_quiet();
         }
     }
 
