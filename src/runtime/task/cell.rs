@@ -59,10 +59,10 @@
 
 use std::alloc::Layout;
 use std::any::Any;
-use std::future::Future;
-use std::pin::Pin;
 use std::cell::Cell;
+use std::future::Future;
 use std::mem::ManuallyDrop;
+use std::pin::Pin;
 use std::ptr::{addr_of, addr_of_mut, NonNull};
 use std::task::{Context, Poll};
 
@@ -329,7 +329,11 @@ impl TaskCell {
 
     /// Allocates a cell with no future (the main task; a task born cancelled).
     pub(crate) fn empty(header: Header) -> TaskCell {
-        TaskCell::with_stage(header, Holds::Output, Stage::<std::future::Pending<()>> { output: ManuallyDrop::new(None) })
+        TaskCell::with_stage(
+            header,
+            Holds::Output,
+            Stage::<std::future::Pending<()>> { output: ManuallyDrop::new(None) },
+        )
     }
 
     /// Allocates a cell holding `stage` (which holds `holds`), from the cell arena
