@@ -160,3 +160,46 @@ fn other_tasks_finish_when_one_panics_in_the_middle_of_an_iteration() {
     assert!(outcomes[2].as_ref().unwrap_err().is_panic());
     assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 4);
 }
+
+/// A payload whose own destructor panics (`panic_any` of such a value), thrown by the
+/// destructor of a future whose poll panicked: the loop drops the future after the first
+/// panic, and the second panic's payload cannot be dropped either. It is leaked, and the loop,
+/// the task's outcome and the other tasks are as after any panic (review of 2026-12-07: the
+/// payload's drop used to unwind out of the loop's step).
+#[test]
+fn a_panic_payload_whose_destructor_panics_does_not_escape_the_loop() {
+    struct PanicsWhenDropped;
+    impl Drop for PanicsWhenDropped {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("the payload's destructor panics");
+            }
+        }
+    }
+    struct Bad;
+    impl std::future::Future for Bad {
+        type Output = u8;
+        fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<u8> {
+            panic!("poll panics")
+        }
+    }
+    impl Drop for Bad {
+        fn drop(&mut self) {
+            std::panic::panic_any(PanicsWhenDropped);
+        }
+    }
+    let mut lp = vloop();
+    lp.set_exception_handler(|_| {});
+    let bad = lp.spawn(Bad);
+    let good = lp.spawn(async {
+        aioloop::sleep(Duration::from_secs(1)).await;
+        7
+    });
+    let (bad, good) = lp.run_until_complete(async move { (bad.await, good.await) });
+    match bad {
+        Err(TaskError::Panicked(p)) => assert_eq!(p.downcast_ref::<&str>(), Some(&"poll panics")),
+        other => panic!("expected the poll's panic, got {other:?}"),
+    }
+    assert_eq!(good.unwrap(), 7);
+    assert_eq!(lp.run_until_complete(async { 1 }), 1, "the loop is still usable");
+}

@@ -155,6 +155,25 @@ impl Core {
     pub(crate) fn contain(&self, f: impl FnOnce()) {
         if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
             self.report(&ExceptionContext { message: "Exception in callback", task: None, panic: Some(&*p) });
+            drop_payload(p);
         }
+    }
+}
+
+/// Drops a panic's payload where no unwind may escape (the loop's own code): if the payload's
+/// destructor panics too, that second payload is forgotten (leaked), since dropping it could
+/// panic again. (`panic!` payloads are strings; only a `panic_any` of a value with a panicking
+/// destructor gets here.)
+pub(crate) fn drop_payload(p: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(p))) {
+        std::mem::forget(again);
+    }
+}
+
+/// Runs `f`, a destructor the loop runs for a user (a callback's, a job's), and drops the
+/// payload of a panic in it with [`drop_payload`]: nothing to report, nothing escapes.
+pub(crate) fn ignore_panic(f: impl FnOnce()) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        drop_payload(p);
     }
 }

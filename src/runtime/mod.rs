@@ -578,7 +578,7 @@ impl Core {
                 break;
             }
             for r in records {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(r)));
+                exception::ignore_panic(move || drop(r));
             }
         }
         self.clear_fd_callbacks();
@@ -590,7 +590,7 @@ impl Core {
         // Callbacks other threads sent and the loop will never run (their destructors run here,
         // which resolves the handles of `LoopHandle::spawn` as cancelled).
         for job in self.remote.close() {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(job)));
+            exception::ignore_panic(move || drop(job));
         }
         self.ready.borrow_mut().clear();
         self.timers.borrow_mut().clear();

@@ -5,9 +5,9 @@
 //! ```text
 //!   task table (slots.rs)         one allocation per task (the cell arena)
 //!  ┌──────────────────┐          ┌──────────────────────────────────────────────┐
-//!  │ TaskCell: 16 B   │─────────►│ Header: 16 B        │ Stage<F>: a union of   │
-//!  │ (data + vtable)  │          │ id, status, 5 flags,│ the future, then its   │
-//!  └──────────────────┘          │ marks, holds        │ output (Some or None)  │
+//!  │ TaskCell: 16 B   │─────────►│ Header: 15 B, and   │ Stage<F>: a union of   │
+//!  │ (data + vtable)  │          │ holds: 1 B          │ the future, then its   │
+//!  └──────────────────┘          │ (id, status, flags) │ output (Some or None)  │
 //!                                └──────────────────────────────────────────────┘
 //! ```
 //!
@@ -15,10 +15,10 @@
 //! vtable half is the compiler's vtable of [`StageOps`] for this future's type, the only
 //! type-erased part (poll, drop the future, hand out the output, free). A parked task therefore
 //! costs the table 16 bytes and the arena `16 + max(size_of::<F>(), size_of::<Option<F::Output>>())`
-//! rounded up to 8: for the `spawn` benchmark's 16-byte `async` block, a 32-byte cell, the size
+//! rounded up to the stage's alignment (at least 8): for the `spawn` benchmark's 16-byte `async` block, a 32-byte cell, the size
 //! of the floor's boxed future (16 bytes and malloc's size word, rounded to 16).
 //!
-//! Which of the two the stage holds is a byte of the header (`holds`), not an enum's tag: a
+//! Which of the two the stage holds is a byte beside the header (`holds`), not an enum's tag: a
 //! future made by an `async` block exposes no spare bit for an enum's tag to use, so an enum
 //! around it adds a whole word after any future whose size is a multiple of 8 (that `async`
 //! block in an enum of three variants made a 40-byte cell).
@@ -39,10 +39,10 @@
 //! 1. A [`TaskCell`] is the only owner of its allocation: made by [`TaskCell::new`] in memory
 //!    from the cell arena (src/runtime/task/arena.rs), given back by its `Drop` with the same
 //!    layout on the same thread, never copied.
-//! 2. The header and the stage are disjoint fields, reached through raw-pointer projections
-//!    (`addr_of!`), never through a reference to the whole allocation: a `&mut Header` from the
-//!    table (a wake, a cancel, a status change) and the `&mut` stage of the poll running at the
-//!    same time never overlap.
+//! 2. The header, `holds` and the stage are disjoint fields, reached through raw-pointer
+//!    projections (`addr_of!`), never through a reference to the whole allocation: a
+//!    `&mut Header` from the table (a wake, a cancel, a status change) and the `&mut` stage of
+//!    the poll running at the same time never overlap.
 //! 3. A cell is not freed while its stage is being polled or dropped through [`StagePtr`]: the
 //!    loop polls a task only while its status is `Running`, and no path removes a task's entry
 //!    while it is `Running` ([`Core::remove_task`](crate::runtime::Core::remove_task) asserts
@@ -50,12 +50,12 @@
 //! 4. The stage always holds a value, the future or the output: dropping the future in place,
 //!    even if its destructor panics, leaves an output behind (`None` for a cancellation), so
 //!    the cell's `Drop` never drops anything twice.
-//! 5. The header's `holds` says which field of the stage holds that value. Only this module
-//!    reads or writes it: a stage operation is told it and never writes the header; the
-//!    wrapper that called it writes `holds` after the operation's borrow of the stage is over,
-//!    through the cell's own pointer (invariant 2), when the operation reports that the future
-//!    is gone: on return, or on the unwind of a destructor that panicked after it (the output
-//!    is in place then too).
+//! 5. The cell's `holds` byte says which field of the stage holds that value. It is not part of
+//!    the [`Header`] the table reads and changes, and only this module reads or writes it: a
+//!    stage operation is told it and never writes it; the wrapper that called it writes
+//!    `holds` after the operation's borrow of the stage is over, through the cell's own pointer
+//!    (invariant 2), when the operation reports that the future is gone: on return, or on the
+//!    unwind of a destructor that panicked after it (the output is in place then too).
 
 use std::alloc::Layout;
 use std::any::Any;
@@ -69,7 +69,12 @@ use std::task::{Context, Poll};
 use super::arena::{alloc, dealloc};
 use super::Status;
 
-/// What the loop keeps about every task, next to its future: 16 bytes.
+/// What the loop keeps about every task, next to its future: 15 bytes (packed, so that the
+/// cell's [`Holds`] byte fits beside it in 16). The task table reads and changes it through
+/// [`TaskCell`]'s `Deref`/`DerefMut`; `holds` is not part of it, so no change to a header, not
+/// even replacing it whole, can make `holds` lie (invariant 5). (Packed: nothing takes a
+/// reference to `id`, the one field aligned to more than a byte; the compiler refuses one.)
+#[repr(C, packed)]
 pub(crate) struct Header {
     /// The task id; its low bits are the generation in the task's key.
     pub(crate) id: u64,
@@ -89,8 +94,6 @@ pub(crate) struct Header {
     pub(crate) detached: bool,
     /// [`MAIN`] and [`QUIET`]: rarely read, so they share a byte.
     marks: u8,
-    /// What the stage holds (invariant 5). Only this module reads or writes it.
-    holds: Holds,
 }
 
 /// [`Header::marks`]: the main task of `run_until_complete` (its future lives on the caller's
@@ -125,8 +128,6 @@ impl Header {
             cancel_requested: false,
             detached: false,
             marks: if is_main { MAIN } else { 0 },
-            // (Set again by the cell that takes the header.)
-            holds: Holds::Output,
         }
     }
 
@@ -155,9 +156,12 @@ impl Header {
     }
 }
 
-/// The allocation: the header, then the future's stage (unsized in the table's view).
+/// The allocation: the header and what the stage holds (16 bytes together), then the future's
+/// stage (unsized in the table's view).
 struct Boxed<S: ?Sized> {
     header: Header,
+    /// What the stage holds (invariant 5). Only this module reads or writes it.
+    holds: Holds,
     stage: S,
 }
 
@@ -170,7 +174,7 @@ pub(crate) union Stage<F: Future> {
 }
 
 /// The type-erased operations on a [`Stage`]: the cell's vtable. Each is told what the stage
-/// holds; none writes the header (the wrappers on [`StagePtr`] and [`TaskCell`] do).
+/// holds; none writes `holds` (the wrappers on [`StagePtr`] and [`TaskCell`] do).
 pub(crate) trait StageOps {
     /// Polls the future (if `holds` is `Future`; anything else is `Ready` at once). On
     /// completion it sets `done`, then drops the future and writes the output in its place;
@@ -339,16 +343,15 @@ impl TaskCell {
     /// Allocates a cell holding `stage` (which holds `holds`), from the cell arena
     /// (src/runtime/task/arena.rs).
     #[inline(always)]
-    fn with_stage<F>(mut header: Header, holds: Holds, stage: Stage<F>) -> TaskCell
+    fn with_stage<F>(header: Header, holds: Holds, stage: Stage<F>) -> TaskCell
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        header.holds = holds;
         let p = alloc(Layout::new::<Boxed<Stage<F>>>()).cast::<Boxed<Stage<F>>>();
         // SAFETY: `p` is fresh memory of this layout (size and alignment), written once before
         // anything reads it; from here on the cell owns it (invariant 1).
-        unsafe { p.as_ptr().write(Boxed { header, stage }) };
+        unsafe { p.as_ptr().write(Boxed { header, holds, stage }) };
         let p: NonNull<Boxed<dyn StageOps>> = p;
         TaskCell(p)
     }
@@ -366,7 +369,7 @@ impl TaskCell {
         // SAFETY: `&self` shares the owner (invariant 1) and no poll runs on a cell whose owner
         // is at hand (invariant 3), so neither part is borrowed mutably meanwhile; `holds` is
         // what the stage holds (invariant 5).
-        unsafe { (*addr_of!((*p).stage)).drop_is_trivial((*addr_of!((*p).header)).holds) }
+        unsafe { (*addr_of!((*p).stage)).drop_is_trivial(*addr_of!((*p).holds)) }
     }
 
     /// Moves the output of a finished task into `out` (an `Option<F::Output>`).
@@ -376,7 +379,7 @@ impl TaskCell {
         // task's stage, so this is the only reference to the stage; it never moves (pinned);
         // `holds` is what it holds (invariant 5), and taking the output leaves an output.
         unsafe {
-            let holds = (*addr_of!((*p).header)).holds;
+            let holds = *addr_of!((*p).holds);
             Pin::new_unchecked(&mut *addr_of_mut!((*p).stage)).take_output(holds, out)
         }
     }
@@ -397,7 +400,7 @@ impl Drop for MarkOutput<'_> {
             // SAFETY: the cell is alive (the wrapper's contract: invariant 3); the pointer is
             // derived from the cell's own and reaches the header's `holds` alone, and the
             // stage's operation, whose borrow of the stage is over, wrote the output (invariant 5).
-            unsafe { addr_of_mut!((*self.cell).header.holds).write(Holds::Output) }
+            unsafe { addr_of_mut!((*self.cell).holds).write(Holds::Output) }
         }
     }
 }
@@ -410,7 +413,7 @@ impl StagePtr {
     #[inline(always)]
     unsafe fn holds(self) -> Holds {
         // SAFETY: by the caller's contract; a read through the cell's own pointer.
-        unsafe { (*addr_of!((*self.0.as_ptr()).header)).holds }
+        unsafe { *addr_of!((*self.0.as_ptr()).holds) }
     }
 
     /// Polls the task's future.
@@ -473,14 +476,14 @@ impl TaskCell {
 /// under Miri) it is a no-op.
 #[inline(always)]
 pub(crate) fn prefetch<T>(p: *const T) {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: `_mm_prefetch` is unsafe only because it is a `target_feature(sse)` function,
-    // and SSE is part of the baseline of every x86-64 target. A prefetch never faults and has
-    // no effect but on the caches, so any address is fine.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse", not(miri)))]
+    // SAFETY: `_mm_prefetch` is unsafe to call only because it is a `target_feature(sse)`
+    // function, and this is compiled only where SSE is enabled. A prefetch never faults and
+    // has no effect but on the caches, so any address is fine.
     unsafe {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
     }
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse", not(miri))))]
     let _ = p;
 }
 
@@ -526,7 +529,7 @@ impl Drop for TaskCell {
         // (invariant 3). (The header has no drop glue.) The stage's destructor (a future's or an
         // output's: user code) runs here, so callers drop cells outside borrows.
         unsafe {
-            let holds = (*addr_of!((*p).header)).holds;
+            let holds = *addr_of!((*p).holds);
             Pin::new_unchecked(&mut *addr_of_mut!((*p).stage)).drop_value(holds);
         }
         drop(free);
@@ -547,8 +550,11 @@ mod tests {
             Occupied(TaskCell),
         }
         assert_eq!(std::mem::size_of::<SlabEntry>(), 16);
-        assert_eq!(std::mem::size_of::<Header>(), 16);
-        assert_eq!(std::mem::size_of::<Boxed<Stage<std::future::Pending<()>>>>(), 24);
+        assert_eq!(std::mem::size_of::<Header>(), 15);
+        assert_eq!(std::mem::size_of::<Boxed<()>>(), 16);
+        // A zero-sized future whose output is `()`: 16 + 1 bytes (`Option<()>`), which the
+        // arena serves from its 24-byte class (sizes are rounded up to 8).
+        assert_eq!(std::mem::size_of::<Boxed<Stage<std::future::Pending<()>>>>(), 17);
         // An `async` block of 16 bytes (a pointer and its state): no enum tag after it.
         let done = Rc::new(Cell::new(0u32));
         let fut = async move { done.set(done.get() + 1) };
@@ -664,6 +670,26 @@ mod tests {
         assert_eq!(drops.get(), 1, "the output is kept, not dropped");
         drop(cell);
         assert_eq!(drops.get(), 2);
+    }
+
+    #[test]
+    fn a_header_replaced_whole_leaves_what_the_stage_holds_alone() {
+        // `holds` is not part of the header the table can change (invariant 5): replacing the
+        // header (safe code, through `DerefMut`) cannot make the cell drop its future as an
+        // output (review of 2026-12-07; under Miri, a wrong field would be an error).
+        let drops = Rc::new(Cell::new(0));
+        let noisy = Noisy(drops.clone(), false);
+        let mut cell = TaskCell::new(Header::new(1, Status::Idle, false, false), async move {
+            let _keep = noisy;
+            std::future::pending::<String>().await
+        });
+        *cell = Header::new(2, Status::Done, true, false);
+        assert_eq!({ cell.id }, 2);
+        assert!(cell.is_main());
+        // SAFETY: the cell is alive and no poll runs.
+        assert!(unsafe { cell.stage().has_future() });
+        drop(cell);
+        assert_eq!(drops.get(), 1, "the future was dropped as a future");
     }
 
     #[test]

@@ -178,15 +178,15 @@ mod tests {
         let idx: Vec<usize> = (0..4).map(|i| s.insert(cell(i))).collect();
         assert_eq!(idx, [0, 1, 2, 3]);
         assert_eq!(s.len(), 4);
-        assert_eq!(s.remove(1).id, 1);
-        assert_eq!(s.remove(3).id, 3);
+        assert_eq!({ s.remove(1).id }, 1);
+        assert_eq!({ s.remove(3).id }, 3);
         assert!(s.get(1).is_none() && s.get(3).is_none() && s.get(9).is_none());
         assert_eq!(s.vacant_key(), 3);
         assert_eq!(s.insert(cell(10)), 3);
         assert_eq!(s.insert(cell(11)), 1);
         assert_eq!(s.insert(cell(12)), 4);
         assert_eq!(s.iter().map(|(i, c)| (i, c.id)).collect::<Vec<_>>(), [(0, 0), (1, 11), (2, 2), (3, 10), (4, 12)]);
-        assert_eq!(s[3].id, 10);
+        assert_eq!({ s[3].id }, 10);
         s[3].set_quiet();
         assert!(s.get(3).unwrap().quiet());
         for i in 0..5 {

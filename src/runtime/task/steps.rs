@@ -302,9 +302,10 @@ impl Core {
             Ok(Poll::Pending) => Step::Pending,
             Ok(Poll::Ready(())) => Step::Finished(Status::Done, None),
             Err(p) => {
-                // The future is in an unknown state; drop it (its destructor may panic too).
+                // The future is in an unknown state; drop it (its destructor may panic too: that
+                // second panic is dropped, and a payload whose own destructor panics is leaked).
                 // SAFETY: by this function's contract.
-                let _ = catch_unwind(AssertUnwindSafe(|| unsafe { stage.drop_in_place() }));
+                crate::runtime::exception::ignore_panic(|| unsafe { stage.drop_in_place() });
                 Step::Finished(Status::Panicked, Some(p))
             }
         }

@@ -212,10 +212,15 @@ impl Core {
     /// once the table is empty.
     #[inline(always)]
     pub(crate) fn remove_task(&self, key: TaskKey, why: Removal) -> Removed {
-        let mut entry = self.tasks.entries.borrow_mut().remove(key.index());
-        // The cell goes with the entry: never while its stage is being polled (cell.rs's
-        // invariant 3; a main task's stage is empty, its future on the caller's stack).
-        assert!(entry.status != Status::Running || entry.is_main(), "aioloop: a running task was removed");
+        let mut entry = {
+            let mut entries = self.tasks.entries.borrow_mut();
+            // The cell goes with the entry: never while its stage is being polled (cell.rs's
+            // invariant 3; a main task's stage is empty, its future on the caller's stack).
+            // Checked before the entry leaves the table, so that the panic leaves the cell in it.
+            let e = &entries[key.index()];
+            assert!(e.status != Status::Running || e.is_main(), "aioloop: a running task was removed");
+            entries.remove(key.index())
+        };
         if entry.has_extra {
             // (A finished task has none; a main task unwinding may have one.)
             self.tasks.drop_extra(&mut entry, key.index());
