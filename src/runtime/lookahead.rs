@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn a_long_batch_runs_in_order_with_revoked_entries_in_it() {
         const N: usize = 12_000;
-        assert!(N >= MIN_TASKS && N >= MIN_BATCH);
+        const { assert!(N >= MIN_TASKS && N >= MIN_BATCH) };
         let mut lp = EventLoop::builder().virtual_time(true).build().unwrap();
         let t0 = lp.time();
         let woke = Rc::new(RefCell::new(Vec::new()));
