@@ -161,13 +161,18 @@ impl Core {
 }
 
 /// Drops a panic's payload where no unwind may escape (the loop's own code): if the payload's
-/// destructor panics too, that second payload is forgotten (leaked), since dropping it could
-/// panic again. (`panic!` payloads are strings; only a `panic_any` of a value with a panicking
-/// destructor gets here.)
-pub(crate) fn drop_payload(p: Box<dyn std::any::Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(p))) {
-        std::mem::forget(again);
+/// destructor panics too, the payload of that panic is dropped the same way, and so on, up to
+/// eight deep; a ninth is forgotten (leaked) rather than risk an endless chain. (`panic!`
+/// payloads are strings, whose drop cannot panic; only a `panic_any` of a value with a
+/// panicking destructor starts a chain.)
+pub(crate) fn drop_payload(mut p: Box<dyn std::any::Any + Send>) {
+    for _ in 0..8 {
+        match catch_unwind(AssertUnwindSafe(move || drop(p))) {
+            Ok(()) => return,
+            Err(again) => p = again,
+        }
     }
+    std::mem::forget(p);
 }
 
 /// Runs `f`, a destructor the loop runs for a user (a callback's, a job's), and drops the
