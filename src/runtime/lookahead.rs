@@ -123,7 +123,10 @@ mod tests {
     /// the look-ahead may already have fetched them), wakes the rest in deadline order, in one
     /// iteration, as without it.
     #[test]
-    #[cfg_attr(miri, ignore = "12,000 tasks take Miri many minutes; the prefetch is a no-op under Miri, and the rest is safe code")]
+    #[cfg_attr(
+        miri,
+        ignore = "12,000 tasks take Miri many minutes; the prefetch is a no-op under Miri, and the rest is safe code"
+    )]
     fn a_long_batch_runs_in_order_with_revoked_entries_in_it() {
         const N: usize = 12_000;
         const { assert!(N >= MIN_TASKS && N >= MIN_BATCH) };
