@@ -13,21 +13,24 @@
 //!
 //! # What it does
 //!
-//! When phase 6 starts with at least [`MIN_BATCH`] entries and [`MIN_TASKS`] tasks are live, each
-//! step first looks ahead, in two
-//! stages as the two loads depend on each other: it prefetches the task-table slot of the entry
-//! `2 * DISTANCE` places ahead, and reads the (by now fetched) slot of the entry [`DISTANCE`]
-//! places ahead to prefetch the first two cache lines of its cell. The task is the one the
-//! entry steps or, for a fired sleep, the one its timer entry will wake (the timer entries of
-//! a batch lie together, in cache). A prefetch is only a hint: it changes no state and cannot
-//! fault, so a stale key (or an entry that a cancel revokes before it runs) costs one wasted
-//! fetch, never a wrong step. Other batches skip it (phase 6 picks one of two loops per batch): their
-//! tasks are usually in cache already, and the look-ahead's own loads would only cost. So does
-//! a batch that steps its tasks in the order of their slots (a burst of tasks spawned in a
-//! row): the CPU's own prefetcher streams sequential memory in.
+//! When phase 6 starts with at least [`MIN_BATCH`] entries and [`MIN_TASKS`] tasks are live,
+//! each step first looks ahead, in two stages, since the two loads depend on each other: it
+//! prefetches the task-table slot of the entry `2 * DISTANCE` places ahead, and reads the (by
+//! now fetched) slot of the entry [`DISTANCE`] places ahead to prefetch the first two cache
+//! lines of its cell. The task is the one the entry steps or, for a fired sleep, the one its
+//! timer entry will wake (the timer entries of a batch lie together, in cache).
 //!
-//! The prefetch itself is [`TaskCell::prefetch`](crate::runtime::task::TaskCell::prefetch); on
-//! targets other than x86-64 it is a no-op (stable Rust has no portable prefetch).
+//! A prefetch is only a hint: it changes no state and cannot fault, so a stale key (or an entry
+//! that a cancel revokes before it runs) costs one wasted fetch, never a wrong step.
+//!
+//! Other batches skip it (phase 6 picks one of two loops per batch): their tasks are usually in
+//! cache already, and the look-ahead's own loads would only cost. So does a batch that steps
+//! its tasks in the order of their slots (a burst of tasks spawned in a row): the CPU's own
+//! prefetcher streams sequential memory in.
+//!
+//! The prefetch itself is [`TaskCell::prefetch`](crate::runtime::task::TaskCell::prefetch); it
+//! is a no-op on targets other than x86-64 with SSE, and under Miri (stable Rust has no
+//! portable prefetch).
 
 use crate::runtime::ready::{Next, Runnable};
 use crate::runtime::waker::TaskKey;
@@ -45,7 +48,7 @@ const SAMPLE: usize = 64;
 
 /// The fewest live tasks with which a batch runs with the look-ahead: below it, the cells of
 /// all tasks (64 to a few hundred bytes each) fit in a core's L2 cache, so they are there
-/// already, and the look-ahead (about 70 instructions a step) would only cost.
+/// already, and the look-ahead (about 50 instructions a step) would only cost.
 pub(crate) const MIN_TASKS: usize = 8192;
 
 impl Core {
@@ -59,10 +62,10 @@ impl Core {
 
     /// Returns true if the batch at the front of the ready queue looks like it steps tasks in
     /// the order of their slots: its first entry and the one [`SAMPLE`] places later step tasks
-    /// `SAMPLE` slots apart (up or down). That is a burst of tasks spawned in a row (their slots, and their
-    /// cells in the arena, follow each other), which the CPU's own prefetcher streams in; the
-    /// look-ahead would only add its instructions (measured: 52 a step, 2-3 % of the `spawn`
-    /// benchmark's time). A batch in deadline or readiness order fails the test.
+    /// `SAMPLE` slots apart (up or down). That is a burst of tasks spawned in a row (their slots,
+    /// and their cells in the arena, follow each other), which the CPU's own prefetcher streams
+    /// in; the look-ahead would only add its instructions (measured: 52 a step, 2-3 % of the
+    /// `spawn` benchmark's time). A batch in deadline or readiness order fails the test.
     fn batch_in_slot_order(&self) -> bool {
         let slot = self.remote.slot();
         let ready = self.ready.borrow();
