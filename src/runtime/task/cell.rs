@@ -14,9 +14,10 @@
 //! The table's entry is the cell's (fat) pointer: its data half points at the allocation, its
 //! vtable half is the compiler's vtable of [`StageOps`] for this future's type, the only
 //! type-erased part (poll, drop the future, hand out the output, free). A parked task therefore
-//! costs the table 16 bytes and the arena `16 + max(size_of::<F>(), size_of::<Option<F::Output>>())`
-//! rounded up to the stage's alignment (at least 8): for the `spawn` benchmark's 16-byte `async` block, a 32-byte cell, the size
-//! of the floor's boxed future (16 bytes and malloc's size word, rounded to 16).
+//! costs the table 16 bytes and the arena 16 bytes plus the larger of the future and
+//! `Option<F::Output>`, rounded up to 8 (or to the stage's alignment, if larger): for the
+//! `spawn` benchmark's 16-byte `async` block, a 32-byte cell, the size of the floor's boxed
+//! future (16 bytes and malloc's size word, rounded to 16).
 //!
 //! Which of the two the stage holds is a byte beside the header (`holds`), not an enum's tag: a
 //! future made by an `async` block exposes no spare bit for an enum's tag to use, so an enum
