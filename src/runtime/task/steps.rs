@@ -303,7 +303,7 @@ impl Core {
             Ok(Poll::Ready(())) => Step::Finished(Status::Done, None),
             Err(p) => {
                 // The future is in an unknown state; drop it (its destructor may panic too: that
-                // second panic is dropped, and a payload whose own destructor panics is leaked).
+                // second panic's payload is dropped with `drop_payload`, nothing unwinds out).
                 // SAFETY: by this function's contract.
                 crate::runtime::exception::ignore_panic(|| unsafe { stage.drop_in_place() });
                 Step::Finished(Status::Panicked, Some(p))
